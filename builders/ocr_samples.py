@@ -1,0 +1,79 @@
+"""The ``datasets`` builder that turns TrainingSamples into a (projected) Arrow dataset.
+
+``datasets`` does the writing: sharding at ``max_shard_size``, ``num_proc`` parallel jobs,
+progress bars and the dataset info. This module only says what the rows are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import datasets
+import pyarrow as pa
+from datasets.builder import Key
+
+from ocr_datasets.adapters import ExportOptions, get_adapter
+from ocr_datasets.canonical import CANONICAL_FEATURES, canonical_table
+from ocr_datasets.samples import TrainingSample
+
+CANONICAL = "canonical"
+
+
+@dataclass
+class OcrSamplesConfig(datasets.BuilderConfig):
+    """BuilderConfig for OcrSamples.
+
+    Args:
+        export_format (`str`, defaults to ``"canonical"``):
+            ``"canonical"`` for every field of the samples, or the name of an export format
+            (``trocr``, ``llama_vision``, ``generic``) whose projection is applied to each table.
+        options (`ExportOptions`):
+            Options the projection reads (for example the llama_vision instruction).
+        rows_per_table (`int`, defaults to 1000):
+            Samples read and written together. Large enough that Arrow and parquet work in bulk,
+            small enough that memory stays flat however many samples there are.
+    """
+
+    export_format: str = CANONICAL
+    options: ExportOptions = field(default_factory=ExportOptions)
+    rows_per_table: int = 1000
+
+
+class OcrSamples(datasets.ArrowBasedBuilder):
+    """Builds from samples held in memory (their images are read while tables are written).
+
+    ``splits`` maps a split name to its samples. Each split's samples are cut into
+    ``rows_per_table`` chunks, passed to ``datasets`` as a list so that ``num_proc`` can share
+    them among worker processes while keeping their order.
+    """
+
+    BUILDER_CONFIG_CLASS = OcrSamplesConfig
+
+    def __init__(self, *args, splits: dict[str, Sequence[TrainingSample]], **kwargs):
+        self._splits = splits
+        super().__init__(*args, **kwargs)
+
+    @property
+    def _projection(self):
+        return None if self.config.export_format == CANONICAL else get_adapter(self.config.export_format)
+
+    def _info(self) -> datasets.DatasetInfo:
+        adapter = self._projection
+        return datasets.DatasetInfo(features=CANONICAL_FEATURES if adapter is None else adapter.features)
+
+    def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
+        size = self.config.rows_per_table
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"chunks": [samples[start : start + size] for start in range(0, len(samples), size)]})
+            for split, samples in self._splits.items()
+        ]
+
+    def _generate_tables(self, chunks: list[Sequence[TrainingSample]]) -> Iterator[tuple[Key, pa.Table]]:
+        adapter = self._projection
+        for index, chunk in enumerate(chunks):
+            table = canonical_table(chunk)
+            if adapter is not None:
+                projected = adapter.project(table.to_pydict(), self.config.options)
+                table = pa.Table.from_pydict(projected, schema=adapter.features.arrow_schema)
+            yield Key(index, 0), table

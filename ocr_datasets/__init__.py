@@ -1,0 +1,24 @@
+"""ocr-datasets: human-labeled OCR samples to Hugging Face datasets for TrOCR and Llama 3.2 Vision, locally."""
+
+from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES, ExportOptions
+from .api import build_dataset, export, list_exports, resolve_output_dir
+from .manifest import ExportResult
+from .samples import SampleError, TrainingSample
+from .service import TrainingExportService, get_training_export_service
+from .sources import read_manifest
+
+__all__ = [
+    "DEFAULT_INSTRUCTION",
+    "FORMAT_NAMES",
+    "ExportOptions",
+    "ExportResult",
+    "SampleError",
+    "TrainingExportService",
+    "TrainingSample",
+    "build_dataset",
+    "export",
+    "get_training_export_service",
+    "list_exports",
+    "read_manifest",
+    "resolve_output_dir",
+]

@@ -1,0 +1,62 @@
+"""What the exports need to know about an image's bytes, without decoding its pixels."""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from .samples import SampleError
+
+# Pillow format name -> (file suffix, MIME type). Formats missing here keep Pillow's name.
+_KNOWN_FORMATS = {
+    "PNG": (".png", "image/png"),
+    "JPEG": (".jpg", "image/jpeg"),
+    "TIFF": (".tif", "image/tiff"),
+    "GIF": (".gif", "image/gif"),
+    "BMP": (".bmp", "image/bmp"),
+    "WEBP": (".webp", "image/webp"),
+    "JPEG2000": (".jp2", "image/jp2"),
+    "PPM": (".ppm", "image/x-portable-anymap"),
+}
+
+# What OpenAI-style consumers of data: URLs read; anything else is converted to PNG for them.
+_DATA_URL_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
+_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    suffix: str
+    mime_type: str
+    width: int
+    height: int
+
+
+def identify(data: bytes, sample_id: str) -> ImageInfo:
+    """Read the image header (not the pixels) to learn its real format and size."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image_format, (width, height) = image.format, image.size
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        detail = "the file is empty" if not data else f"Pillow cannot read it ({error})"
+        raise SampleError(sample_id, f"image is not a readable image: {detail}", "replace the image file with a valid image") from None
+    suffix, mime_type = _KNOWN_FORMATS.get(image_format, (f".{image_format.lower()}", f"image/{image_format.lower()}"))
+    return ImageInfo(image_format, suffix, mime_type, width, height)
+
+
+def data_url(data: bytes, sample_id: str) -> str:
+    """A ``data:`` URL whose MIME type tells the truth; formats such consumers cannot read become PNG, losslessly."""
+    info = identify(data, sample_id)
+    mime_type = info.mime_type
+    if info.format not in _DATA_URL_FORMATS:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode not in _PNG_MODES:
+                image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+            buffer = io.BytesIO()
+            image.save(buffer, format="PNG")
+        data, mime_type = buffer.getvalue(), "image/png"
+    return f"data:{mime_type};base64,{base64.b64encode(data).decode('ascii')}"

@@ -1,0 +1,70 @@
+"""The labeled sample: what every source yields and every later stage consumes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class TrainingSample:
+    """One labeled line or region.
+
+    The fields are those of the original export service, so its callers keep working.
+    ``image_bytes`` lets sources that crop or generate images in memory hand them over without
+    touching the disk; when it is set, ``image_path`` only names the image (its suffix hints the
+    format) and is never read.
+    """
+
+    id: str
+    image_path: str | os.PathLike[str] | None
+    ground_truth: str
+    ocr_text: str | None = None
+    ocr_confidence: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    image_bytes: bytes | None = None
+
+    def read_image_bytes(self) -> bytes:
+        if self.image_bytes is not None:
+            return self.image_bytes
+        if self.image_path is None:
+            raise SampleError(self.id, "has neither image_path nor image_bytes", "give the path of its image file")
+        try:
+            return Path(self.image_path).read_bytes()
+        except FileNotFoundError:
+            raise SampleError(self.id, f"image file not found: {self.image_path}", "fix image_path or restore the file") from None
+        except IsADirectoryError:
+            raise SampleError(self.id, f"image_path is a folder: {self.image_path}", "point image_path at an image file") from None
+        except OSError as error:
+            raise SampleError(self.id, f"cannot read image {self.image_path}: {error.strerror}", "check the file's permissions") from None
+
+    def identity(self) -> str:
+        """A digest of everything that determines this sample's exported rows.
+
+        File-backed images are identified by path, size and modification time rather than content,
+        so fingerprinting a corpus costs one ``stat`` per sample instead of a full read.
+        """
+        if self.image_bytes is not None:
+            image = hashlib.sha256(self.image_bytes).hexdigest()
+        else:
+            try:
+                stat = Path(self.image_path).stat()
+                image = f"{os.fspath(self.image_path)}|{stat.st_size}|{stat.st_mtime_ns}"
+            except (OSError, TypeError):
+                image = f"{self.image_path}|unreadable"
+        fields = [self.id, self.ground_truth, self.ocr_text, self.ocr_confidence, self.metadata, image]
+        return hashlib.sha256(json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class SampleError(ValueError):
+    """A sample that cannot be exported, with the sample's id and what the user can do about it."""
+
+    def __init__(self, sample_id: str, problem: str, fix: str):
+        self.sample_id = sample_id
+        self.problem = problem
+        self.fix = fix
+        super().__init__(f"sample {sample_id!r}: {problem} (fix: {fix})")

@@ -1,0 +1,183 @@
+"""The only module that touches the export folder: one batch, built aside and renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from contextlib import nullcontext
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow.parquet as pq
+from datasets.utils.tqdm import tqdm
+
+from .adapters import ExportOptions, FormatAdapter, ViewImage
+from .builders import OcrSamples
+from .card import dataset_card
+from .images import data_url
+from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest
+from .names import check_batch_id
+from .samples import TrainingSample
+
+# Shards small enough to stream and to hand to engines beyond one machine.
+MAX_SHARD_SIZE = "500MB"
+VIEW_ROWS_PER_BATCH = 256
+STAGING_SUFFIX = ".partial"
+
+
+def write_batch(
+    *,
+    splits: dict[str, Sequence[TrainingSample]],
+    adapter: FormatAdapter,
+    batch_id: str,
+    format_root: Path,
+    options: ExportOptions,
+    counts: dict[str, int],
+    num_proc: int | None = None,
+    overwrite: bool = False,
+) -> ExportResult:
+    """Write one batch folder ``format_root/batch_id`` and return its result.
+
+    Everything is written into a hidden staging folder beside the final one and renamed at the
+    end, so a batch appears complete or not at all.
+    """
+    check_batch_id(batch_id)
+    final = format_root / batch_id
+    if final.exists() and not overwrite:
+        raise FileExistsError(f"batch {batch_id!r} already exists at {final}: choose another batch id or pass overwrite")
+    format_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{batch_id}.", suffix=STAGING_SUFFIX, dir=format_root))
+    try:
+        created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        data_files = _write_parquet(staging, splits, adapter, options, num_proc)
+        if options.copy_images or options.include_base64:
+            _write_views(staging, adapter, data_files, options)
+        parquet_digests = [_sha256(staging / path) for paths in data_files.values() for path in paths]
+        fingerprint = hashlib.sha256("".join(parquet_digests).encode()).hexdigest()
+        config_name = f"{adapter.folder}-{batch_id}-{fingerprint[:12]}"
+        split_counts = {split: len(samples) for split, samples in splits.items()}
+        (staging / "README.md").write_text(
+            dataset_card(
+                adapter=adapter, batch_id=batch_id, config_name=config_name, splits=split_counts, data_files=data_files, created_at=created_at
+            ),
+            encoding="utf-8",
+        )
+        manifest = build_manifest(
+            export_format=adapter.name,
+            batch_id=batch_id,
+            created_at=created_at,
+            config_name=config_name,
+            fingerprint=fingerprint,
+            counts=counts,
+            splits=split_counts,
+            options=asdict(options),
+            model_config=adapter.model_config,
+            checksums=_checksums(staging),
+        )
+        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        _publish(staging, final, overwrite)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return result_from_manifest(final / MANIFEST_NAME, manifest)
+
+
+def _write_parquet(
+    staging: Path, splits: dict[str, Sequence[TrainingSample]], adapter: FormatAdapter, options: ExportOptions, num_proc: int | None
+) -> dict[str, list[str]]:
+    """Let the ``datasets`` builder write the parquet shards, then give them the batch's names."""
+    build_dir, cache_dir = staging / ".build", staging / ".cache"
+    builder = OcrSamples(cache_dir=str(cache_dir), config_name=adapter.name, export_format=adapter.name, options=options, splits=splits)
+    builder.download_and_prepare(output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=MAX_SHARD_SIZE)
+    data_dir = staging / "data"
+    data_dir.mkdir()
+    data_files = {}
+    for split in splits:
+        pattern = re.compile(re.escape(f"{builder.dataset_name}-{split}") + r"(-\d{5}-of-\d{5})?\.parquet")
+        shards = sorted(path for path in build_dir.iterdir() if pattern.fullmatch(path.name))
+        data_files[split] = []
+        for number, shard in enumerate(shards):
+            relative = f"data/{split}-{number:05d}-of-{len(shards):05d}.parquet"
+            shard.rename(staging / relative)
+            data_files[split].append(relative)
+    # datasets leaves its cache, build folder and lock files behind; none belongs in the batch.
+    for leftover in staging.iterdir():
+        if leftover.name.startswith(".") or leftover.suffix == ".lock":
+            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    return data_files
+
+
+def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions) -> None:
+    """JSONL views (and ``images/``) for tools outside the Hugging Face world, read back from the parquet."""
+    images_dir = staging / "images"
+    if options.copy_images:
+        images_dir.mkdir()
+    total = sum(pq.ParquetFile(staging / path).metadata.num_rows for paths in data_files.values() for path in paths)
+    with tqdm(total=total, desc=f"Writing {adapter.name} views", unit=" samples") as progress:
+        for split, paths in data_files.items():
+            view_path = staging / adapter.view_name(split)
+            array_path = view_path.with_suffix(".json") if adapter.json_array_view else None
+            array_opener = array_path.open("w", encoding="utf-8") if array_path else nullcontext()
+            with view_path.open("w", encoding="utf-8") as view, array_opener as array_view:
+                first = True
+                for path in paths:
+                    for batch in pq.ParquetFile(staging / path).iter_batches(batch_size=VIEW_ROWS_PER_BATCH):
+                        for row in batch.to_pylist():
+                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options), options)
+                            line = json.dumps(record, ensure_ascii=False)
+                            view.write(line + "\n")
+                            if array_view is not None:
+                                array_view.write(("[\n" if first else ",\n") + line)
+                            first = False
+                        progress.update(batch.num_rows)
+                if array_view is not None:
+                    array_view.write("[]\n" if first else "\n]\n")
+
+
+def _place_images(row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions) -> list[ViewImage]:
+    cell = row[adapter.image_column]
+    placed = []
+    for image in cell if isinstance(cell, list) else [cell]:
+        relative = None
+        if options.copy_images:
+            relative = f"images/{image['path']}"
+            # "x" mode: two rows never silently share one file.
+            with (images_dir / image["path"]).open("xb") as file:
+                file.write(image["bytes"])
+        placed.append(ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None))
+    return placed
+
+
+def _checksums(folder: Path) -> dict[str, dict[str, object]]:
+    return {
+        path.relative_to(folder).as_posix(): {"sha256": _sha256(path), "bytes": path.stat().st_size}
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as file:
+        return hashlib.file_digest(file, "sha256").hexdigest()
+
+
+def _publish(staging: Path, final: Path, overwrite: bool) -> None:
+    """Rename the finished batch into place; an old batch is replaced only now that the new one is whole."""
+    replaced = None
+    if overwrite and final.exists():
+        replaced = final.with_name(f".{final.name}.replaced-{os.getpid()}")
+        final.rename(replaced)
+    try:
+        staging.rename(final)
+    except OSError:
+        if replaced is not None:
+            replaced.rename(final)
+        raise FileExistsError(f"batch {final.name!r} appeared at {final} while this export ran: export again with another batch id") from None
+    if replaced is not None:
+        shutil.rmtree(replaced)
