@@ -18,7 +18,7 @@ from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
 from .samples import SampleError, TrainingSample
-from .writer import STAGING_SUFFIX, write_batch
+from .writer import STAGING_SUFFIX, batch_exists_error, write_batch
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
 ALL_FORMATS = "all"
@@ -74,6 +74,11 @@ def export(
     samples = _checked(samples)
     options = ExportOptions(copy_images=copy_images, include_base64=include_base64, instruction=instruction)
     root = resolve_output_dir(output_dir)
+    if not overwrite:
+        # Checked for every format first, so "all" does not stop after writing some of them.
+        for adapter in adapters:
+            if (root / adapter.folder / batch_id).exists():
+                raise batch_exists_error(root / adapter.folder / batch_id)
     counts = {"input": len(samples), "exported": len(samples), "rejected": 0, "duplicates": 0}
     with _progress_bars(progress):
         results = [

@@ -50,7 +50,7 @@ def write_batch(
     check_batch_id(batch_id)
     final = format_root / batch_id
     if final.exists() and not overwrite:
-        raise FileExistsError(f"batch {batch_id!r} already exists at {final}: choose another batch id or pass overwrite")
+        raise batch_exists_error(final)
     format_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{batch_id}.", suffix=STAGING_SUFFIX, dir=format_root))
     try:
@@ -86,6 +86,12 @@ def write_batch(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return result_from_manifest(final / MANIFEST_NAME, manifest)
+
+
+def batch_exists_error(batch_path: Path) -> FileExistsError:
+    return FileExistsError(
+        f"batch {batch_path.name!r} already exists at {batch_path}: choose another batch id, or overwrite=True (--overwrite) to replace it"
+    )
 
 
 def _write_parquet(

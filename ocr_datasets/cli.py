@@ -1,0 +1,137 @@
+"""The ``ocr-datasets`` command: parses arguments and calls the API, one call per command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from . import api
+from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES
+from .example import write_example_manifest
+from .manifest import ExportResult
+from .samples import SampleError
+from .sources import read_manifest
+
+_DESCRIPTION = """\
+Turn labeled OCR samples into Hugging Face datasets for TrOCR, Llama 3.2 Vision or any tool
+(generic JSONL), on this machine only. Each export is a batch folder that
+datasets.load_dataset(folder) reads offline.
+"""
+
+_EXPORT_EPILOG = """\
+The input manifest is JSONL (one object per line) or CSV (by suffix) with the fields
+  id, image_path (relative to the manifest's folder, or absolute), ground_truth,
+  and optionally ocr_text, ocr_confidence (0..1), metadata (a JSON object).
+
+Example:
+  ocr-datasets example demo-input
+  ocr-datasets export --input demo-input/samples.jsonl --format all --batch-id demo
+"""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (SampleError, ValueError, FileExistsError, FileNotFoundError, TypeError) as error:
+        print(f"ocr-datasets: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ocr-datasets", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    export = commands.add_parser(
+        "export",
+        help="export labeled samples as a batch of one format or all",
+        description="Export labeled samples as a batch folder per format.",
+        epilog=_EXPORT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("--input", required=True, metavar="MANIFEST", help="JSONL or CSV manifest of the samples")
+    export.add_argument("--format", required=True, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="export format, or 'all' for every format")
+    _add_output_argument(export)
+    export.add_argument("--batch-id", metavar="ID", help="name of the batch folder (default: UTC time plus a random suffix)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing batch of the same id, once the new one is complete")
+    export.add_argument(
+        "--no-copy-images",
+        dest="copy_images",
+        action="store_false",
+        help="write only the parquet files (images embedded), card and manifest: no JSONL views, no images/ folder",
+    )
+    export.add_argument("--include-base64", action="store_true", help="JSONL views carry images inline as data: URLs (OpenAI style for llama_vision)")
+    export.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="user-turn instruction of llama_vision rows (default: German OCR instruction)")
+    export.add_argument("--num-proc", type=int, metavar="N", help="build parquet shards in N processes")
+    export.add_argument("--quiet", action="store_true", help="no progress bars")
+    export.set_defaults(run=_run_export)
+
+    listing = commands.add_parser("list", help="list finished batches, newest first", description="List finished batches, newest first.")
+    listing.add_argument("--format", choices=FORMAT_NAMES, help="only batches of this format")
+    _add_output_argument(listing)
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    listing.set_defaults(run=_run_list)
+
+    example = commands.add_parser(
+        "example",
+        help="write the built-in example input (synthetic German lines) to a folder",
+        description="Write synthetic German text lines (umlauts, ß, ſ) as FOLDER/samples.jsonl and FOLDER/images/.",
+    )
+    example.add_argument("folder", help="folder to write the example into")
+    example.add_argument("--count", type=int, default=24, help="number of lines (default: 24)")
+    example.set_defaults(run=_run_example)
+    return parser
+
+
+def _add_output_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--output", metavar="DIR", help="export root holding trocr/, llama-vision/, generic/ (default: $OCR_EXPORT_PATH, else ./ocr-exports)")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    results = api.export(
+        read_manifest(args.input),
+        args.format,
+        batch_id=args.batch_id,
+        output_dir=args.output,
+        copy_images=args.copy_images,
+        include_base64=args.include_base64,
+        instruction=args.instruction,
+        num_proc=args.num_proc,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+    )
+    for result in results if isinstance(results, list) else [results]:
+        print(f"{result.export_format}: {result.sample_count} samples in {result.export_path}")
+    for result in results if isinstance(results, list) else [results]:
+        print(f'from datasets import load_dataset; dataset = load_dataset("{result.export_path}")')
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    results = api.list_exports(args.format, output_dir=args.output)
+    if args.json:
+        print(json.dumps([_listing_row(result) for result in results], ensure_ascii=False, indent=2))
+        return 0
+    if not results:
+        print(f"no batches under {api.resolve_output_dir(args.output)}")
+    for result in results:
+        print(f"{result.created_at}  {result.export_format:<12}  {result.batch_id:<28}  {result.sample_count:>8}  {result.export_path}")
+    return 0
+
+
+def _listing_row(result: ExportResult) -> dict:
+    manifest = result.read_manifest()
+    return {**result.to_dict(), "counts": manifest.get("counts"), "splits": manifest.get("splits")}
+
+
+def _run_example(args: argparse.Namespace) -> int:
+    manifest = write_example_manifest(args.folder, count=args.count)
+    print(f"wrote {args.count} example samples: {manifest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

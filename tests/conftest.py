@@ -1,0 +1,40 @@
+"""Shared fixtures: real data from ../shared/data, the built-in example, and an offline, private HF home."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from support.data import LINE_GT
+
+from ocr_datasets.example import write_example_manifest
+
+
+@pytest.fixture(autouse=True)
+def private_hf_home(tmp_path_factory, monkeypatch):
+    """Every test runs offline with its own Hugging Face home, so no test reads another's cache
+    or the user's, and nothing reaches the network."""
+    home = tmp_path_factory.mktemp("hf-home")
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(home / "datasets"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.delenv("OCR_EXPORT_PATH", raising=False)
+    return home
+
+
+@pytest.fixture
+def example_manifest(tmp_path) -> Path:
+    """The built-in example written as an input manifest with PNG files (12 lines)."""
+    return write_example_manifest(tmp_path / "input", count=12)
+
+
+@pytest.fixture(scope="session")
+def line_gt_copy(tmp_path_factory) -> Path:
+    """A private copy of the 363 real Fraktur lines (the shared folder is read-only)."""
+    if not LINE_GT.is_dir():
+        pytest.fail(f"real test data missing: {LINE_GT} (../shared/data beside the project)")
+    copy = tmp_path_factory.mktemp("line-gt") / "ocrd-line-gt"
+    shutil.copytree(LINE_GT, copy)
+    return copy

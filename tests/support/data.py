@@ -1,0 +1,37 @@
+"""Test data and subprocess helpers shared by the test files."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from ocr_datasets import TrainingSample
+
+# ../shared/data beside the project: real OCR-D ground truth (see its README).
+SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+LINE_GT = SHARED_DATA / "ocrd-line-gt"
+
+
+def line_gt_samples(folder: Path) -> list[TrainingSample]:
+    """One sample per ``<name>.tif`` + ``<name>.gt.txt`` pair, text exactly as in the file."""
+    samples = []
+    for image in sorted(folder.glob("*.tif")):
+        text = image.with_suffix(".gt.txt").read_text(encoding="utf-8").rstrip("\n")
+        samples.append(TrainingSample(id=image.stem, image_path=image, ground_truth=text, metadata={"work": image.stem.rsplit("_", 2)[0]}))
+    return samples
+
+
+def run_python(code: str, **env: str) -> str:
+    """Run ``code`` in a fresh interpreter (offline, with the test's HF home) and return its stdout."""
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return completed.stdout
