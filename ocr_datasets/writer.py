@@ -133,7 +133,7 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
             with view_path.open("w", encoding="utf-8") as view, array_opener as array_view:
                 first = True
                 for path in paths:
-                    for batch in pq.ParquetFile(staging / path).iter_batches(batch_size=VIEW_ROWS_PER_BATCH):
+                    for batch in _row_batches(staging / path):
                         for row in batch.to_pylist():
                             record = adapter.view_record(row, _place_images(row, adapter, images_dir, options), options)
                             line = json.dumps(record, ensure_ascii=False)
@@ -144,6 +144,11 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                         progress.update(batch.num_rows)
                 if array_view is not None:
                     array_view.write("[]\n" if first else "\n]\n")
+
+
+def _row_batches(path: Path):
+    # pre_buffer (pyarrow's default) keeps every buffer it has read: memory grew with the batch.
+    return pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=VIEW_ROWS_PER_BATCH)
 
 
 def _place_images(row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions) -> list[ViewImage]:
