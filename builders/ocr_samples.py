@@ -15,7 +15,7 @@ from datasets.builder import Key
 
 from ocr_datasets.adapters import ExportOptions, get_adapter
 from ocr_datasets.canonical import CANONICAL_FEATURES, canonical_table
-from ocr_datasets.samples import TrainingSample
+from ocr_datasets.samples import SampleError, TrainingSample
 
 CANONICAL = "canonical"
 
@@ -53,6 +53,19 @@ class OcrSamples(datasets.ArrowBasedBuilder):
     def __init__(self, *args, splits: dict[str, Sequence[TrainingSample]], **kwargs):
         self._splits = splits
         super().__init__(*args, **kwargs)
+
+    def prepare(self, **download_and_prepare_kwargs) -> None:
+        """``download_and_prepare``, raising a bad sample's own ``SampleError`` rather than the
+        ``DatasetGenerationError`` that ``datasets`` wraps around it."""
+        try:
+            self.download_and_prepare(**download_and_prepare_kwargs)
+        except datasets.exceptions.DatasetGenerationError as error:
+            cause = error.__cause__
+            while cause is not None and not isinstance(cause, SampleError):
+                cause = cause.__cause__
+            if cause is None:
+                raise
+            raise cause from None
 
     @property
     def _projection(self):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from datetime import datetime, timezone
@@ -18,7 +19,7 @@ from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
 from .samples import SampleError, TrainingSample
-from .writer import STAGING_SUFFIX, batch_exists_error, write_batch
+from .writer import batch_exists_error, write_batch
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
 ALL_FORMATS = "all"
@@ -45,7 +46,7 @@ def build_dataset(
         config_name=f"canonical-{_fingerprint(samples)[:16]}",
         splits={"train": samples},
     )
-    builder.download_and_prepare(num_proc=num_proc)
+    builder.prepare(num_proc=num_proc)
     return builder.as_dataset(split="train")
 
 
@@ -104,10 +105,13 @@ def list_exports(export_format: str | None = None, output_dir: str | os.PathLike
     results = []
     for adapter in adapters:
         for manifest_path in sorted((root / adapter.folder).glob(f"*/{MANIFEST_NAME}")):
-            if manifest_path.parent.name.startswith(".") or manifest_path.parent.name.endswith(STAGING_SUFFIX):
+            # Hidden folders are batches being written or replaced, never finished ones.
+            if manifest_path.parent.name.startswith("."):
                 continue
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            results.append(result_from_manifest(manifest_path, manifest))
+            try:
+                results.append(result_from_manifest(manifest_path, json.loads(manifest_path.read_text(encoding="utf-8"))))
+            except (OSError, ValueError, KeyError) as error:
+                warnings.warn(f"skipping {manifest_path}: not a readable batch manifest ({error!r})", stacklevel=2)
     return sorted(results, key=lambda result: (result.created_at, result.batch_id), reverse=True)
 
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import api
 from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES
@@ -18,6 +19,10 @@ _DESCRIPTION = """\
 Turn labeled OCR samples into Hugging Face datasets for TrOCR, Llama 3.2 Vision or any tool
 (generic JSONL), on this machine only. Each export is a batch folder that
 datasets.load_dataset(folder) reads offline.
+
+Start with `ocr-datasets example demo-input` to see an input manifest, and
+`ocr-datasets export --help` for its fields (id, image_path, ground_truth, ocr_text,
+ocr_confidence, metadata).
 """
 
 _EXPORT_EPILOG = """\
@@ -53,7 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     export.add_argument("--input", required=True, metavar="MANIFEST", help="JSONL or CSV manifest of the samples")
-    export.add_argument("--format", required=True, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="export format, or 'all' for every format")
+    export.add_argument(
+        "--format", required=True, type=_format_name, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="export format, or 'all' for every format"
+    )
     _add_output_argument(export)
     export.add_argument("--batch-id", metavar="ID", help="name of the batch folder (default: UTC time plus a random suffix)")
     export.add_argument("--overwrite", action="store_true", help="replace an existing batch of the same id, once the new one is complete")
@@ -70,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_run_export)
 
     listing = commands.add_parser("list", help="list finished batches, newest first", description="List finished batches, newest first.")
-    listing.add_argument("--format", choices=FORMAT_NAMES, help="only batches of this format")
+    listing.add_argument("--format", type=_format_name, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="only batches of this format")
     _add_output_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=_run_list)
@@ -84,6 +91,11 @@ def _parser() -> argparse.ArgumentParser:
     example.add_argument("--count", type=int, default=24, help="number of lines (default: 24)")
     example.set_defaults(run=_run_example)
     return parser
+
+
+def _format_name(value: str) -> str:
+    # The folder name llama-vision is accepted for the format llama_vision.
+    return value.replace("-", "_")
 
 
 def _add_output_argument(parser: argparse.ArgumentParser) -> None:
@@ -106,7 +118,7 @@ def _run_export(args: argparse.Namespace) -> int:
     for result in results if isinstance(results, list) else [results]:
         print(f"{result.export_format}: {result.sample_count} samples in {result.export_path}")
     for result in results if isinstance(results, list) else [results]:
-        print(f'from datasets import load_dataset; dataset = load_dataset("{result.export_path}")')
+        print(f'from datasets import load_dataset; dataset = load_dataset("{Path(result.export_path).resolve()}")')
     return 0
 
 

@@ -61,10 +61,16 @@ class TrainingSample:
 
 
 class SampleError(ValueError):
-    """A sample that cannot be exported, with the sample's id and what the user can do about it."""
+    """A sample that cannot be exported: which one (its id, or where it stands in the input when
+    it has no usable id), what is wrong, and what the user can do about it."""
 
-    def __init__(self, sample_id: str, problem: str, fix: str):
+    def __init__(self, sample_id: str | None, problem: str, fix: str, *, location: str | None = None):
         self.sample_id = sample_id
+        self.location = location
         self.problem = problem
         self.fix = fix
-        super().__init__(f"sample {sample_id!r}: {problem} (fix: {fix})")
+        if sample_id is None:
+            subject = location
+        else:
+            subject = f"sample {sample_id!r}" + (f" ({location})" if location else "")
+        super().__init__(f"{subject}: {problem} (fix: {fix})")

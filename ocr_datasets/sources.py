@@ -39,9 +39,9 @@ def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise SampleError(location, f"not valid JSON ({error.msg})", "write one JSON object per line") from None
+                raise SampleError(None, f"not valid JSON ({error.msg})", "write one JSON object per line", location=location) from None
             if not isinstance(record, dict):
-                raise SampleError(location, "a JSONL line must be a JSON object", "write one JSON object per line")
+                raise SampleError(None, "a JSONL line must be a JSON object", "write one JSON object per line", location=location)
             yield location, record
 
 
@@ -57,17 +57,20 @@ def _read_csv(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 try:
                     record["metadata"] = json.loads(metadata)
                 except json.JSONDecodeError:
-                    raise SampleError(location, "the metadata cell is not valid JSON", 'write a JSON object such as {"page": 3}') from None
+                    raise SampleError(
+                        record.get("id") or None, "the metadata cell is not valid JSON", 'write a JSON object such as {"page": 3}', location=location
+                    ) from None
             yield location, {key: value for key, value in record.items() if value not in ("", None)}
 
 
 def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> TrainingSample:
     missing = [name for name in REQUIRED_FIELDS if record.get(name) in (None, "")]
     if missing:
-        raise SampleError(record.get("id") or location, f"missing field(s) {', '.join(missing)} at {location}", "add them to the record")
+        sample_id = None if record.get("id") in (None, "") else str(record["id"])
+        raise SampleError(sample_id, f"missing field(s) {', '.join(missing)}", "add them to the record", location=location)
     metadata = record.get("metadata") or {}
     if not isinstance(metadata, dict):
-        raise SampleError(str(record["id"]), f"metadata is not a JSON object at {location}", 'write metadata as {"key": "value"}')
+        raise SampleError(str(record["id"]), "metadata is not a JSON object", 'write metadata as {"key": "value"}', location=location)
     image_path = Path(record["image_path"])
     return TrainingSample(
         id=str(record["id"]),
@@ -85,7 +88,7 @@ def _confidence(value: Any, sample_id: str, location: str) -> float | None:
     try:
         confidence = float(value)
     except (TypeError, ValueError):
-        raise SampleError(sample_id, f"ocr_confidence {value!r} is not a number at {location}", "give a number between 0 and 1") from None
+        raise SampleError(sample_id, f"ocr_confidence {value!r} is not a number", "give a number between 0 and 1", location=location) from None
     if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
-        raise SampleError(sample_id, f"ocr_confidence {value!r} is outside [0, 1] at {location}", "give a number between 0 and 1")
+        raise SampleError(sample_id, f"ocr_confidence {value!r} is outside [0, 1]", "give a number between 0 and 1", location=location)
     return confidence

@@ -7,7 +7,7 @@ import json
 import os
 import re
 import shutil
-import tempfile
+import secrets
 from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import asdict
@@ -52,7 +52,9 @@ def write_batch(
     if final.exists() and not overwrite:
         raise batch_exists_error(final)
     format_root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{batch_id}.", suffix=STAGING_SUFFIX, dir=format_root))
+    # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
+    staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
+    staging.mkdir()
     try:
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         data_files = _write_parquet(staging, splits, adapter, options, num_proc)
@@ -100,7 +102,7 @@ def _write_parquet(
     """Let the ``datasets`` builder write the parquet shards, then give them the batch's names."""
     build_dir, cache_dir = staging / ".build", staging / ".cache"
     builder = OcrSamples(cache_dir=str(cache_dir), config_name=adapter.name, export_format=adapter.name, options=options, splits=splits)
-    builder.download_and_prepare(output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=MAX_SHARD_SIZE)
+    builder.prepare(output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=MAX_SHARD_SIZE)
     data_dir = staging / "data"
     data_dir.mkdir()
     data_files = {}
