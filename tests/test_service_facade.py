@@ -1,0 +1,144 @@
+"""The original export service's calling code, unchanged, against the new library."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import json
+import re
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from ocr_datasets import TrainingExportService, TrainingSample, get_training_export_service
+
+RESULT_FIELDS = ["export_format", "export_path", "sample_count", "batch_id", "created_at", "manifest_path"]
+GENERATED_BATCH_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
+
+
+@pytest.fixture
+def samples(example_manifest) -> list[TrainingSample]:
+    """The samples as the original service's callers built them: keyword arguments, str paths."""
+    samples = []
+    for line in example_manifest.read_text(encoding="utf-8").splitlines():
+        record = json.loads(line)
+        samples.append(
+            TrainingSample(
+                id=record["id"],
+                image_path=str(example_manifest.parent / record["image_path"]),
+                ground_truth=record["ground_truth"],
+                ocr_text=record["ocr_text"],
+                ocr_confidence=record["ocr_confidence"],
+                metadata=record["metadata"],
+            )
+        )
+    return samples
+
+
+@pytest.fixture
+def export_root(tmp_path, monkeypatch) -> Path:
+    root = tmp_path / "exports"
+    monkeypatch.setenv("OCR_EXPORT_PATH", str(root))
+    return root
+
+
+@pytest.fixture(autouse=True)
+def fresh_shared_service():
+    """The shared service is cached for the process: clear it so each test's environment applies
+    and no test hands its service to the next."""
+    get_training_export_service.cache_clear()
+    yield
+    get_training_export_service.cache_clear()
+
+
+@pytest.mark.parametrize(
+    "call, folder, batch_id",
+    [
+        pytest.param(lambda service, samples: service.export(samples, "trocr"), "trocr", None, id="trocr-generated-id"),
+        pytest.param(
+            lambda service, samples: service.export(samples, "llama_vision", batch_id="x", copy_images=True, include_base64=True),
+            "llama-vision",
+            "x",
+            id="llama_vision-keywords",
+        ),
+        pytest.param(lambda service, samples: service.export(samples, "generic", "y"), "generic", "y", id="generic-positional-id"),
+    ],
+)
+def test_original_calls_write_batches_where_the_original_service_did(call, folder, batch_id, samples, export_root):
+    before = datetime.now(timezone.utc)
+    result = call(TrainingExportService(), samples)
+
+    assert [field.name for field in dataclasses.fields(result)] == RESULT_FIELDS
+    assert result.export_format == folder.replace("-", "_")
+    assert result.sample_count == len(samples) == 12
+    if batch_id is None:
+        assert GENERATED_BATCH_ID.fullmatch(result.batch_id), result.batch_id
+    else:
+        assert result.batch_id == batch_id
+    assert Path(result.export_path) == export_root / folder / result.batch_id
+    assert Path(result.manifest_path) == Path(result.export_path) / "manifest.json"
+    manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
+    assert (manifest["format"], manifest["batch_id"], manifest["sample_count"], manifest["created_at"]) == (
+        result.export_format,
+        result.batch_id,
+        result.sample_count,
+        result.created_at,
+    )
+    created_at = datetime.fromisoformat(result.created_at)
+    assert created_at.utcoffset() == timedelta(0)
+    assert before <= created_at <= datetime.now(timezone.utc)
+
+
+def test_generated_batch_ids_differ_between_exports(samples, export_root):
+    service = TrainingExportService()
+    first, second = service.export(samples[:2], "trocr"), service.export(samples[:2], "trocr")
+    assert first.batch_id != second.batch_id
+    assert sorted(path.name for path in (export_root / "trocr").iterdir()) == sorted([first.batch_id, second.batch_id])
+
+
+def test_llama_vision_with_base64_carries_each_source_image_inline(samples, export_root):
+    result = TrainingExportService().export(samples, "llama_vision", batch_id="x", copy_images=True, include_base64=True)
+    batch = Path(result.export_path)
+    rows = [json.loads(line) for line in (batch / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    sources = {sample.id: Path(sample.image_path).read_bytes() for sample in samples}
+    assert [row["id"] for row in rows] == list(sources)
+    for row in rows:
+        [image_part] = [part for turn in row["messages"] for part in turn["content"] if part["type"] == "image_url"]
+        prefix, encoded = image_part["image_url"]["url"].split(",", 1)
+        assert prefix == "data:image/png;base64"
+        assert base64.b64decode(encoded) == sources[row["id"]]
+    # copy_images=True: the image files are in the batch as well.
+    assert sorted(path.read_bytes() for path in (batch / "images").iterdir()) == sorted(sources.values())
+
+
+def test_list_exports_newest_first_and_by_format(samples, export_root):
+    service = TrainingExportService()
+    exported = [service.export(samples[:3], "trocr", "t1"), service.export(samples[:3], "generic", "g1"), service.export(samples[:3], "trocr", "t2")]
+    assert service.list_exports() == exported[::-1]
+    assert service.list_exports("trocr") == [exported[2], exported[0]]
+    assert service.list_exports("llama_vision") == []
+
+
+def test_service_reads_ocr_export_path_when_created(samples, tmp_path, monkeypatch):
+    monkeypatch.setenv("OCR_EXPORT_PATH", str(tmp_path / "at-creation"))
+    service = TrainingExportService()
+    monkeypatch.setenv("OCR_EXPORT_PATH", str(tmp_path / "changed-later"))
+    result = service.export(samples[:2], "trocr", "b1")
+    assert Path(result.export_path) == tmp_path / "at-creation" / "trocr" / "b1"
+    assert not (tmp_path / "changed-later").exists()
+
+
+def test_service_defaults_to_ocr_exports_in_the_working_directory(samples, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = TrainingExportService().export(samples[:2], "generic", "b1")
+    assert (tmp_path / "ocr-exports" / "generic" / "b1" / "manifest.json").is_file()
+    assert Path(result.export_path).resolve() == (tmp_path / "ocr-exports" / "generic" / "b1").resolve()
+
+
+def test_get_training_export_service_returns_one_shared_instance(samples, export_root):
+    service = get_training_export_service()
+    assert get_training_export_service() is service
+    assert service.export_path == export_root
+    result = service.export(samples[:2], "trocr", "shared")
+    assert get_training_export_service().list_exports() == [result]
