@@ -6,6 +6,8 @@ from .manifest import ExportResult
 from .samples import SampleError, TrainingSample
 from .service import TrainingExportService, get_training_export_service
 from .sources import read_manifest
+from .validation import ValidationError, ValidationReport, validate
+from .verify import inspect_batch, verify_batch
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
@@ -15,10 +17,15 @@ __all__ = [
     "SampleError",
     "TrainingExportService",
     "TrainingSample",
+    "ValidationError",
+    "ValidationReport",
     "build_dataset",
     "export",
     "get_training_export_service",
+    "inspect_batch",
     "list_exports",
     "read_manifest",
     "resolve_output_dir",
+    "validate",
+    "verify_batch",
 ]

@@ -6,8 +6,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,7 +18,10 @@ from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
 from .samples import SampleError, TrainingSample
-from .writer import batch_exists_error, write_batch
+from .splits import assign_splits, check_split_strategy, parse_split_spec
+from .statistics import split_statistics
+from .validation import ValidationError, ValidationReport, check_normalization, validate
+from .writer import BatchContents, batch_exists_error, write_batch
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
 ALL_FORMATS = "all"
@@ -31,27 +33,40 @@ def resolve_output_dir(output_dir: str | os.PathLike[str] | None = None) -> Path
 
 
 def build_dataset(
-    samples: Iterable[TrainingSample], *, cache_dir: str | os.PathLike[str] | None = None, num_proc: int | None = None
+    samples: Iterable[TrainingSample | SampleError],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    num_proc: int | None = None,
+    normalize: str = "NFC",
+    keep_duplicates: bool = False,
+    skip_invalid: bool = False,
+    progress: bool = True,
 ) -> datasets.Dataset:
-    """The canonical Arrow dataset of ``samples``: ``id``, ``image`` (``Image()``, bytes embedded),
-    ``ground_truth``, ``ocr_text``, ``ocr_confidence``, ``metadata`` (a JSON string).
+    """The canonical Arrow dataset of the valid ``samples``: ``id``, ``image`` (``Image()``, bytes
+    embedded), ``ground_truth``, ``ocr_text``, ``ocr_confidence``, ``metadata`` (a JSON string).
 
-    Written by the ``datasets`` builder into ``cache_dir`` (``datasets``' own cache by default),
-    under a name derived from the samples, so the same samples are built once and changed ones
-    are built anew. Memory stays flat: images are read a table at a time.
+    Samples are validated, normalised and de-duplicated as in ``export`` (invalid ones raise
+    ``ValidationError`` unless ``skip_invalid``, which leaves them out with a warning). The
+    dataset is written by the ``datasets`` builder into ``cache_dir`` (``datasets``' own cache by
+    default) under a name derived from the samples, so the same samples are built once and
+    changed ones anew. Memory stays flat: images are read a table at a time.
     """
-    samples = _checked(samples)
-    builder = OcrSamples(
-        cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-        config_name=f"canonical-{_fingerprint(samples)[:16]}",
-        splits={"train": samples},
-    )
-    builder.prepare(num_proc=num_proc)
+    with _progress_bars(progress):
+        report = _validated(samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid)
+        if report.rejected:
+            warnings.warn(f"left out {len(report.rejected)} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}", stacklevel=2)
+        accepted = [item.sample for item in report.accepted]
+        builder = OcrSamples(
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            config_name=f"canonical-{_fingerprint(accepted)[:16]}",
+            splits={"train": accepted},
+        )
+        builder.prepare(num_proc=num_proc)
     return builder.as_dataset(split="train")
 
 
 def export(
-    samples: Iterable[TrainingSample],
+    samples: Iterable[TrainingSample | SampleError],
     export_format: str,
     batch_id: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
@@ -59,6 +74,13 @@ def export(
     copy_images: bool = True,
     include_base64: bool = False,
     instruction: str = DEFAULT_INSTRUCTION,
+    skip_invalid: bool = False,
+    keep_duplicates: bool = False,
+    split: str | Mapping[str, float] | None = None,
+    group_by: str | None = None,
+    seed: int = 0,
+    split_strategy: str = "hash",
+    normalize: str = "NFC",
     num_proc: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
@@ -67,32 +89,52 @@ def export(
     ``generic``) into ``<output_dir>/<format folder>/<batch_id>/``; ``"all"`` exports every
     format under one batch id and returns a list of results.
 
+    Every sample is validated first. Strict by default: any invalid sample raises one
+    ``ValidationError`` naming every problem, and nothing is written; ``skip_invalid`` exports
+    the valid ones and lists the others in the batch's ``rejected.jsonl``. Identical image and
+    text are exported once (``keep_duplicates`` keeps them all). ``split`` (``"train=0.8,
+    validation=0.1,test=0.1"`` or a dict) assigns whole groups (``group_by``: a metadata key; by
+    default each sample is its own group) by a hash of the group key and ``seed``; with
+    ``split_strategy="balanced"`` proportions are exact to one group but adding groups may move
+    others (see ``assign_splits``). Texts are
+    normalised with ``normalize`` (NFC, NFD, NFKC, none), whitespace trimmed and collapsed.
+
     ``batch_id`` defaults to the current UTC time plus a random suffix; ``output_dir`` to
-    ``$OCR_EXPORT_PATH`` or ``./ocr-exports``. See ``ExportOptions`` for the other options.
+    ``$OCR_EXPORT_PATH`` or ``./ocr-exports``. See ``ExportOptions`` for the view options.
     """
     adapters = list(ADAPTERS.values()) if export_format == ALL_FORMATS else [get_adapter(export_format)]
     batch_id = check_batch_id(batch_id) if batch_id is not None else _new_batch_id()
-    samples = _checked(samples)
-    options = ExportOptions(copy_images=copy_images, include_base64=include_base64, instruction=instruction)
+    ratios = parse_split_spec(split)
+    options = ExportOptions(
+        copy_images=copy_images,
+        include_base64=include_base64,
+        instruction=instruction,
+        normalize=check_normalization(normalize),
+        split=ratios,
+        group_by=group_by,
+        seed=seed,
+        split_strategy=check_split_strategy(split_strategy),
+        skip_invalid=skip_invalid,
+        keep_duplicates=keep_duplicates,
+    )
     root = resolve_output_dir(output_dir)
     if not overwrite:
         # Checked for every format first, so "all" does not stop after writing some of them.
         for adapter in adapters:
             if (root / adapter.folder / batch_id).exists():
                 raise batch_exists_error(root / adapter.folder / batch_id)
-    counts = {"input": len(samples), "exported": len(samples), "rejected": 0, "duplicates": 0}
     with _progress_bars(progress):
+        report = _validated(samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, skip_invalid=skip_invalid)
+        checked_splits = assign_splits(report.accepted, ratios, group_by, seed, split_strategy)
+        contents = BatchContents(
+            splits={name: [item.sample for item in items] for name, items in checked_splits.items()},
+            statistics={name: split_statistics(items) for name, items in checked_splits.items()},
+            counts=report.counts,
+            rejected=report.rejected,
+            duplicates=report.duplicates,
+        )
         results = [
-            write_batch(
-                splits={"train": samples},
-                adapter=adapter,
-                batch_id=batch_id,
-                format_root=root / adapter.folder,
-                options=options,
-                counts=counts,
-                num_proc=num_proc,
-                overwrite=overwrite,
-            )
+            write_batch(contents, adapter=adapter, batch_id=batch_id, format_root=root / adapter.folder, options=options, num_proc=num_proc, overwrite=overwrite)
             for adapter in adapters
         ]
     return results if export_format == ALL_FORMATS else results[0]
@@ -115,19 +157,11 @@ def list_exports(export_format: str | None = None, output_dir: str | os.PathLike
     return sorted(results, key=lambda result: (result.created_at, result.batch_id), reverse=True)
 
 
-def _checked(samples: Iterable[TrainingSample]) -> list[TrainingSample]:
-    """Samples as a list (the builder shares them among workers), with ids unique and present."""
-    samples = list(samples)
-    if not samples:
-        raise ValueError("no samples to export: the input holds no records")
-    for sample in samples:
-        if not isinstance(sample, TrainingSample):
-            raise TypeError(f"expected TrainingSample objects, got {type(sample).__name__}")
-    repeated = [sample_id for sample_id, count in Counter(sample.id for sample in samples).items() if count > 1]
-    if repeated:
-        shown = ", ".join(repr(sample_id) for sample_id in repeated[:10])
-        raise SampleError(repeated[0], f"{len(repeated)} id(s) occur more than once: {shown}", "give every sample its own id")
-    return samples
+def _validated(samples, *, normalize: str, keep_duplicates: bool, group_by: str | None, skip_invalid: bool) -> ValidationReport:
+    report = validate(samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by)
+    if (report.rejected and not skip_invalid) or not report.accepted:
+        raise ValidationError(report)
+    return report
 
 
 def _fingerprint(samples: list[TrainingSample]) -> str:

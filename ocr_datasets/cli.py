@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from .example import write_example_manifest
 from .manifest import ExportResult
 from .samples import SampleError
 from .sources import read_manifest
+from .verify import inspect_batch, verify_batch
 
 _DESCRIPTION = """\
 Turn labeled OCR samples into Hugging Face datasets for TrOCR, Llama 3.2 Vision or any tool
@@ -72,6 +74,29 @@ def _parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--include-base64", action="store_true", help="JSONL views carry images inline as data: URLs (OpenAI style for llama_vision)")
     export.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="user-turn instruction of llama_vision rows (default: German OCR instruction)")
+    checks = export.add_argument_group("validation, splits and text")
+    checks.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="export the valid samples and list the others in rejected.jsonl (default: report every problem and write nothing)",
+    )
+    checks.add_argument("--keep-duplicates", action="store_true", help="keep samples whose image and text repeat another's (default: export once)")
+    checks.add_argument("--split", metavar="SPEC", help="split ratios, e.g. train=0.8,validation=0.1,test=0.1 (default: all in train)")
+    checks.add_argument("--group-by", metavar="KEY", help="metadata key whose samples share a split, e.g. document_id, page or writer")
+    checks.add_argument("--seed", type=int, default=0, help="seed of the split hash (default: 0)")
+    checks.add_argument(
+        "--split-strategy",
+        choices=["hash", "balanced"],
+        default="hash",
+        help="hash (default): a group's split depends on its key and the seed alone, so adding samples never moves one; "
+        "balanced: every split within one group of its ratio, but added groups can move others",
+    )
+    checks.add_argument(
+        "--normalize",
+        default="NFC",
+        choices=["NFC", "NFD", "NFKC", "none"],
+        help="Unicode normalisation of texts (default: NFC; NFKC folds long s ſ to s)",
+    )
     export.add_argument("--num-proc", type=int, metavar="N", help="build parquet shards in N processes")
     export.add_argument("--quiet", action="store_true", help="no progress bars")
     export.set_defaults(run=_run_export)
@@ -81,6 +106,23 @@ def _parser() -> argparse.ArgumentParser:
     _add_output_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=_run_list)
+
+    verify = commands.add_parser(
+        "verify",
+        help="check a batch against its manifest: checksums, counts, parquet, card",
+        description="Recompute every checksum and count of a batch and read its parquet files; exit 1 naming what differs.",
+    )
+    verify.add_argument("batch", help="the batch folder, e.g. ocr-exports/trocr/b1")
+    verify.set_defaults(run=_run_verify)
+
+    inspect = commands.add_parser(
+        "inspect",
+        help="print a batch's figures: counts, alphabet, text lengths, image sizes, OCR baseline",
+        description="Print the figures of a batch's card: per split the counts, alphabet, text lengths, image sizes and OCR CER/WER.",
+    )
+    inspect.add_argument("batch", help="the batch folder, e.g. ocr-exports/trocr/b1")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.set_defaults(run=_run_inspect)
 
     example = commands.add_parser(
         "example",
@@ -104,19 +146,30 @@ def _add_output_argument(parser: argparse.ArgumentParser) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     results = api.export(
-        read_manifest(args.input),
+        read_manifest(args.input, errors="report"),
         args.format,
         batch_id=args.batch_id,
         output_dir=args.output,
         copy_images=args.copy_images,
         include_base64=args.include_base64,
         instruction=args.instruction,
+        skip_invalid=args.skip_invalid,
+        keep_duplicates=args.keep_duplicates,
+        split=args.split,
+        group_by=args.group_by,
+        seed=args.seed,
+        split_strategy=args.split_strategy,
+        normalize=args.normalize,
         num_proc=args.num_proc,
         overwrite=args.overwrite,
         progress=not args.quiet,
     )
     for result in results if isinstance(results, list) else [results]:
-        print(f"{result.export_format}: {result.sample_count} samples in {result.export_path}")
+        counts = result.read_manifest()["counts"]
+        print(
+            f"{result.export_format}: {result.sample_count} samples in {result.export_path} "
+            f"({counts['rejected']} rejected, {counts['duplicates']} duplicates left out)"
+        )
     for result in results if isinstance(results, list) else [results]:
         print(f'from datasets import load_dataset; dataset = load_dataset("{Path(result.export_path).resolve()}")')
     return 0
@@ -137,6 +190,37 @@ def _run_list(args: argparse.Namespace) -> int:
 def _listing_row(result: ExportResult) -> dict:
     manifest = result.read_manifest()
     return {**result.to_dict(), "counts": manifest.get("counts"), "splits": manifest.get("splits")}
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    problems = verify_batch(args.batch)
+    for problem in problems:
+        print(f"{args.batch}: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"{args.batch}: OK (every checksum, count, parquet file and the card agree with the manifest)")
+    return 1 if problems else 0
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    figures = inspect_batch(args.batch)
+    if args.json:
+        print(json.dumps(figures, ensure_ascii=False, indent=2))
+        return 0
+    counts = figures["counts"]
+    print(f"{figures['format']} batch {figures['batch_id']} ({figures['created_at']})")
+    print(f"input {counts['input']}, exported {counts['exported']}, rejected {counts['rejected']}, duplicates {counts['duplicates']}")
+    for split, stats in figures["statistics"].items():
+        print(f"\n[{split}] {stats['samples']} samples")
+        if not stats["samples"]:
+            continue
+        for name in ("text_length", "image_width", "image_height"):
+            print(f"  {name:<13} min {stats[name]['min']}  median {stats[name]['median']}  mean {stats[name]['mean']}  max {stats[name]['max']}")
+        baseline = stats["ocr_baseline"]
+        if baseline:
+            print(f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines")
+        alphabet = "".join(f"{char}" if not unicodedata.combining(char) else f"◌{char}" for char in stats["alphabet"])
+        print(f"  alphabet ({len(stats['alphabet'])}, most frequent first): {alphabet}")
+    return 0
 
 
 def _run_example(args: argparse.Namespace) -> int:

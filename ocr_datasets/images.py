@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass
+from pathlib import PurePath
 
 from PIL import Image, UnidentifiedImageError
 
@@ -21,6 +22,8 @@ _KNOWN_FORMATS = {
     "JPEG2000": (".jp2", "image/jp2"),
     "PPM": (".ppm", "image/x-portable-anymap"),
 }
+
+_SUFFIX_FORMATS = {suffix: name for name, (suffix, _) in _KNOWN_FORMATS.items()} | {".jpeg": "JPEG", ".tiff": "TIFF"}
 
 # What OpenAI-style consumers of data: URLs read; anything else is converted to PNG for them.
 _DATA_URL_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
@@ -46,6 +49,13 @@ def identify(data: bytes, sample_id: str) -> ImageInfo:
         raise SampleError(sample_id, f"image is not a readable image: {detail}", "replace the image file with a valid image") from None
     suffix, mime_type = _KNOWN_FORMATS.get(image_format, (f".{image_format.lower()}", f"image/{image_format.lower()}"))
     return ImageInfo(image_format, suffix, mime_type, width, height)
+
+
+def expected_format(name) -> str | None:
+    """The Pillow format a file name's suffix promises, if it is a suffix we know."""
+    if name is None:
+        return None
+    return _SUFFIX_FORMATS.get(PurePath(name).suffix.lower())
 
 
 def data_url(data: bytes, sample_id: str) -> str:

@@ -27,20 +27,26 @@ class TrainingSample:
     ocr_confidence: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
     image_bytes: bytes | None = None
+    # Where the sample was read from ("samples.jsonl:3"), named in error messages, never exported.
+    source: str | None = None
 
     def read_image_bytes(self) -> bytes:
         if self.image_bytes is not None:
             return self.image_bytes
         if self.image_path is None:
             raise SampleError(self.id, "has neither image_path nor image_bytes", "give the path of its image file")
+        # Problems name the file, not its folder: they end up in rejected.jsonl, which travels.
         try:
+            name = Path(self.image_path).name
             return Path(self.image_path).read_bytes()
+        except TypeError:
+            raise SampleError(self.id, f"image_path {self.image_path!r} is not a path", "give image_path as a string") from None
         except FileNotFoundError:
-            raise SampleError(self.id, f"image file not found: {self.image_path}", "fix image_path or restore the file") from None
+            raise SampleError(self.id, f"image file not found: {name}", "fix image_path or restore the file") from None
         except IsADirectoryError:
-            raise SampleError(self.id, f"image_path is a folder: {self.image_path}", "point image_path at an image file") from None
+            raise SampleError(self.id, f"image_path is a folder: {name}", "point image_path at an image file") from None
         except OSError as error:
-            raise SampleError(self.id, f"cannot read image {self.image_path}: {error.strerror}", "check the file's permissions") from None
+            raise SampleError(self.id, f"cannot read image {name}: {error.strerror}", "check the file's permissions") from None
 
     def identity(self) -> str:
         """A digest of everything that determines this sample's exported rows.

@@ -10,7 +10,7 @@ import shutil
 import secrets
 from collections.abc import Sequence
 from contextlib import nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -23,22 +23,35 @@ from .card import dataset_card
 from .images import data_url
 from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest
 from .names import check_batch_id
-from .samples import TrainingSample
+from .samples import SampleError, TrainingSample
 
 # Shards small enough to stream and to hand to engines beyond one machine.
 MAX_SHARD_SIZE = "500MB"
 VIEW_ROWS_PER_BATCH = 256
 STAGING_SUFFIX = ".partial"
+REJECTED_NAME = "rejected.jsonl"
+DUPLICATES_NAME = "duplicates.jsonl"
+
+
+@dataclass(frozen=True)
+class BatchContents:
+    """What goes into a batch, whatever its format: the valid samples per split (empty splits
+    included), their figures, and what became of the other input samples."""
+
+    splits: dict[str, list[TrainingSample]]
+    statistics: dict[str, dict]
+    counts: dict[str, int]
+    rejected: list[SampleError]
+    duplicates: list[tuple[str, str]]
 
 
 def write_batch(
+    contents: BatchContents,
     *,
-    splits: dict[str, Sequence[TrainingSample]],
     adapter: FormatAdapter,
     batch_id: str,
     format_root: Path,
     options: ExportOptions,
-    counts: dict[str, int],
     num_proc: int | None = None,
     overwrite: bool = False,
 ) -> ExportResult:
@@ -57,16 +70,25 @@ def write_batch(
     staging.mkdir()
     try:
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        splits = {name: samples for name, samples in contents.splits.items() if samples}
         data_files = _write_parquet(staging, splits, adapter, options, num_proc)
         if options.copy_images or options.include_base64:
             _write_views(staging, adapter, data_files, options)
+        _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
+        _write_jsonl(staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates])
         parquet_digests = [_sha256(staging / path) for paths in data_files.values() for path in paths]
         fingerprint = hashlib.sha256("".join(parquet_digests).encode()).hexdigest()
         config_name = f"{adapter.folder}-{batch_id}-{fingerprint[:12]}"
-        split_counts = {split: len(samples) for split, samples in splits.items()}
+        split_counts = {split: len(samples) for split, samples in contents.splits.items()}
         (staging / "README.md").write_text(
             dataset_card(
-                adapter=adapter, batch_id=batch_id, config_name=config_name, splits=split_counts, data_files=data_files, created_at=created_at
+                adapter=adapter,
+                batch_id=batch_id,
+                config_name=config_name,
+                data_files=data_files,
+                created_at=created_at,
+                counts=contents.counts,
+                statistics=contents.statistics,
             ),
             encoding="utf-8",
         )
@@ -76,8 +98,9 @@ def write_batch(
             created_at=created_at,
             config_name=config_name,
             fingerprint=fingerprint,
-            counts=counts,
+            counts=contents.counts,
             splits=split_counts,
+            statistics=contents.statistics,
             options=asdict(options),
             model_config=adapter.model_config,
             checksums=_checksums(staging),
@@ -165,6 +188,17 @@ def _place_images(row: dict, adapter: FormatAdapter, images_dir: Path, options: 
                 file.write(image["bytes"])
         placed.append(ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None))
     return placed
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    if records:
+        with path.open("w", encoding="utf-8") as lines:
+            lines.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def _rejection_record(problem: SampleError) -> dict:
+    # The source path is left out on purpose: the batch may travel, the id and line suffice.
+    return {"id": problem.sample_id, "location": problem.location, "problem": problem.problem, "fix": problem.fix}
 
 
 def _checksums(folder: Path) -> dict[str, dict[str, object]]:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from ocr_datasets import SampleError, TrainingSample, export, list_exports, read_manifest
+from ocr_datasets import TrainingSample, ValidationError, export, list_exports, read_manifest
 from ocr_datasets.example import example_samples, write_example_manifest
 
 FORMATS = ("trocr", "llama_vision", "generic")
@@ -191,7 +191,7 @@ def test_export_leaves_only_the_batch_in_the_format_folder(export_format, source
 def test_failed_export_leaves_no_staging_folder(tmp_path):
     root = tmp_path / "exports"
     broken = TrainingSample(id="lost", image_path=tmp_path / "gone.png", ground_truth="Straße")
-    with pytest.raises(SampleError, match="'lost'.*gone.png"):
+    with pytest.raises(ValidationError, match="'lost'.*gone.png"):
         export([*few_samples(), broken], "trocr", "b1", root, progress=False)
     assert [path for path in root.rglob("*")] in ([], [root / "trocr"])
 

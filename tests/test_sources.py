@@ -45,26 +45,36 @@ def test_csv_with_metadata_cell(tmp_path):
     assert (second.ocr_text, second.ocr_confidence, second.metadata) == ("Vfer", None, {})
 
 
-@pytest.mark.parametrize(
-    ("line", "names"),
-    [
-        ('{"id": "a", "image_path": "a.png"', ["samples.jsonl:1", "not valid JSON"]),
-        ('["a", "a.png", "text"]', ["samples.jsonl:1", "JSON object"]),
-        ('{"id": "a", "image_path": "a.png"}', ["'a'", "ground_truth"]),
-        ('{"id": "a", "image_path": "a.png", "ground_truth": "x", "metadata": [1]}', ["'a'", "metadata"]),
-        ('{"id": "a", "image_path": "a.png", "ground_truth": "x", "ocr_confidence": "hoch"}', ["'a'", "ocr_confidence"]),
-        ('{"id": "a", "image_path": "a.png", "ground_truth": "x", "ocr_confidence": 1.5}', ["'a'", "[0, 1]"]),
-        ('{"id": "a", "image_path": "a.png", "ground_truth": "x", "ocr_confidence": NaN}', ["'a'", "[0, 1]"]),
-    ],
-)
-def test_bad_records_name_the_record_and_the_fix(tmp_path, line, names):
+UNREADABLE_LINES = {
+    "broken JSON": ('{"id": "a", "image_path": "a.png"', "not valid JSON"),
+    "not an object": ('["a", "a.png", "text"]', "JSON object"),
+    "no id": ('{"image_path": "a.png", "ground_truth": "x"}', "no id"),
+}
+
+
+@pytest.mark.parametrize("case", UNREADABLE_LINES)
+def test_unreadable_record_raises_naming_its_line(tmp_path, case):
+    line, problem = UNREADABLE_LINES[case]
     manifest = tmp_path / "samples.jsonl"
-    manifest.write_text(line + "\n", encoding="utf-8")
+    manifest.write_text('{"id": "ok", "image_path": "ok.png", "ground_truth": "x"}\n' + line + "\n", encoding="utf-8")
     with pytest.raises(SampleError) as raised:
         list(read_manifest(manifest))
-    for name in names:
-        assert name in str(raised.value)
-    assert "fix:" in str(raised.value)
+    assert str(raised.value).startswith("samples.jsonl:2: ")
+    assert problem in str(raised.value) and "fix:" in str(raised.value)
+
+
+def test_report_mode_yields_each_unreadable_record_in_its_place(tmp_path):
+    manifest = tmp_path / "samples.jsonl"
+    manifest.write_text("\n".join(['{"id": "a", "image_path": "a.png", "ground_truth": "x"}', *(line for line, _ in UNREADABLE_LINES.values())]) + "\n")
+    items = list(read_manifest(manifest, errors="report"))
+    assert [type(item).__name__ for item in items] == ["TrainingSample", "SampleError", "SampleError", "SampleError"]
+    assert [item.location for item in items[1:]] == ["samples.jsonl:2", "samples.jsonl:3", "samples.jsonl:4"]
+
+
+def test_field_values_pass_through_for_validation_to_judge(tmp_path):
+    manifest = write_jsonl(tmp_path / "samples.jsonl", [{"id": "a", "image_path": "a.png", "ocr_confidence": "hoch", "metadata": [1]}])
+    [sample] = read_manifest(manifest)
+    assert (sample.ground_truth, sample.ocr_confidence, sample.metadata, sample.source) == (None, "hoch", [1], "samples.jsonl:1")
 
 
 def test_missing_manifest_is_named(tmp_path):

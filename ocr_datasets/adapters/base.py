@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from datasets import Features
@@ -15,7 +15,7 @@ DEFAULT_INSTRUCTION = (
 
 @dataclass(frozen=True)
 class ExportOptions:
-    """Options of one export, recorded in its manifest.
+    """The options of one export, recorded in its manifest (see ``export`` for their meaning).
 
     Args:
         copy_images: write the JSONL views and the ``images/`` folder they point into. Without
@@ -23,11 +23,20 @@ class ExportOptions:
         include_base64: JSONL views carry each image inline as a ``data:`` URL (for llama_vision
             in the OpenAI ``image_url`` style the original service wrote).
         instruction: the user-turn instruction of llama_vision rows.
+        normalize, split, group_by, seed, split_strategy, skip_invalid, keep_duplicates: how the samples were
+            validated and split; adapters do not read them.
     """
 
     copy_images: bool = True
     include_base64: bool = False
     instruction: str = DEFAULT_INSTRUCTION
+    normalize: str = "NFC"
+    split: dict[str, float] = field(default_factory=lambda: {"train": 1.0})
+    group_by: str | None = None
+    seed: int = 0
+    split_strategy: str = "hash"
+    skip_invalid: bool = False
+    keep_duplicates: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,112 @@
+"""Deterministic, leak-free splits: a group's split follows from a hash of its key and the seed alone."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+
+from .samples import TrainingSample
+from .validation import CheckedSample
+
+_SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def parse_split_spec(spec: str | Mapping[str, float] | None) -> dict[str, float]:
+    """``"train=0.8,validation=0.1,test=0.1"`` (or a dict) to ordered ratios that sum to 1."""
+    if spec is None:
+        return {"train": 1.0}
+    if isinstance(spec, str):
+        ratios = {}
+        for part in filter(None, (piece.strip() for piece in spec.split(","))):
+            name, equals, value = part.partition("=")
+            try:
+                ratios[name.strip()] = float(value) if equals else float("nan")
+            except ValueError:
+                ratios[name.strip()] = float("nan")
+    else:
+        ratios = {name: float(value) for name, value in spec.items()}
+    example = "for example train=0.8,validation=0.1,test=0.1"
+    if not ratios:
+        raise ValueError(f"empty split specification: {example}")
+    for name, ratio in ratios.items():
+        if not _SPLIT_NAME.fullmatch(name):
+            raise ValueError(f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})")
+        if not 0.0 < ratio <= 1.0:
+            raise ValueError(f"split {name!r} needs a ratio above 0 and at most 1, got {ratio} ({example})")
+    total = sum(ratios.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"split ratios sum to {total:g}, not 1 ({example})")
+    return ratios
+
+
+def group_key(sample: TrainingSample, group_by: str | None) -> str:
+    """The key whose samples always share a split: a metadata value, or the sample's own id."""
+    return sample.id if group_by is None else json.dumps(sample.metadata[group_by], ensure_ascii=False, sort_keys=True)
+
+
+SPLIT_STRATEGIES = ("hash", "balanced")
+
+
+def _hash_point(key: str, seed: int) -> float:
+    return int.from_bytes(hashlib.sha256(f"{seed}\x00{key}".encode()).digest()[:8], "big") / 2**64
+
+
+def split_of(key: str, ratios: Mapping[str, float], seed: int) -> str:
+    """The split of one group under the ``hash`` strategy: from the hash of seed and key only, so
+    the same key always lands in the same split whatever other samples are added."""
+    point = _hash_point(key, seed)
+    cumulative = 0.0
+    for name, ratio in ratios.items():
+        cumulative += ratio
+        if point < cumulative:
+            return name
+    return name  # only reached when rounding leaves the ratios' sum a hair under 1
+
+
+def assign_splits(
+    checked: Sequence[CheckedSample], ratios: Mapping[str, float], group_by: str | None, seed: int, strategy: str = "hash"
+) -> dict[str, list[CheckedSample]]:
+    """The samples of each split, in input order; every group wholly in one split.
+
+    No assignment can both keep every group where it was when groups are added and hit the
+    ratios on every corpus (a group's split would have to depend on its key alone, and a sum of
+    independent choices strays from its mean), so the strategy says which one matters:
+
+    - ``hash``: a group's split follows from the hash of its key and the seed alone. Adding
+      samples or whole groups never moves a sample; proportions approach the ratios as the number
+      of groups grows (with few groups they can stray by a few groups).
+    - ``balanced``: groups are taken in the order of that hash, each into the split furthest
+      below its ratio, so every split is within one group of its target; adding samples can move
+      groups that come later in hash order.
+    """
+    check_split_strategy(strategy)
+    groups: dict[str, list[CheckedSample]] = {}
+    for item in checked:
+        groups.setdefault(group_key(item.sample, group_by), []).append(item)
+    if strategy == "hash":
+        chosen = {key: split_of(key, ratios, seed) for key in groups}
+    else:
+        chosen = _balanced(groups, ratios, seed)
+    splits: dict[str, list[CheckedSample]] = {name: [] for name in ratios}
+    for item in checked:
+        splits[chosen[group_key(item.sample, group_by)]].append(item)
+    return splits
+
+
+def check_split_strategy(strategy: str) -> str:
+    if strategy not in SPLIT_STRATEGIES:
+        raise ValueError(f"unknown split strategy {strategy!r}: choose hash (stable) or balanced (exact proportions)")
+    return strategy
+
+
+def _balanced(groups: Mapping[str, Sequence[CheckedSample]], ratios: Mapping[str, float], seed: int) -> dict[str, str]:
+    sizes = dict.fromkeys(ratios, 0)
+    chosen = {}
+    for key in sorted(groups, key=lambda key: (_hash_point(key, seed), key)):
+        total = sum(sizes.values()) + len(groups[key])
+        split = max(ratios, key=lambda name: ratios[name] * total - sizes[name])
+        sizes[split] += len(groups[key])
+        chosen[key] = split
+    return chosen

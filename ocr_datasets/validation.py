@@ -1,0 +1,235 @@
+"""Validation before anything is written: every sample is exported, or rejected with its reason."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import math
+import unicodedata
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from datasets.utils.tqdm import tqdm
+from PIL import Image, UnidentifiedImageError
+
+from .images import expected_format
+from .samples import SampleError, TrainingSample
+
+NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
+# Smaller than this, an image holds no legible text: a mis-crop or a placeholder.
+MIN_IMAGE_SIDE = 4
+
+
+@dataclass(frozen=True)
+class CheckedSample:
+    """A sample that passed validation, its texts normalised, with what validation learnt of its image."""
+
+    sample: TrainingSample
+    width: int
+    height: int
+    image_sha256: str
+
+
+@dataclass
+class ValidationReport:
+    """What validation made of the input: ``input_count = len(accepted) + len(rejected) + len(duplicates)``."""
+
+    accepted: list[CheckedSample] = field(default_factory=list)
+    rejected: list[SampleError] = field(default_factory=list)
+    # (id of the dropped sample, id of the identical sample that is exported)
+    duplicates: list[tuple[str, str]] = field(default_factory=list)
+    input_count: int = 0
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"input": self.input_count, "exported": len(self.accepted), "rejected": len(self.rejected), "duplicates": len(self.duplicates)}
+
+
+class ValidationError(ValueError):
+    """Raised in strict mode: one report naming every problem by sample, with its fix."""
+
+    def __init__(self, report: ValidationReport):
+        self.report = report
+        lines = [f"{len(report.rejected)} of {report.input_count} samples are not valid; nothing was written:"]
+        lines += [f"  - {problem}" for problem in report.rejected]
+        lines.append("Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True (--skip-invalid).")
+        super().__init__("\n".join(lines))
+
+
+def normalize_text(text: str, form: str) -> str:
+    """Unicode normalisation (``form``: NFC, NFD, NFKC or none), then whitespace trimmed and runs collapsed to one space."""
+    if form != "none":
+        text = unicodedata.normalize(form, text)
+    return " ".join(text.split())
+
+
+def check_normalization(form: str) -> str:
+    if form not in NORMALIZATION_FORMS:
+        raise ValueError(f"unknown normalisation {form!r}: choose NFC (default), NFD, none, or NFKC by name")
+    if form == "NFKC":
+        warnings.warn("NFKC folds compatibility characters: long s (ſ) becomes s and ligatures split; NFC keeps them", UserWarning, stacklevel=3)
+    return form
+
+
+def validate(
+    items: Iterable[TrainingSample | SampleError],
+    *,
+    normalize: str = "NFC",
+    keep_duplicates: bool = False,
+    group_by: str | None = None,
+) -> ValidationReport:
+    """Check every sample (see the README's validation table) and de-duplicate.
+
+    ``items`` may hold ``SampleError`` objects for records a source could not read; they are
+    rejected like any other problem. Identical image bytes with identical text are exported once
+    (unless ``keep_duplicates``); the same image with different texts is a conflict, and every
+    sample of it is rejected, since picking one would be a silent guess.
+    """
+    report = ValidationReport()
+    seen_ids: set[str] = set()
+    checked: list[CheckedSample] = []
+    for item in tqdm(items, desc="Validating samples", unit=" samples"):
+        report.input_count += 1
+        if isinstance(item, SampleError):
+            report.rejected.append(item)
+            continue
+        result = _check_sample(item, normalize, group_by, seen_ids)
+        if isinstance(result, SampleError):
+            report.rejected.append(result)
+        else:
+            checked.append(result)
+    _deduplicate(checked, report, keep_duplicates)
+    return report
+
+
+def _check_sample(sample: TrainingSample, form: str, group_by: str | None, seen_ids: set[str]) -> CheckedSample | SampleError:
+    problems: list[tuple[str, str]] = []
+    sample_id = sample.id if isinstance(sample.id, str) else str(sample.id)
+    if not sample_id.strip():
+        problems.append(("id is empty", "give every sample a non-empty id"))
+    elif sample_id in seen_ids:
+        problems.append(("id is used by an earlier sample", "give every sample its own id"))
+    seen_ids.add(sample_id)
+
+    ground_truth, problem = _checked_text(sample.ground_truth, form, "ground_truth")
+    if problem:
+        problems.append(problem)
+    elif not ground_truth:
+        problems.append(("ground_truth is empty (or only whitespace)", "transcribe the line, or leave the sample out"))
+    ocr_text, problem = _checked_text(sample.ocr_text, form, "ocr_text") if sample.ocr_text is not None else (None, None)
+    if problem:
+        problems.append(problem)
+    confidence, problem = _checked_confidence(sample.ocr_confidence)
+    if problem:
+        problems.append(problem)
+    problem = _metadata_problem(sample.metadata, group_by)
+    if problem:
+        problems.append(problem)
+
+    image, problem = _checked_image(sample)
+    if problem:
+        problems.append(problem)
+    if problems:
+        return SampleError(
+            sample_id, "; ".join(problem for problem, _ in problems), "; ".join(fix for _, fix in problems), location=sample.source
+        )
+    width, height, digest = image
+    normalised = dataclasses.replace(sample, id=sample_id, ground_truth=ground_truth, ocr_text=ocr_text, ocr_confidence=confidence)
+    return CheckedSample(normalised, width, height, digest)
+
+
+def _checked_text(text, form: str, name: str) -> tuple[str | None, tuple[str, str] | None]:
+    if text is None:
+        return None, (f"{name} is missing", f"add {name} to the record")
+    if not isinstance(text, str):
+        return None, (f"{name} is not text ({type(text).__name__})", f"give {name} as a string")
+    controls = sorted({f"U+{ord(char):04X}" for char in text if unicodedata.category(char) == "Cc" and not char.isspace()})
+    if controls:
+        return None, (f"{name} contains control characters ({', '.join(controls)})", f"remove them from {name}")
+    return normalize_text(text, form), None
+
+
+def _checked_confidence(value) -> tuple[float | None, tuple[str, str] | None]:
+    if value is None:
+        return None, None
+    fix = "give a number between 0 and 1, or leave ocr_confidence out"
+    if isinstance(value, bool):
+        return None, (f"ocr_confidence {value!r} is not a number", fix)
+    try:
+        confidence = float(value)
+    except (TypeError, ValueError):
+        return None, (f"ocr_confidence {value!r} is not a number", fix)
+    if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
+        return None, (f"ocr_confidence {value!r} is outside [0, 1]", fix)
+    return confidence, None
+
+
+def _metadata_problem(metadata, group_by: str | None) -> tuple[str, str] | None:
+    if not isinstance(metadata, dict):
+        return (f"metadata is not a JSON object ({type(metadata).__name__})", 'give metadata as an object such as {"page": 3}')
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        return (f"metadata cannot be stored as JSON ({error})", "use only strings, numbers, booleans, null, lists and objects")
+    if group_by is not None and metadata.get(group_by) is None:
+        return (f"metadata has no {group_by!r} to group the split by", f"add {group_by!r} to its metadata, or group by another key")
+    return None
+
+
+def _checked_image(sample: TrainingSample) -> tuple[tuple[int, int, str] | None, tuple[str, str] | None]:
+    """((width, height, sha256), None) for a fully decodable image of a sane size, else (None, (problem, fix))."""
+    try:
+        data = sample.read_image_bytes()
+    except SampleError as error:
+        return None, (error.problem, error.fix)
+    replace = "replace the image with a valid one"
+    if not data:
+        return None, ("image file is empty (0 bytes)", replace)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                image_format, (width, height) = image.format, image.size
+                image.load()
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        return None, (f"image is a decompression bomb: {error}", "crop or downscale the image")
+    except UnidentifiedImageError:
+        return None, ("image file is not an image Pillow can read", replace)
+    except (OSError, SyntaxError, ValueError) as error:
+        return None, (f"image is damaged or truncated ({error})", replace)
+    named = expected_format(sample.image_path)
+    if named and named != image_format:
+        return None, (f"image file is named as {named} but holds {image_format}", "rename the file to its real format, or convert it")
+    if min(width, height) < MIN_IMAGE_SIDE:
+        return None, (f"image is {width}x{height} pixels, too small to hold a line of text", f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
+    return (width, height, hashlib.sha256(data).hexdigest()), None
+
+
+def _deduplicate(checked: list[CheckedSample], report: ValidationReport, keep_duplicates: bool) -> None:
+    by_image: dict[str, list[CheckedSample]] = {}
+    for item in checked:
+        by_image.setdefault(item.image_sha256, []).append(item)
+    conflicted = {digest for digest, group in by_image.items() if len({item.sample.ground_truth for item in group}) > 1}
+    kept_by_content: dict[tuple[str, str], str] = {}
+    for item in checked:
+        if item.image_sha256 in conflicted:
+            others = [other for other in by_image[item.image_sha256] if other is not item]
+            described = ", ".join(f"{other.sample.id!r} ({other.sample.ground_truth!r})" for other in others)
+            report.rejected.append(
+                SampleError(
+                    item.sample.id,
+                    f"conflict: the same image as {described} with another text ({item.sample.ground_truth!r})",
+                    "decide which transcription is right and correct or remove the others",
+                    location=item.sample.source,
+                )
+            )
+            continue
+        key = (item.image_sha256, item.sample.ground_truth)
+        if key in kept_by_content and not keep_duplicates:
+            report.duplicates.append((item.sample.id, kept_by_content[key]))
+            continue
+        kept_by_content.setdefault(key, item.sample.id)
+        report.accepted.append(item)

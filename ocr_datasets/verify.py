@@ -1,0 +1,113 @@
+"""Checking a finished batch against its manifest, and reading its figures back."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import yaml
+
+from .adapters import get_adapter
+from .manifest import MANIFEST_NAME
+from .writer import DUPLICATES_NAME, REJECTED_NAME
+
+
+def read_batch_manifest(batch: str | Path) -> dict[str, Any]:
+    path = Path(batch) / MANIFEST_NAME
+    if not path.is_file():
+        raise FileNotFoundError(f"{batch} is not a batch folder: it has no {MANIFEST_NAME}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def verify_batch(batch: str | Path) -> list[str]:
+    """Every way the batch differs from its manifest; an empty list means it is whole.
+
+    Recomputes the sha256 and size of every file, looks for files missing from or added to the
+    listing, reads every parquet file in full and counts its rows per split, counts the lines of
+    the JSONL views and reports, and checks that the counts add up and the card points at the data.
+    """
+    batch = Path(batch)
+    manifest = read_batch_manifest(batch)
+    try:
+        problems = _checksum_problems(batch, manifest["checksums"])
+        problems += _count_problems(batch, manifest)
+        problems += _card_problems(batch, manifest)
+    except KeyError as missing:
+        problems = [f"{MANIFEST_NAME}: the key {missing} is missing"]
+    return problems
+
+
+def inspect_batch(batch: str | Path) -> dict[str, Any]:
+    """The batch's figures, as its card shows them: counts, splits, and per split the alphabet,
+    text lengths, image sizes and OCR baseline."""
+    manifest = read_batch_manifest(batch)
+    return {key: manifest[key] for key in ("format", "batch_id", "created_at", "counts", "splits", "statistics")}
+
+
+def _checksum_problems(batch: Path, checksums: dict[str, dict]) -> list[str]:
+    problems = []
+    present = {path.relative_to(batch).as_posix() for path in batch.rglob("*") if path.is_file()} - {MANIFEST_NAME}
+    for name in sorted(set(checksums) - present):
+        problems.append(f"{name}: listed in the manifest but missing")
+    for name in sorted(present - set(checksums)):
+        problems.append(f"{name}: present but not listed in the manifest")
+    for name in sorted(set(checksums) & present):
+        path = batch / name
+        with path.open("rb") as file:
+            digest = hashlib.file_digest(file, "sha256").hexdigest()
+        if digest != checksums[name]["sha256"] or path.stat().st_size != checksums[name]["bytes"]:
+            problems.append(f"{name}: content differs from the manifest (sha256 or size)")
+    return problems
+
+
+def _count_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
+    problems = []
+    counts, splits = manifest["counts"], manifest["splits"]
+    if counts["input"] != counts["exported"] + counts["rejected"] + counts["duplicates"]:
+        problems.append(f"counts do not add up: input {counts['input']} != exported + rejected + duplicates {counts}")
+    if sum(splits.values()) != counts["exported"] or manifest["sample_count"] != counts["exported"]:
+        problems.append(f"split sizes {splits} do not add up to the {counts['exported']} exported samples")
+    for split, expected in splits.items():
+        shards = sorted(batch.glob(f"data/{split}-*.parquet"))
+        rows = 0
+        for shard in shards:
+            try:
+                rows += pq.read_table(shard).num_rows
+            except Exception as error:  # any failure to read is the finding
+                problems.append(f"{shard.relative_to(batch)}: parquet cannot be read ({error})")
+        if rows != expected:
+            problems.append(f"split {split!r}: {rows} rows in data/, manifest says {expected}")
+    adapter = get_adapter(manifest["format"])
+    for split, expected in splits.items():
+        view = batch / adapter.view_name(split)
+        if view.exists() and _line_count(view) != expected:
+            problems.append(f"{view.name}: {_line_count(view)} lines, manifest says {expected}")
+    for name, expected in ((REJECTED_NAME, counts["rejected"]), (DUPLICATES_NAME, counts["duplicates"])):
+        found = _line_count(batch / name) if (batch / name).exists() else 0
+        if found != expected:
+            problems.append(f"{name}: {found} lines, manifest counts {expected}")
+    return problems
+
+
+def _card_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
+    card = (batch / "README.md").read_text(encoding="utf-8") if (batch / "README.md").exists() else ""
+    if not card.startswith("---\n"):
+        return ["README.md: no YAML front matter, so load_dataset cannot find the data"]
+    front_matter = yaml.safe_load(card.split("---\n", 2)[1])
+    configs = [config for config in front_matter.get("configs", []) if config.get("default")]
+    if len(configs) != 1 or configs[0].get("config_name") != manifest["config_name"]:
+        return [f"README.md: expected one default config named {manifest['config_name']!r}"]
+    problems = []
+    for entry in configs[0]["data_files"]:
+        for path in entry["path"]:
+            if not (batch / path).is_file():
+                problems.append(f"README.md: data file {path} of split {entry['split']!r} does not exist")
+    return problems
+
+
+def _line_count(path: Path) -> int:
+    with path.open("rb") as file:
+        return sum(1 for line in file if line.strip())
