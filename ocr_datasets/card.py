@@ -37,8 +37,7 @@ configs:
 
 Exported by ocr-datasets on {created_at}. Columns: {columns}. Images are embedded in the parquet files.
 
-Input samples: {counts["input"]}; exported: {counts["exported"]}; rejected: {counts["rejected"]} (see `rejected.jsonl`);
-duplicates left out: {counts["duplicates"]} (see `duplicates.jsonl`).
+{_counts_line(counts)}
 
 | split | samples | characters | OCR CER | OCR WER |
 |---|---|---|---|---|
@@ -58,6 +57,12 @@ dataset = load_dataset("path/to/this/folder", cache_dir="path/to/a/cache")
 {sections}"""
 
 
+def _counts_line(counts: dict[str, int]) -> str:
+    rejected = f"rejected: {counts['rejected']}" + (" (listed in `rejected.jsonl`)" if counts["rejected"] else "")
+    duplicates = f"duplicates left out: {counts['duplicates']}" + (" (listed in `duplicates.jsonl`)" if counts["duplicates"] else "")
+    return f"Input samples: {counts['input']}; exported: {counts['exported']}; {rejected}; {duplicates}."
+
+
 def _split_row(split: str, figures: dict) -> str:
     baseline = figures.get("ocr_baseline")
     cer, wer = (f"{baseline['cer']:.2%}", f"{baseline['wer']:.2%}") if baseline else ("–", "–")
@@ -68,7 +73,7 @@ def _split_section(split: str, figures: dict) -> str:
     if not figures["samples"]:
         return f"\n## Split `{split}`\n\nNo samples.\n"
     rows = "\n".join(
-        f"| {name} | {figures[key]['min']} | {figures[key]['median']} | {figures[key]['mean']} | {figures[key]['max']} |"
+        f"| {name} | {figures[key]['min']:g} | {figures[key]['median']:g} | {figures[key]['mean']:g} | {figures[key]['max']:g} |"
         for name, key in (("text length (characters)", "text_length"), ("image width (px)", "image_width"), ("image height (px)", "image_height"))
     )
     alphabet = "\n".join(f"| {_shown(char)} | U+{ord(char):04X} | {unicodedata.name(char, '?')} | {count} |" for char, count in figures["alphabet"].items())
@@ -82,7 +87,7 @@ def _split_section(split: str, figures: dict) -> str:
     return f"""
 ## Split `{split}`
 
-{figures["samples"]} samples, {figures["characters"]} characters. {ocr}
+{_plural(figures["samples"], "sample")}, {_plural(figures["characters"], "character")}. {ocr}
 
 | measure | min | median | mean | max |
 |---|---|---|---|---|
@@ -94,6 +99,10 @@ Alphabet ({len(figures["alphabet"])} distinct characters, most frequent first):
 |---|---|---|---|
 {alphabet}
 """
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def _shown(char: str) -> str:

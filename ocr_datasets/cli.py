@@ -218,7 +218,7 @@ def _run_inspect(args: argparse.Namespace) -> int:
         baseline = stats["ocr_baseline"]
         if baseline:
             print(f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines")
-        alphabet = "".join(f"{char}" if not unicodedata.combining(char) else f"◌{char}" for char in stats["alphabet"])
+        alphabet = "".join("␣" if char == " " else f"◌{char}" if unicodedata.combining(char) else char for char in stats["alphabet"])
         print(f"  alphabet ({len(stats['alphabet'])}, most frequent first): {alphabet}")
     return 0
 

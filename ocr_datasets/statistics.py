@@ -21,13 +21,20 @@ def error_rates(pairs: Sequence[tuple[str, str]]) -> dict[str, float | int]:
     reference_words = sum(len(reference.split()) for reference, _ in pairs)
     return {
         "lines": len(pairs),
-        "cer": char_edits / reference_chars if reference_chars else 0.0,
-        "wer": word_edits / reference_words if reference_words else 0.0,
+        "cer": _rate(char_edits, reference_chars),
+        "wer": _rate(word_edits, reference_words),
         "char_edits": char_edits,
         "reference_chars": reference_chars,
         "word_edits": word_edits,
         "reference_words": reference_words,
     }
+
+
+def _rate(edits: int, reference_length: int) -> float | None:
+    # Against an empty reference any edit is an infinite rate: undefined, not perfect.
+    if reference_length:
+        return edits / reference_length
+    return 0.0 if not edits else None
 
 
 def split_statistics(checked: Sequence[CheckedSample]) -> dict:

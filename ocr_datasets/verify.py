@@ -31,20 +31,19 @@ def verify_batch(batch: str | Path) -> list[str]:
     """
     batch = Path(batch)
     manifest = read_batch_manifest(batch)
-    try:
-        problems = _checksum_problems(batch, manifest["checksums"])
-        problems += _count_problems(batch, manifest)
-        problems += _card_problems(batch, manifest)
-    except KeyError as missing:
-        problems = [f"{MANIFEST_NAME}: the key {missing} is missing"]
-    return problems
+    missing = [key for key in ("format", "sample_count", "counts", "splits", "checksums", "config_name") if key not in manifest]
+    if missing:
+        return [f"{MANIFEST_NAME}: the key(s) {', '.join(missing)} are missing"]
+    return _checksum_problems(batch, manifest["checksums"]) + _count_problems(batch, manifest) + _card_problems(batch, manifest)
 
 
 def inspect_batch(batch: str | Path) -> dict[str, Any]:
     """The batch's figures, as its card shows them: counts, splits, and per split the alphabet,
     text lengths, image sizes and OCR baseline."""
     manifest = read_batch_manifest(batch)
-    return {key: manifest[key] for key in ("format", "batch_id", "created_at", "counts", "splits", "statistics")}
+    return {key: manifest.get(key) for key in ("format", "batch_id", "created_at", "counts", "splits")} | {
+        "statistics": manifest.get("statistics", {})
+    }
 
 
 def _checksum_problems(batch: Path, checksums: dict[str, dict]) -> list[str]:
@@ -75,7 +74,7 @@ def _count_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
         rows = 0
         for shard in shards:
             try:
-                rows += pq.read_table(shard).num_rows
+                rows += _readable_rows(shard)
             except Exception as error:  # any failure to read is the finding
                 problems.append(f"{shard.relative_to(batch)}: parquet cannot be read ({error})")
         if rows != expected:
@@ -83,8 +82,11 @@ def _count_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
     adapter = get_adapter(manifest["format"])
     for split, expected in splits.items():
         view = batch / adapter.view_name(split)
-        if view.exists() and _line_count(view) != expected:
-            problems.append(f"{view.name}: {_line_count(view)} lines, manifest says {expected}")
+        array_view = view.with_suffix(".json") if adapter.json_array_view else None
+        for path in (view, array_view):
+            # The JSON array view holds one element per line between its brackets.
+            if path is not None and path.exists() and _line_count(path) != expected:
+                problems.append(f"{path.name}: {_line_count(path)} records, manifest says {expected}")
     for name, expected in ((REJECTED_NAME, counts["rejected"]), (DUPLICATES_NAME, counts["duplicates"])):
         found = _line_count(batch / name) if (batch / name).exists() else 0
         if found != expected:
@@ -94,20 +96,39 @@ def _count_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
 
 def _card_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
     card = (batch / "README.md").read_text(encoding="utf-8") if (batch / "README.md").exists() else ""
-    if not card.startswith("---\n"):
+    parts = card.split("---\n", 2)
+    if not card.startswith("---\n") or len(parts) < 3:
         return ["README.md: no YAML front matter, so load_dataset cannot find the data"]
-    front_matter = yaml.safe_load(card.split("---\n", 2)[1])
-    configs = [config for config in front_matter.get("configs", []) if config.get("default")]
-    if len(configs) != 1 or configs[0].get("config_name") != manifest["config_name"]:
+    try:
+        front_matter = yaml.safe_load(parts[1])
+    except yaml.YAMLError as error:
+        return [f"README.md: the front matter is not valid YAML ({error.__class__.__name__})"]
+    configs = front_matter.get("configs") if isinstance(front_matter, dict) else None
+    defaults = [config for config in configs or [] if isinstance(config, dict) and config.get("default")]
+    if len(defaults) != 1 or defaults[0].get("config_name") != manifest["config_name"]:
         return [f"README.md: expected one default config named {manifest['config_name']!r}"]
-    problems = []
-    for entry in configs[0]["data_files"]:
-        for path in entry["path"]:
-            if not (batch / path).is_file():
-                problems.append(f"README.md: data file {path} of split {entry['split']!r} does not exist")
+    listed = {}
+    for entry in defaults[0].get("data_files") or []:
+        paths = [entry.get("path")] if isinstance(entry.get("path"), str) else entry.get("path") or []
+        listed[entry.get("split")] = paths
+    problems = [
+        f"README.md: split {split!r} has {count} samples but no data files in the card"
+        for split, count in manifest["splits"].items()
+        if count and split not in listed
+    ]
+    for split, patterns in listed.items():
+        for pattern in patterns:
+            if not list(batch.glob(pattern)):
+                problems.append(f"README.md: data file {pattern} of split {split!r} does not exist")
     return problems
+
+
+def _readable_rows(shard: Path) -> int:
+    """Rows of a parquet file, read one row group at a time so memory stays at a row group's size."""
+    parquet = pq.ParquetFile(shard, pre_buffer=False)
+    return sum(parquet.read_row_group(index).num_rows for index in range(parquet.num_row_groups))
 
 
 def _line_count(path: Path) -> int:
     with path.open("rb") as file:
-        return sum(1 for line in file if line.strip())
+        return sum(1 for line in file if line.strip() not in (b"", b"[", b"]", b"[]"))
