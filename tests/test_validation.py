@@ -17,7 +17,7 @@ from PIL import Image
 from support.data import line_gt_samples
 
 from ocr_datasets import TrainingSample, ValidationError, export, validate
-from ocr_datasets.validation import normalize_text
+from ocr_datasets.validation import check_normalization, normalize_text
 
 
 def png_bytes(size=(60, 20), shade=0) -> bytes:
@@ -215,3 +215,11 @@ def test_real_lines_keep_long_s_by_default(line_gt_copy):
         assert texts[sample.id] == " ".join(sample.ground_truth.split())
     assert sum(text.count("ſ") for text in texts.values()) == sum(sample.ground_truth.count("ſ") for sample in samples) > 0
     assert sum(text.count("\u0364") for text in texts.values()) == sum(sample.ground_truth.count("\u0364") for sample in samples) > 0
+
+
+def test_real_lines_under_nfkc_lose_every_long_s(line_gt_copy):
+    with pytest.warns(UserWarning, match="long s"):
+        check_normalization("NFKC")
+    accepted = validate(line_gt_samples(line_gt_copy), normalize="NFKC").accepted
+    assert len(accepted) == 363
+    assert not any("ſ" in item.sample.ground_truth for item in accepted)
