@@ -5,12 +5,14 @@ from .api import build_dataset, export, list_exports, resolve_output_dir
 from .manifest import ExportResult
 from .samples import SampleError, TrainingSample
 from .service import TrainingExportService, get_training_export_service
-from .sources import read_manifest
+from .sources import SOURCE_KINDS, CropOptions, read_manifest, read_samples
 from .validation import ValidationError, ValidationReport, validate
 from .verify import inspect_batch, verify_batch
 
 __all__ = [
     "DEFAULT_INSTRUCTION",
+    "SOURCE_KINDS",
+    "CropOptions",
     "FORMAT_NAMES",
     "ExportOptions",
     "ExportResult",
@@ -25,6 +27,7 @@ __all__ = [
     "inspect_batch",
     "list_exports",
     "read_manifest",
+    "read_samples",
     "resolve_output_dir",
     "validate",
     "verify_batch",

@@ -14,7 +14,7 @@ from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES
 from .example import write_example_manifest
 from .manifest import ExportResult
 from .samples import SampleError
-from .sources import read_manifest
+from .sources import SOURCE_KINDS, CropOptions, read_samples
 from .verify import inspect_batch, verify_batch
 
 _DESCRIPTION = """\
@@ -28,9 +28,14 @@ ocr_confidence, metadata).
 """
 
 _EXPORT_EPILOG = """\
-The input manifest is JSONL (one object per line) or CSV (by suffix) with the fields
-  id, image_path (relative to the manifest's folder, or absolute), ground_truth,
-  and optionally ocr_text, ocr_confidence (0..1), metadata (a JSON object).
+Inputs (--from, guessed when left out):
+  jsonl, csv     a JSONL or CSV manifest, one record per sample with the fields
+                 id, image_path (relative to the manifest's folder, or absolute), ground_truth,
+                 and optionally ocr_text, ocr_confidence (0..1), metadata (a JSON object)
+  page           PAGE XML files (or folders of them): one sample per TextLine, cut from the page
+  alto           ALTO files (pixel units): one sample per TextLine, cut from the page
+  gt-folder      line folders of name.png|tif|jpg + name.gt.txt (tesstrain, kraken, Calamari)
+  label-studio   a Label Studio JSON export of the OCR template (with --images for uploads)
 
 Example:
   ocr-datasets example demo-input
@@ -59,7 +64,22 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EXPORT_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    export.add_argument("--input", required=True, metavar="MANIFEST", help="JSONL or CSV manifest of the samples")
+    export.add_argument(
+        "--input",
+        required=True,
+        action="append",
+        metavar="PATH",
+        help="a manifest, XML file, Label Studio export or folder; repeat for several",
+    )
+    export.add_argument(
+        "--from",
+        dest="source",
+        choices=SOURCE_KINDS,
+        help="what the inputs are (default: guessed from each input's suffix, XML root or folder content)",
+    )
+    export.add_argument("--images", metavar="DIR", help="folder to look for page images in when a file's own reference does not resolve")
+    export.add_argument("--crop-padding", type=int, default=0, metavar="PX", help="pixels added around each line's box when cutting lines from pages")
+    export.add_argument("--mask-outside", action="store_true", help="paint what lies outside a line's polygon white when cutting lines from pages")
     export.add_argument(
         "--format", required=True, type=_format_name, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="export format, or 'all' for every format"
     )
@@ -145,8 +165,11 @@ def _add_output_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    samples = read_samples(
+        args.input, args.source, image_dir=args.images, crop=CropOptions(padding=args.crop_padding, mask_outside=args.mask_outside), errors="report"
+    )
     results = api.export(
-        read_manifest(args.input, errors="report"),
+        samples,
         args.format,
         batch_id=args.batch_id,
         output_dir=args.output,

@@ -1,4 +1,4 @@
-"""Sources: read labeled data where it lives and yield TrainingSamples."""
+"""JSONL and CSV manifests: one record per sample, the layout `ocr-datasets export --input` reads by default."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from .samples import SampleError, TrainingSample
+from ..samples import SampleError, TrainingSample
 
 
 def read_manifest(path: str | Path, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
@@ -94,3 +94,8 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         metadata={} if record.get("metadata") is None else record["metadata"],
         source=location,
     )
+
+
+def read(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
+    """The source protocol of ``read_samples``; a manifest's images are named in its records."""
+    return read_manifest(path, errors=errors)

@@ -1,0 +1,113 @@
+"""Line crops from page images, cut when the image is read, so a corpus of pages never sits in memory."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageOps
+
+from ..samples import SampleError, TrainingSample
+
+Point = tuple[float, float]
+# A crop narrower or lower than this holds no legible line: a stray point or a collapsed polygon.
+MIN_CROP_SIDE = 4
+
+
+@dataclass(frozen=True)
+class CropOptions:
+    """How lines are cut from their page.
+
+    Args:
+        padding: pixels added on every side of the polygon's bounding box (clipped to the page).
+        mask_outside: paint everything outside the polygon white, so neighbouring lines that
+            reach into the bounding box do not show.
+    """
+
+    padding: int = 0
+    mask_outside: bool = False
+
+
+@dataclass
+class CroppedSample(TrainingSample):
+    """A sample whose image is a region of a page image, cut along ``polygon`` when read.
+
+    ``image_path`` names the crop (``<id>.png``); ``page_image`` is the page it is cut from.
+    Lines of one page come one after another, and the last decoded pages are kept, so a page is
+    decoded once however many lines it holds.
+    """
+
+    page_image: str | os.PathLike[str] | None = None
+    polygon: tuple[Point, ...] = ()
+    crop: CropOptions = field(default_factory=CropOptions)
+
+    def read_image_bytes(self) -> bytes:
+        try:
+            page = _decoded_page(os.fspath(self.page_image), *_file_version(self.page_image))
+        except FileNotFoundError:
+            raise SampleError(self.id, f"page image not found: {Path(self.page_image).name}", "restore the page image or name its folder") from None
+        except OSError as error:
+            raise SampleError(self.id, f"page image {Path(self.page_image).name} cannot be read ({error})", "replace the page image") from None
+        return crop_to_png(page, self.polygon, self.crop, self.id)
+
+    def identity(self) -> str:
+        version = "|".join(map(str, _file_version(self.page_image))) if Path(self.page_image).exists() else "missing"
+        return super().identity() + f"|{os.fspath(self.page_image)}|{version}|{self.polygon}|{self.crop}"
+
+
+def crop_to_png(page: Image.Image, polygon: Sequence[Point], options: CropOptions, sample_id: str) -> bytes:
+    """The polygon's bounding box (plus padding, clipped to the page) as PNG bytes."""
+    if len(polygon) < 2:
+        raise SampleError(sample_id, f"the line's outline has {len(polygon)} point(s)", "give the line a polygon or box")
+    xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
+    left = max(0, math.floor(min(xs)) - options.padding)
+    top = max(0, math.floor(min(ys)) - options.padding)
+    right = min(page.width, math.ceil(max(xs)) + options.padding)
+    bottom = min(page.height, math.ceil(max(ys)) + options.padding)
+    if right - left < MIN_CROP_SIDE or bottom - top < MIN_CROP_SIDE:
+        size = f"{max(0, right - left)}x{max(0, bottom - top)}"
+        raise SampleError(
+            sample_id,
+            f"the line's crop is {size} pixels after clipping to the {page.width}x{page.height} page",
+            "check the line's coordinates (outside the page, or collapsed)",
+        )
+    line = page.crop((left, top, right, bottom))
+    if options.mask_outside and len(polygon) >= 3:
+        mask = Image.new("L", line.size, 0)
+        ImageDraw.Draw(mask).polygon([(x - left, y - top) for x, y in polygon], fill=255)
+        line = Image.composite(line, Image.new(line.mode, line.size, "white"), mask)
+    buffer = io.BytesIO()
+    line.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def parse_points(points: str) -> tuple[Point, ...]:
+    """PAGE / ALTO point lists: ``"x1,y1 x2,y2 ..."`` (ALTO also allows ``"x1 y1 x2 y2 ..."``)."""
+    numbers = [float(value) for value in points.replace(",", " ").split()]
+    return tuple(zip(numbers[0::2], numbers[1::2]))
+
+
+def box_points(left: float, top: float, width: float, height: float) -> tuple[Point, ...]:
+    return ((left, top), (left + width, top), (left + width, top + height), (left, top + height))
+
+
+def _file_version(path) -> tuple[int, int]:
+    stat = Path(path).stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+@lru_cache(maxsize=2)
+def _decoded_page(path: str, size: int, mtime_ns: int) -> Image.Image:
+    """A page image with its EXIF orientation applied, decoded once (keyed by size and mtime,
+    so a changed file is read anew)."""
+    with Image.open(path) as image:
+        page = ImageOps.exif_transpose(image)
+        page.load()
+    if page.mode not in ("1", "L", "RGB"):
+        page = page.convert("RGB")
+    return page

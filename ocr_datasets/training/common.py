@@ -1,0 +1,54 @@
+"""What both fine-tuning paths share: offline switches, loading a batch, tiny tokenizers, CER."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from ..statistics import error_rates
+
+OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_UPDATE_DOWNLOAD_COUNTS": "0"}
+
+
+def go_offline() -> None:
+    """Switch the Hugging Face libraries to offline mode. They read these variables when first
+    imported, so scripts call this before importing datasets or transformers."""
+    os.environ.update(OFFLINE_VARIABLES)
+
+
+def load_batch(batch_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None):
+    """The batch's ``DatasetDict``, read offline; ``datasets``' copy goes to ``cache_dir``
+    (by default ``.load-cache`` beside the batch, inside the export folder)."""
+    from datasets import load_dataset
+
+    batch_dir = Path(batch_dir)
+    return load_dataset(str(batch_dir), cache_dir=str(cache_dir or batch_dir.parent / ".load-cache"))
+
+
+def byte_level_bpe(texts: Iterable[str], special_tokens: Sequence[str], vocab_size: int = 400, split_pattern: str | None = None):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``texts`` (for tiny local models).
+
+    Byte level with the full byte alphabet, so every character (ſ, ẞ, U+0364 ...) round-trips
+    even when the training texts never showed it. ``split_pattern`` is a pre-tokenizer regex
+    (for example Llama 3's), else whitespace-and-punctuation splitting as in GPT-2.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    if split_pattern is None:
+        tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    else:
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(Regex(split_pattern), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+        )
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.add_special_tokens(list(special_tokens))
+    return tokenizer
+
+
+def character_error_rate(references: Sequence[str], predictions: Sequence[str]) -> float | None:
+    """CER over the whole set (total edits / total reference characters), as the batch card computes it."""
+    return error_rates(list(zip(references, predictions, strict=True)))["cer"]
