@@ -85,7 +85,7 @@ class OcrSamples(datasets.ArrowBasedBuilder):
     def _generate_tables(self, chunks: list[Sequence[TrainingSample]]) -> Iterator[tuple[Key, pa.Table]]:
         adapter = self._projection
         for index, chunk in enumerate(chunks):
-            table = canonical_table(chunk)
+            table = canonical_table(chunk, keep_image_metadata=self.config.options.keep_image_metadata)
             if adapter is not None:
                 projected = adapter.project(table.to_pydict(), self.config.options)
                 table = pa.Table.from_pydict(projected, schema=adapter.features.arrow_schema)

@@ -40,6 +40,7 @@ def build_dataset(
     normalize: str = "NFC",
     keep_duplicates: bool = False,
     skip_invalid: bool = False,
+    keep_image_metadata: bool = False,
     progress: bool = True,
 ) -> datasets.Dataset:
     """The canonical Arrow dataset of the valid ``samples``: ``id``, ``image`` (``Image()``, bytes
@@ -49,7 +50,8 @@ def build_dataset(
     ``ValidationError`` unless ``skip_invalid``, which leaves them out with a warning). The
     dataset is written by the ``datasets`` builder into ``cache_dir`` (``datasets``' own cache by
     default) under a name derived from the samples, so the same samples are built once and
-    changed ones anew. Memory stays flat: images are read a table at a time.
+    changed ones anew. Memory stays flat: images are read a table at a time. Images lose their
+    private metadata as in ``export`` unless ``keep_image_metadata``.
     """
     with _progress_bars(progress):
         report = _validated(samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid)
@@ -58,7 +60,8 @@ def build_dataset(
         accepted = [item.sample for item in report.accepted]
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            config_name=f"canonical-{_fingerprint(accepted)[:16]}",
+            config_name=f"canonical-{_fingerprint(accepted)[:16]}{'-with-metadata' if keep_image_metadata else ''}",
+            options=ExportOptions(keep_image_metadata=keep_image_metadata),
             splits={"train": accepted},
         )
         builder.prepare(num_proc=num_proc)
@@ -74,6 +77,7 @@ def export(
     copy_images: bool = True,
     include_base64: bool = False,
     instruction: str = DEFAULT_INSTRUCTION,
+    keep_image_metadata: bool = False,
     skip_invalid: bool = False,
     keep_duplicates: bool = False,
     split: str | Mapping[str, float] | None = None,
@@ -98,6 +102,8 @@ def export(
     ``split_strategy="balanced"`` proportions are exact to one group but adding groups may move
     others (see ``assign_splits``). Texts are
     normalised with ``normalize`` (NFC, NFD, NFKC, none), whitespace trimmed and collapsed.
+    Images get their EXIF orientation applied and lose EXIF, GPS, XMP, ICC profiles, comments
+    and PNG text chunks, unless ``keep_image_metadata``.
 
     ``batch_id`` defaults to the current UTC time plus a random suffix; ``output_dir`` to
     ``$OCR_EXPORT_PATH`` or ``./ocr-exports``. See ``ExportOptions`` for the view options.
@@ -109,6 +115,7 @@ def export(
         copy_images=copy_images,
         include_base64=include_base64,
         instruction=instruction,
+        keep_image_metadata=keep_image_metadata,
         normalize=check_normalization(normalize),
         split=ratios,
         group_by=group_by,

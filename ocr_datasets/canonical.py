@@ -10,6 +10,7 @@ from datasets import Features, Image, Value
 
 from .images import identify
 from .names import file_stem
+from .privacy import without_private_metadata
 from .samples import TrainingSample
 
 CANONICAL_FEATURES = Features(
@@ -26,15 +27,18 @@ CANONICAL_FEATURES = Features(
 )
 
 
-def canonical_table(samples: Sequence[TrainingSample]) -> pa.Table:
+def canonical_table(samples: Sequence[TrainingSample], keep_image_metadata: bool = False) -> pa.Table:
     """Read each sample's image once and lay the samples out as one Arrow table.
 
     The image's ``path`` is only a safe file name derived from the id, never the source path,
-    so no folder name of the source machine travels with the data.
+    so no folder name of the source machine travels with the data. Unless
+    ``keep_image_metadata``, EXIF orientation is applied and private metadata dropped.
     """
     images = []
     for sample in samples:
         data = sample.read_image_bytes()
+        if not keep_image_metadata:
+            data = without_private_metadata(data)
         info = identify(data, sample.id)
         images.append({"bytes": data, "path": file_stem(sample.id) + info.suffix})
     columns = {

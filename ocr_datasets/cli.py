@@ -92,6 +92,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="write only the parquet files (images embedded), card and manifest: no JSONL views, no images/ folder",
     )
+    export.add_argument(
+        "--keep-image-metadata",
+        action="store_true",
+        help="keep images byte for byte (default: apply EXIF orientation, drop EXIF, GPS, XMP, ICC, comments, PNG text)",
+    )
     export.add_argument("--include-base64", action="store_true", help="JSONL views carry images inline as data: URLs (OpenAI style for llama_vision)")
     export.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="user-turn instruction of llama_vision rows (default: German OCR instruction)")
     checks = export.add_argument_group("validation, splits and text")
@@ -175,6 +180,7 @@ def _run_export(args: argparse.Namespace) -> int:
         output_dir=args.output,
         copy_images=args.copy_images,
         include_base64=args.include_base64,
+        keep_image_metadata=args.keep_image_metadata,
         instruction=args.instruction,
         skip_invalid=args.skip_invalid,
         keep_duplicates=args.keep_duplicates,
