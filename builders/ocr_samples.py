@@ -55,13 +55,13 @@ class OcrSamples(datasets.ArrowBasedBuilder):
         super().__init__(*args, **kwargs)
 
     def prepare(self, **download_and_prepare_kwargs) -> None:
-        """``download_and_prepare``, raising a bad sample's own ``SampleError`` rather than the
-        ``DatasetGenerationError`` that ``datasets`` wraps around it."""
+        """``download_and_prepare``, raising a bad sample's own ``SampleError`` (or the disk's
+        ``OSError``) rather than the ``DatasetGenerationError`` that ``datasets`` wraps around it."""
         try:
             self.download_and_prepare(**download_and_prepare_kwargs)
         except datasets.exceptions.DatasetGenerationError as error:
             cause = error.__cause__
-            while cause is not None and not isinstance(cause, SampleError):
+            while cause is not None and not isinstance(cause, (SampleError, OSError)):
                 cause = cause.__cause__
             if cause is None:
                 raise

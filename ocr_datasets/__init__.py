@@ -1,7 +1,7 @@
 """ocr-datasets: human-labeled OCR samples to Hugging Face datasets for TrOCR and Llama 3.2 Vision, locally."""
 
 from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES, ExportOptions
-from .api import build_dataset, export, list_exports, resolve_output_dir
+from .api import build_dataset, export, list_exports, load_batch, resolve_output_dir
 from .manifest import ExportResult
 from .samples import SampleError, TrainingSample
 from .service import TrainingExportService, get_training_export_service
@@ -26,6 +26,7 @@ __all__ = [
     "get_training_export_service",
     "inspect_batch",
     "list_exports",
+    "load_batch",
     "read_manifest",
     "read_samples",
     "resolve_output_dir",

@@ -17,6 +17,7 @@ from .adapters import ADAPTERS, DEFAULT_INSTRUCTION, ExportOptions, get_adapter
 from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
+from .offline import offline
 from .samples import SampleError, TrainingSample
 from .splits import assign_splits, check_split_strategy, parse_split_spec
 from .statistics import split_statistics
@@ -32,6 +33,7 @@ def resolve_output_dir(output_dir: str | os.PathLike[str] | None = None) -> Path
     return Path(output_dir or os.environ.get("OCR_EXPORT_PATH") or DEFAULT_OUTPUT_DIR)
 
 
+@offline
 def build_dataset(
     samples: Iterable[TrainingSample | SampleError],
     *,
@@ -68,6 +70,7 @@ def build_dataset(
     return builder.as_dataset(split="train")
 
 
+@offline
 def export(
     samples: Iterable[TrainingSample | SampleError],
     export_format: str,
@@ -145,6 +148,18 @@ def export(
             for adapter in adapters
         ]
     return results if export_format == ALL_FORMATS else results[0]
+
+
+@offline
+def load_batch(batch_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> datasets.DatasetDict:
+    """``datasets.load_dataset(batch_dir)``, offline and without a stray copy in the home folder.
+
+    ``load_dataset`` copies a local folder into its cache, ``~/.cache/huggingface/datasets`` by
+    default; here the copy goes to ``cache_dir``, by default ``.load-cache`` in the batch's format
+    folder (inside the export folder, where ``list_exports`` ignores it).
+    """
+    batch_dir = Path(batch_dir)
+    return datasets.load_dataset(str(batch_dir), cache_dir=str(cache_dir or batch_dir.parent / ".load-cache"))
 
 
 def list_exports(export_format: str | None = None, output_dir: str | os.PathLike[str] | None = None) -> list[ExportResult]:

@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.run(args)
-    except (SampleError, ValueError, FileExistsError, FileNotFoundError, TypeError) as error:
+    except (SampleError, ValueError, OSError, TypeError) as error:
         print(f"ocr-datasets: error: {error}", file=sys.stderr)
         return 2
 

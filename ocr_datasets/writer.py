@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -29,6 +30,7 @@ from .samples import SampleError, TrainingSample
 MAX_SHARD_SIZE = "500MB"
 VIEW_ROWS_PER_BATCH = 256
 STAGING_SUFFIX = ".partial"
+_REPLACED = re.compile(r"\.(?P<batch>.+)\.replaced-(?P<pid>\d+)")
 REJECTED_NAME = "rejected.jsonl"
 DUPLICATES_NAME = "duplicates.jsonl"
 
@@ -64,10 +66,16 @@ def write_batch(
     final = format_root / batch_id
     if final.exists() and not overwrite:
         raise batch_exists_error(final)
-    format_root.mkdir(parents=True, exist_ok=True)
-    # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
-    staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
-    staging.mkdir()
+    try:
+        format_root.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(format_root)
+        # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
+        staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
+        staging.mkdir()
+    except OSError as error:
+        raise _write_error(error, batch_id, format_root) from error
+    # Held until the batch is renamed into place: a staging folder nobody holds is a leftover.
+    lock = _lock(staging)
     try:
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         splits = {name: samples for name, samples in contents.splits.items() if samples}
@@ -107,10 +115,69 @@ def write_batch(
         )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         _publish(staging, final, overwrite)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(error, OSError) and not isinstance(error, FileExistsError):
+            raise _write_error(error, batch_id, format_root) from error
         raise
+    finally:
+        os.close(lock)
     return result_from_manifest(final / MANIFEST_NAME, manifest)
+
+
+def clean_leftovers(format_root: Path) -> None:
+    """Remove what killed exports left behind: staging folders no live process holds, and an old
+    batch set aside by an interrupted overwrite (restored if its replacement never arrived)."""
+    for entry in format_root.iterdir():
+        if not entry.name.startswith(".") or not entry.is_dir():
+            continue
+        if entry.name.endswith(STAGING_SUFFIX) and _abandoned(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+        elif (match := _REPLACED.fullmatch(entry.name)) and not _process_alive(int(match["pid"])):
+            original = format_root / match["batch"]
+            if original.exists():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.rename(original)
+
+
+def _lock(folder: Path) -> int:
+    descriptor = os.open(folder, os.O_RDONLY)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
+
+
+def _abandoned(staging: Path) -> bool:
+    try:
+        descriptor = os.open(staging, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(descriptor)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _write_error(error: OSError, batch_id: str, format_root: Path) -> OSError:
+    where = f" ({error.filename})" if error.filename else ""
+    return OSError(
+        error.errno,
+        f"could not write batch {batch_id!r} under {format_root}: {error.strerror or error}{where}; nothing was written "
+        "(free some space, or choose an output folder you can write to)",
+    )
 
 
 def batch_exists_error(batch_path: Path) -> FileExistsError:
@@ -150,6 +217,7 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
     if options.copy_images:
         images_dir.mkdir()
     total = sum(pq.ParquetFile(staging / path).metadata.num_rows for paths in data_files.values() for path in paths)
+    used_names: set[str] = set()
     with tqdm(total=total, desc=f"Writing {adapter.name} views", unit=" samples") as progress:
         for split, paths in data_files.items():
             view_path = staging / adapter.view_name(split)
@@ -160,7 +228,7 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                 for path in paths:
                     for batch in _row_batches(staging / path):
                         for row in batch.to_pylist():
-                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options), options)
+                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names), options)
                             line = json.dumps(record, ensure_ascii=False)
                             view.write(line + "\n")
                             if array_view is not None:
@@ -176,15 +244,22 @@ def _row_batches(path: Path):
     return pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=VIEW_ROWS_PER_BATCH)
 
 
-def _place_images(row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions) -> list[ViewImage]:
+def _place_images(row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions, used_names: set[str]) -> list[ViewImage]:
     cell = row[adapter.image_column]
     placed = []
     for image in cell if isinstance(cell, list) else [cell]:
         relative = None
         if options.copy_images:
-            relative = f"images/{image['path']}"
+            name = image["path"]
+            # Ids that differ only in case would share a file once the batch is copied to a
+            # case-insensitive disk (Windows, macOS): the later one gets the id's digest too.
+            if name.casefold() in used_names:
+                stem, dot, suffix = name.rpartition(".")
+                name = f"{stem}-{hashlib.sha256(row['id'].encode('utf-8', 'surrogatepass')).hexdigest()[:12]}{dot}{suffix}"
+            used_names.add(name.casefold())
+            relative = f"images/{name}"
             # "x" mode: two rows never silently share one file.
-            with (images_dir / image["path"]).open("xb") as file:
+            with (images_dir / name).open("xb") as file:
                 file.write(image["bytes"])
         placed.append(ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None))
     return placed

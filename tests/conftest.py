@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,30 @@ def private_hf_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.delenv("OCR_EXPORT_PATH", raising=False)
     return home
+
+
+@pytest.fixture(autouse=True)
+def refuse_network(monkeypatch) -> list:
+    """Every connection outside the machine's own Unix sockets is refused and recorded, so a
+    test that asserts the list is empty proves nothing even tried to reach the network."""
+    attempts = []
+    connect, connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def refused(what):
+        attempts.append(what)
+        raise ConnectionRefusedError(f"the test suite refuses network connections ({what!r})")
+
+    def guarded(original):
+        def method(self, address):
+            return original(self, address) if self.family == socket.AF_UNIX else refused(address)
+
+        return method
+
+    monkeypatch.setattr(socket.socket, "connect", guarded(connect))
+    monkeypatch.setattr(socket.socket, "connect_ex", guarded(connect_ex))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda host, *args, **kwargs: refused(host))
+    monkeypatch.setattr(socket, "create_connection", lambda address, *args, **kwargs: refused(address))
+    return attempts
 
 
 @pytest.fixture

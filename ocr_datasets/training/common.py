@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from pathlib import Path
 
+from ..api import load_batch
 from ..statistics import error_rates
 
 OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_UPDATE_DOWNLOAD_COUNTS": "0"}
@@ -15,15 +15,6 @@ def go_offline() -> None:
     """Switch the Hugging Face libraries to offline mode. They read these variables when first
     imported, so scripts call this before importing datasets or transformers."""
     os.environ.update(OFFLINE_VARIABLES)
-
-
-def load_batch(batch_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None):
-    """The batch's ``DatasetDict``, read offline; ``datasets``' copy goes to ``cache_dir``
-    (by default ``.load-cache`` beside the batch, inside the export folder)."""
-    from datasets import load_dataset
-
-    batch_dir = Path(batch_dir)
-    return load_dataset(str(batch_dir), cache_dir=str(cache_dir or batch_dir.parent / ".load-cache"))
 
 
 def byte_level_bpe(texts: Iterable[str], special_tokens: Sequence[str], vocab_size: int = 400, split_pattern: str | None = None):

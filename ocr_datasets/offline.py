@@ -1,0 +1,59 @@
+"""Offline mode for the Hugging Face libraries, switched on in-process for every call of ours.
+
+``datasets`` and ``huggingface_hub`` read ``HF_HUB_OFFLINE`` once, at import, and without it
+loading a local folder still asks the network (a DNS query, a download-count HEAD request).
+Setting the variable is too late once they are imported, so their flags are set directly, for
+the duration of our call only: the rest of the user's program keeps its own setting.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import datasets.config
+import huggingface_hub.constants
+
+_FLAGS = [
+    (huggingface_hub.constants, "HF_HUB_OFFLINE", True),
+    (datasets.config, "HF_HUB_OFFLINE", True),
+    (datasets.config, "HF_DATASETS_OFFLINE", True),
+    (datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False),
+]
+# For worker processes that start afresh and read the environment.
+_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_UPDATE_DOWNLOAD_COUNTS": "0"}
+
+Function = TypeVar("Function", bound=Callable)
+
+
+@contextmanager
+def hugging_face_offline() -> Iterator[None]:
+    saved_flags = [(module, name, getattr(module, name)) for module, name, _ in _FLAGS]
+    saved_variables = {name: os.environ.get(name) for name in _VARIABLES}
+    for module, name, value in _FLAGS:
+        setattr(module, name, value)
+    os.environ.update(_VARIABLES)
+    try:
+        yield
+    finally:
+        for module, name, value in saved_flags:
+            setattr(module, name, value)
+        for name, value in saved_variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def offline(function: Function) -> Function:
+    """Run ``function`` with the Hugging Face libraries offline."""
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        with hugging_face_offline():
+            return function(*args, **kwargs)
+
+    return wrapper
