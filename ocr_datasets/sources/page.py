@@ -1,0 +1,146 @@
+"""PAGE XML (2013 and 2019 schemas, any namespace): one sample per TextLine, cut from its page image.
+
+A line's text is its own ``TextEquiv/Unicode`` (not its words' or glyphs'); its image is the
+bounding box of its ``Coords`` polygon. Lines follow the page's ``ReadingOrder``; regions it
+does not name follow in document order. A line without text is yielded with an empty
+ground truth, so validation rejects it by name instead of it vanishing from the count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from xml.etree.ElementTree import Element
+
+from ..samples import SampleError, TrainingSample
+from .crop import CropOptions, Point, parse_points
+from .locate import (
+    LineSampleFactory,
+    children_named,
+    descendants_named,
+    file_error,
+    find_page_image,
+    first_child,
+    image_not_found,
+    local_name,
+    parse_xml,
+    read_xml_sources,
+)
+
+# Reading order groups: their members (region refs and nested groups) in the order they are read.
+_GROUPS = {"OrderedGroup", "UnorderedGroup", "OrderedGroupIndexed", "UnorderedGroupIndexed"}
+_REFS = {"RegionRef", "RegionRefIndexed"}
+
+
+def read(
+    path: str | os.PathLike[str],
+    *,
+    image_dir: str | os.PathLike[str] | None = None,
+    crop: CropOptions = CropOptions(),
+    errors: str = "raise",
+) -> Iterator[TrainingSample | SampleError]:
+    """The lines of a PAGE file, or of every PAGE file below a folder (METS and ALTO files are skipped)."""
+    return read_xml_sources(Path(path), "page", read_page_file, image_dir=image_dir, crop=crop, errors=errors)
+
+
+def read_page_file(xml_path: Path, input_root: Path, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
+    root = parse_xml(xml_path, "PcGts", "PAGE XML")
+    if isinstance(root, SampleError):
+        yield root
+        return
+    page = first_child(root, "Page")
+    if page is None:
+        yield file_error(xml_path, "has no <Page> element", "check that the file is complete PAGE XML")
+        return
+    lines = list(lines_in_reading_order(page))
+    reference = page.get("imageFilename")
+    image = find_page_image(xml_path, reference, input_root=input_root, image_dir=image_dir)
+    if image is None:
+        yield image_not_found(xml_path, reference, len(lines))
+        return
+    positions = {id(line): position for position, line in enumerate(descendants_named(page, "TextLine"), start=1)}
+    samples = LineSampleFactory(xml_path, image, crop)
+    for region, line in lines:
+        yield samples.sample(line.get("id"), positions[id(line)], line_text(line), line_polygon(line), region.get("id"))
+
+
+def lines_in_reading_order(page: Element) -> Iterator[tuple[Element, Element]]:
+    """(region, line) pairs: regions in reading order, then the unnamed ones in document order;
+    within a region its own lines, then nested regions the reading order does not place."""
+    # Every kind of region: a reading order may name a TableRegion whose cells are TextRegions.
+    regions = [element for element in page.iter() if _is_region(element)]
+    by_id = {region.get("id"): region for region in regions if region.get("id")}
+    order_element = first_child(page, "ReadingOrder")
+    ordered_ids = list(dict.fromkeys(_region_refs(order_element))) if order_element is not None else []
+    placed = set(ordered_ids)
+    done: set[int] = set()
+
+    def region_lines(region: Element) -> Iterator[tuple[Element, Element]]:
+        if id(region) in done:
+            return
+        done.add(id(region))
+        for child in region:
+            if local_name(child) == "TextLine":
+                yield region, child
+        for child in region:
+            if _is_region(child) and child.get("id") not in placed:
+                yield from region_lines(child)
+
+    for region_id in ordered_ids:
+        if region_id in by_id:
+            yield from region_lines(by_id[region_id])
+    for region in regions:
+        yield from region_lines(region)
+
+
+def _is_region(element: Element) -> bool:
+    return local_name(element).endswith("Region")
+
+
+def _region_refs(group: Element) -> Iterator[str]:
+    """Region ids of a reading order (or group), nested groups flattened in place."""
+    if group.get("regionRef"):
+        yield group.get("regionRef")
+    members = [child for child in group if local_name(child) in _GROUPS | _REFS]
+    if local_name(group).endswith("Indexed") or any(member.get("index") is not None for member in members):
+        members.sort(key=_index)
+    for member in members:
+        if local_name(member) in _GROUPS:
+            yield from _region_refs(member)
+        elif member.get("regionRef"):
+            yield member.get("regionRef")
+
+
+def _index(element: Element) -> float:
+    try:
+        return int(element.get("index"))
+    except (TypeError, ValueError):
+        return math.inf  # unindexed members after the indexed ones, in document order (sort is stable)
+
+
+def line_text(line: Element) -> str:
+    """The line's own TextEquiv (the lowest index when there are several), "" when it has none."""
+    equivalents = children_named(line, "TextEquiv")
+    if not equivalents:
+        return ""
+    chosen = min(equivalents, key=_index)
+    unicode = first_child(chosen, "Unicode")
+    return (unicode.text or "") if unicode is not None else ""
+
+
+def line_polygon(line: Element) -> tuple[Point, ...]:
+    """The line's Coords: a ``points`` list, or the ``Point`` children of PAGE 2010."""
+    coords = first_child(line, "Coords")
+    if coords is None:
+        return ()
+    if coords.get("points"):
+        try:
+            return parse_points(coords.get("points"))
+        except ValueError:
+            return ()  # validation rejects the line for its missing outline, naming it
+    try:
+        return tuple((float(point.get("x")), float(point.get("y"))) for point in children_named(coords, "Point"))
+    except (TypeError, ValueError):
+        return ()
