@@ -19,6 +19,8 @@ def file_stem(sample_id: str) -> str:
         return sample_id
     ascii_id = unicodedata.normalize("NFKD", sample_id).encode("ascii", "ignore").decode()
     slug = _UNSAFE_CHARACTERS.sub("_", ascii_id).strip("._-")[:60] or "sample"
+    if _is_reserved(slug):
+        slug = f"_{slug}"
     digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
     return f"{slug}-{digest}"
 
