@@ -67,7 +67,9 @@ def guess_source(path: Path) -> str:
         kinds = {xml_kind(xml) for xml in xml_files} - {None}
         if len(kinds) == 1:
             return kinds.pop()
-        found = f"both PAGE and ALTO files ({', '.join(sorted(kinds))})" if kinds else "no .gt.txt, PAGE or ALTO files"
+        if not kinds and any(path.glob("*.json")):
+            return "label-studio"
+        found = f"both PAGE and ALTO files ({', '.join(sorted(kinds))})" if kinds else "no .gt.txt, PAGE, ALTO or Label Studio files"
         raise ValueError(f"cannot tell what {path} holds: {found}; name the source with --from")
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".csv"):

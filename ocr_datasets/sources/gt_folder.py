@@ -1,0 +1,148 @@
+"""Line folders of tesstrain, kraken and Calamari: every line image beside its ``.gt.txt``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..samples import SampleError, TrainingSample
+
+TEXT_SUFFIX = ".gt.txt"
+# In order of preference: when a line has several images (ocropus keeps name.bin.png and
+# name.nrm.png side by side), the scan as it is wins over its binarised and normalised versions.
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bin.png", ".nrm.png")
+METADATA_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+@dataclass
+class _Line:
+    id: str
+    root: Path
+    text: Path | None = None
+    images: list[tuple[str, Path]] = field(default_factory=list)
+
+    def location(self) -> str:
+        """Where the line stands, relative to the input folder (error messages travel with the batch)."""
+        return (self.text or self.images[0][1]).relative_to(self.root).as_posix()
+
+
+def read(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
+    """One sample per ``<name>.gt.txt`` and its image ``<name>.png`` (or ``.tif``, ``.tiff``,
+    ``.jpg``, ``.jpeg``, ``.bin.png``, ``.nrm.png``) in ``path`` and its subfolders, in id order.
+
+    The id is the line's path relative to ``path`` without suffixes (``sub/name``); the text is the
+    file's content without trailing line breaks; the metadata is ``<name>.yml`` / ``.yaml`` /
+    ``.json`` when present (a mapping; several are merged in that order). A text without an image,
+    an image without a text and unreadable text or metadata are ``SampleError``s: raised, or with
+    ``errors="report"`` yielded in the line's place. ``path`` may also be one file of a line.
+    Hidden files and folders are skipped (macOS leaves ``._name.png`` beside every image).
+    """
+    path = Path(path)
+    root = path if path.is_dir() else path.parent
+    files = _visible_files(root, recursive=path.is_dir())
+    lines = _group_lines(files, root)
+    if not path.is_dir():
+        lines = [line for line in lines if line.text == path or any(image == path for _, image in line.images)]
+    for line in lines:
+        item = _sample(line)
+        if isinstance(item, SampleError) and errors == "raise":
+            raise item
+        yield item
+
+
+def _visible_files(root: Path, recursive: bool) -> list[Path]:
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")) if recursive else []
+        found += [Path(folder, name) for name in sorted(names) if not name.startswith(".")]
+    return found
+
+
+def _group_lines(files: list[Path], root: Path) -> list[_Line]:
+    lines: dict[str, _Line] = {}
+    for file in files:
+        if file.name.lower().endswith(TEXT_SUFFIX):
+            line_id = _line_id(file, root, TEXT_SUFFIX)
+            lines[line_id] = _Line(line_id, root, text=file)
+    for file in files:
+        # Longest suffix first, so name.bin.png belongs to name; unless only name.bin.gt.txt exists.
+        suffixes = sorted((suffix for suffix in IMAGE_SUFFIXES if file.name.lower().endswith(suffix)), key=len, reverse=True)
+        if not suffixes:
+            continue
+        candidates = [(suffix, _line_id(file, root, suffix)) for suffix in suffixes]
+        suffix, line_id = next(((suffix, line_id) for suffix, line_id in candidates if line_id in lines), candidates[0])
+        lines.setdefault(line_id, _Line(line_id, root)).images.append((suffix, file))
+    return [lines[line_id] for line_id in sorted(lines)]
+
+
+def _line_id(file: Path, root: Path, suffix: str) -> str:
+    return file.relative_to(root).as_posix()[: -len(suffix)]
+
+
+def _sample(line: _Line) -> TrainingSample | SampleError:
+    location = line.location()
+    if line.text is None:
+        names = ", ".join(image.name for _, image in line.images)
+        return SampleError(
+            line.id, f"image {names} has no transcription", f"add {Path(line.id).name}{TEXT_SUFFIX} beside it, or move the image away", location=location
+        )
+    if not line.images:
+        return SampleError(
+            line.id,
+            f"no line image beside {line.text.name}",
+            f"add {Path(line.id).name} with one of the suffixes {', '.join(IMAGE_SUFFIXES)}, or remove {line.text.name}",
+            location=location,
+        )
+    try:
+        text = line.text.read_text(encoding="utf-8-sig").rstrip("\n")
+    except UnicodeDecodeError:
+        return SampleError(line.id, f"{line.text.name} is not UTF-8 text", "save it as UTF-8", location=location)
+    except OSError as error:
+        return SampleError(line.id, f"cannot read {line.text.name}: {error.strerror}", "check the file's permissions", location=location)
+    metadata = _metadata(line.text.with_name(line.text.name[: -len(TEXT_SUFFIX)]), line.id, location)
+    if isinstance(metadata, SampleError):
+        return metadata
+    image = min(line.images, key=lambda pair: IMAGE_SUFFIXES.index(pair[0]))[1]
+    return TrainingSample(id=line.id, image_path=image, ground_truth=text, metadata=metadata, source=location)
+
+
+def _metadata(base: Path, line_id: str, location: str) -> dict[str, Any] | SampleError:
+    metadata: dict[str, Any] = {}
+    for suffix in METADATA_SUFFIXES:
+        file = base.with_name(base.name + suffix)
+        if not file.is_file():
+            continue
+        fix = f"correct {file.name} (key: value pairs), or remove it"
+        try:
+            content = file.read_text(encoding="utf-8-sig")
+            parsed = json.loads(content) if suffix == ".json" else yaml.safe_load(content)
+            # Dates and other YAML types become the text JSON will store them as anyway.
+            parsed = json.loads(json.dumps(parsed, ensure_ascii=False, default=str))
+        except UnicodeDecodeError:
+            return SampleError(line_id, f"metadata file {file.name} is not UTF-8 text", "save it as UTF-8", location=location)
+        except OSError as error:
+            return SampleError(line_id, f"cannot read metadata file {file.name}: {error.strerror}", "check the file's permissions", location=location)
+        except (yaml.YAMLError, ValueError, TypeError) as error:
+            return SampleError(line_id, f"metadata file {file.name} cannot be read ({_parse_problem(error)})", fix, location=location)
+        if parsed is None:  # an empty file says nothing
+            continue
+        if not isinstance(parsed, dict):
+            return SampleError(line_id, f"metadata file {file.name} holds a {type(parsed).__name__}, not a mapping", fix, location=location)
+        metadata.update(parsed)
+    return metadata
+
+
+def _parse_problem(error: Exception) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno}"
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None)
+    if problem and mark is not None:
+        return f"{problem} at line {mark.line + 1}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
