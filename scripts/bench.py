@@ -1,0 +1,177 @@
+"""Export speed and memory against the physical floor (cp -r) and the original service.
+
+Builds a corpus of N line images (the real Fraktur lines of ../shared/data/ocrd-line-gt,
+hard-linked under new ids, or --synthetic generated ones), then measures, each in a fresh
+process and as the median of --runs runs:
+
+- cp -r of the images: the floor;
+- the original service: copy every image and write a JSONL line per sample (reimplemented here);
+- our export per format, parquet only (--no-copy-images), and --format all;
+- load_dataset(batch) plus decoding every image, against Pillow alone decoding the same bytes.
+
+    .venv/bin/python scripts/bench.py --count 10000
+    .venv/bin/python scripts/bench.py --count 50000 --runs 1 --json bench-50k.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+LINE_GT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ocrd-line-gt"
+
+# Each measured job runs in a fresh interpreter and prints {"seconds": ..., "peak_rss_mb": ...}.
+_MEASURE = """
+import json, resource, sys, time
+start = time.perf_counter()
+{body}
+seconds = time.perf_counter() - start
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+_ORIGINAL_SERVICE = """
+import json, shutil
+from pathlib import Path
+manifest, out = Path(sys.argv[1]), Path(sys.argv[2])
+(out / "images").mkdir(parents=True)
+files = []
+with open(out / "train.jsonl", "w", encoding="utf-8") as view:
+    for line in manifest.open(encoding="utf-8"):
+        record = json.loads(line)
+        source = manifest.parent / record["image_path"]
+        target = out / "images" / f"{record['id']}{source.suffix}"
+        shutil.copy2(source, target)
+        files.append(str(target.relative_to(out)))
+        view.write(json.dumps({"file_name": str(target.relative_to(out)), "text": record["ground_truth"]}, ensure_ascii=False) + "\\n")
+(out / "manifest.json").write_text(json.dumps({"format": "trocr", "sample_count": len(files), "files": files}))
+"""
+
+_EXPORT = """
+from ocr_datasets import export, read_manifest
+export_format, copy_images, num_proc = sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]) or None
+export(read_manifest(sys.argv[1]), export_format, batch_id="bench", output_dir=sys.argv[2], copy_images=copy_images, num_proc=num_proc, progress=False)
+"""
+
+_LOAD_AND_DECODE = """
+from ocr_datasets import load_batch
+rows = load_batch(sys.argv[2] + "/trocr/bench", cache_dir=sys.argv[2] + "/load-cache")["train"]
+for row in rows:
+    row["image"].load()
+"""
+
+_PILLOW_DECODE = """
+import io
+import pyarrow.parquet as pq
+from PIL import Image
+from pathlib import Path
+blobs = [cell["bytes"] for path in sorted(Path(sys.argv[2], "trocr", "bench", "data").glob("*.parquet")) for cell in pq.read_table(path, columns=["image"]).column("image").to_pylist()]
+start = time.perf_counter()
+for blob in blobs:
+    Image.open(io.BytesIO(blob)).load()
+"""
+
+
+def make_corpus(folder: Path, count: int, synthetic: bool) -> Path:
+    manifest = folder / "samples.jsonl"
+    if synthetic:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from ocr_datasets.example import write_example_manifest
+
+        return write_example_manifest(folder, count=count)
+    sources = sorted(LINE_GT.glob("*.tif"))
+    texts = {source: source.with_suffix(".gt.txt").read_text(encoding="utf-8").strip() for source in sources}
+    with manifest.open("w", encoding="utf-8") as lines:
+        for number in range(count):
+            source = sources[number % len(sources)]
+            name = f"{number:07d}_{source.name}"
+            os.link(source, folder / name)
+            lines.write(json.dumps({"id": name[:-4], "image_path": name, "ground_truth": texts[source]}, ensure_ascii=False) + "\n")
+    return manifest
+
+
+def run_job(body: str, *args: str) -> dict:
+    code = _MEASURE.format(body=textwrap.dedent(body))
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    completed = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environment)
+    if completed.returncode:
+        raise RuntimeError(completed.stderr)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def measure(name: str, runs: int, job) -> dict:
+    """Median wall time and largest peak RSS over ``runs`` runs of ``job(scratch)``."""
+    results = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory(dir=Path.cwd()) as scratch:
+            results.append(job(Path(scratch)))
+    return {"name": name, "seconds": statistics.median(r["seconds"] for r in results), "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--count", type=int, default=10000, help="line images in the corpus (default: 10000)")
+    parser.add_argument("--synthetic", action="store_true", help="generated German lines instead of the real Fraktur lines")
+    parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported (default: 3)")
+    parser.add_argument("--num-proc", type=int, default=0, help="--num-proc for our exports (default: serial)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix="bench-corpus-") as corpus_dir:
+        corpus = Path(corpus_dir)
+        manifest = make_corpus(corpus, args.count, args.synthetic)
+        corpus_bytes = sum(path.stat().st_size for path in corpus.iterdir() if path.suffix != ".jsonl")
+        proc = str(args.num_proc)
+
+        def export_job(export_format: str, copy_images: bool):
+            return lambda scratch: run_job(_EXPORT, str(manifest), str(scratch / "out"), export_format, "1" if copy_images else "0", proc)
+
+        def copy_floor(scratch: Path) -> dict:
+            images = scratch / "images"
+            command = f"import subprocess; subprocess.run(['cp', '-r', {str(corpus)!r}, {str(images)!r}], check=True)"
+            return run_job(command)
+
+        def load_and_decode(scratch: Path, body: str) -> dict:
+            run_job(_EXPORT, str(manifest), str(scratch), "trocr", "0", proc)
+            return run_job(body, str(manifest), str(scratch))
+
+        rows = [
+            measure("cp -r (floor)", args.runs, copy_floor),
+            measure("original service (copy + JSONL)", args.runs, lambda scratch: run_job(_ORIGINAL_SERVICE, str(manifest), str(scratch / "out"))),
+            measure("trocr (validation, parquet, views, images, checksums)", args.runs, export_job("trocr", True)),
+            measure("trocr parquet only (--no-copy-images)", args.runs, export_job("trocr", False)),
+            measure("llama_vision", args.runs, export_job("llama_vision", True)),
+            measure("generic", args.runs, export_job("generic", True)),
+            measure("--format all", args.runs, export_job("all", True)),
+            measure("load_batch + decode every image", args.runs, lambda scratch: load_and_decode(scratch, _LOAD_AND_DECODE)),
+            measure("Pillow alone decoding the same bytes", args.runs, lambda scratch: load_and_decode(scratch, _PILLOW_DECODE)),
+        ]
+
+    floor, baseline = rows[0]["seconds"], rows[1]["seconds"]
+    print(f"N = {args.count} {'synthetic' if args.synthetic else 'real'} lines, {corpus_bytes / 1e6:.0f} MB, median of {args.runs} run(s)")
+    print(f"{'':56} {'seconds':>8} {'samples/s':>10} {'MB/s':>7} {'peak MB':>8} {'x cp -r':>8} {'x orig.':>8}")
+    for row in rows:
+        row |= {
+            "samples_per_second": args.count / row["seconds"],
+            "mb_per_second": corpus_bytes / 1e6 / row["seconds"],
+            "ratio_to_cp": row["seconds"] / floor,
+            "ratio_to_original": row["seconds"] / baseline,
+        }
+        print(
+            f"{row['name']:56} {row['seconds']:8.2f} {row['samples_per_second']:10.0f} {row['mb_per_second']:7.1f} "
+            f"{row['peak_rss_mb']:8.0f} {row['ratio_to_cp']:8.2f} {row['ratio_to_original']:8.2f}"
+        )
+    decode_share = rows[-1]["seconds"] / rows[-2]["seconds"]
+    print(f"load + decode runs at {decode_share:.0%} of Pillow's own decoding rate")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"count": args.count, "synthetic": args.synthetic, "corpus_bytes": corpus_bytes, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
