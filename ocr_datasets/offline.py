@@ -29,6 +29,13 @@ _VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_UPDATE_DOWN
 Function = TypeVar("Function", bound=Callable)
 
 
+def switch_offline() -> None:
+    """Offline for the rest of the process (fine-tuning scripts), libraries already imported included."""
+    for module, name, value in _FLAGS:
+        setattr(module, name, value)
+    os.environ.update(_VARIABLES | {"TRANSFORMERS_OFFLINE": "1"})
+
+
 @contextmanager
 def hugging_face_offline() -> Iterator[None]:
     saved_flags = [(module, name, getattr(module, name)) for module, name, _ in _FLAGS]

@@ -68,14 +68,20 @@ def write_batch(
         raise batch_exists_error(final)
     try:
         format_root.mkdir(parents=True, exist_ok=True)
-        clean_leftovers(format_root)
-        # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
-        staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
-        staging.mkdir()
+        # The format folder's lock keeps another export's clean-up from taking a staging folder
+        # between its mkdir and its lock.
+        root_lock = _lock(format_root)
+        try:
+            clean_leftovers(format_root)
+            # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
+            staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
+            staging.mkdir()
+            # Held until the batch is renamed into place: a staging folder nobody holds is a leftover.
+            lock = _lock(staging)
+        finally:
+            os.close(root_lock)
     except OSError as error:
         raise _write_error(error, batch_id, format_root) from error
-    # Held until the batch is renamed into place: a staging folder nobody holds is a leftover.
-    lock = _lock(staging)
     try:
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         splits = {name: samples for name, samples in contents.splits.items() if samples}

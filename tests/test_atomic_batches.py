@@ -83,8 +83,8 @@ def test_two_exports_of_one_batch_id_at_once_one_wins_the_other_says_why(corpus,
     contenders = [start_export(corpus, root, "same"), start_export(corpus, root, "same")]
     codes = [process.wait(timeout=300) for process in contenders]
     assert sorted(codes) == [0, 1]
-    loser = contenders[codes.index(1)]
-    assert "already exists" in loser.stderr.read() or "appeared" in loser.stderr.read()
+    message = contenders[codes.index(1)].stderr.read()
+    assert "already exists" in message or "appeared" in message, message
     assert visible_state(root) == [("generic", "same"), ("llama_vision", "same"), ("trocr", "same")]
     for path in root.glob("*/same"):
         assert verify_batch(path) == []

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 
 from ..api import load_batch
+from ..offline import switch_offline as go_offline
 from ..statistics import error_rates
 
-OFFLINE_VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_UPDATE_DOWNLOAD_COUNTS": "0"}
-
-
-def go_offline() -> None:
-    """Switch the Hugging Face libraries to offline mode. They read these variables when first
-    imported, so scripts call this before importing datasets or transformers."""
-    os.environ.update(OFFLINE_VARIABLES)
+__all__ = ["byte_level_bpe", "character_error_rate", "go_offline", "load_batch"]
 
 
 def byte_level_bpe(texts: Iterable[str], special_tokens: Sequence[str], vocab_size: int = 400, split_pattern: str | None = None):

@@ -1,0 +1,198 @@
+#!/usr/bin/env python
+"""Fine-tune Llama 3.2 Vision with LoRA on an exported llama_vision batch, offline.
+
+    python scripts/finetune_llama_vision.py ocr-exports/llama-vision/b1 \\
+        --model ~/models/Llama-3.2-11B-Vision-Instruct --output runs/b1-lora
+
+    python scripts/finetune_llama_vision.py ocr-exports/llama-vision/b1 --tiny --output runs/tiny --max-steps 10
+
+Loads the batch's train split, wraps the attention projections of the model's language half
+in LoRA, trains with transformers' Trainer and ocr_datasets.training.LlamaVisionCollator (loss
+on each answer and its closing <|eot_id|> only), saves the adapter and the processor to
+--output, and when the batch has a validation split, transcribes it greedily and prints
+"validation CER: x.xx%". Nothing is downloaded: the model comes from a local folder and the
+Hugging Face libraries run in offline mode. The 11B model's weights alone take ~21 GB in
+bfloat16; train it on a GPU, use --tiny to check the pipeline on a CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+DTYPES = ("bfloat16", "float32")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("batch_dir", type=Path, help="an exported llama_vision batch folder (<export folder>/llama-vision/<batch id>)")
+    parser.add_argument("--output", type=Path, required=True, help="folder for the LoRA adapter (adapter_config.json, adapter_model.safetensors) and the processor")
+    base = parser.add_mutually_exclusive_group(required=True)
+    base.add_argument(
+        "--model",
+        type=Path,
+        help="local folder of a Llama 3.2 Vision checkpoint (config.json, *.safetensors, tokenizer and processor files), "
+        "e.g. a downloaded copy of meta-llama/Llama-3.2-11B-Vision-Instruct; never fetched from the Hub",
+    )
+    base.add_argument(
+        "--tiny",
+        action="store_true",
+        help="instead of a real model, a tiny random Mllama whose tokenizer is trained on the batch (saved to OUTPUT/tiny-base): "
+        "checks the whole pipeline on a CPU in a minute; it learns nothing useful",
+    )
+    lora = parser.add_argument_group("LoRA")
+    lora.add_argument("--lora-r", type=int, default=16, help="rank of the LoRA matrices (default: 16)")
+    lora.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha (default: 32)")
+    lora.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA input (default: 0.05)")
+    lora.add_argument(
+        "--lora-targets",
+        default="q_proj,v_proj",
+        help="comma-separated projection names adapted in the language model's self- and cross-attention "
+        "(default: q_proj,v_proj; also k_proj, o_proj); the vision encoder stays frozen",
+    )
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=float, default=1.0, help="passes over the train split (default: 1)")
+    training.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs")
+    training.add_argument("--batch-size", type=int, default=1, help="rows per device and step (default: 1)")
+    training.add_argument("--gradient-accumulation-steps", type=int, default=8, help="steps whose gradients are summed before an update (default: 8)")
+    training.add_argument("--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)")
+    training.add_argument("--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)")
+    training.add_argument("--dtype", choices=DTYPES, default="bfloat16", help="weights of the base model (default: bfloat16; --tiny always uses float32)")
+    training.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in the backward pass: less memory, more time")
+    training.add_argument("--logging-steps", type=int, default=10, help="log the loss every N steps (default: 10)")
+    training.add_argument("--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)")
+    evaluation = parser.add_argument_group("validation")
+    evaluation.add_argument("--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)")
+    evaluation.add_argument("--eval-limit", type=int, default=None, help="transcribe only the first N validation rows (default: all)")
+    evaluation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
+    args = parser.parse_args()
+    if args.tiny:
+        args.dtype = "float32"
+    return args
+
+
+def text_parts(rows) -> list[str]:
+    return [part["text"] for messages in rows["messages"] for turn in messages for part in turn["content"] if part["type"] == "text"]
+
+
+def build_tiny_base(train, output: Path) -> Path:
+    """Build the tiny model on the train split's texts and save it, so it is loaded like a real one."""
+    from ocr_datasets.training.llama_vision import tiny_mllama
+
+    processor, model = tiny_mllama(text_parts(train.select_columns(["messages"])))
+    folder = output / "tiny-base"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+def load_base(model_dir: Path, dtype: str):
+    import torch
+    from transformers import AutoProcessor, MllamaForConditionalGeneration
+
+    from ocr_datasets.training.llama_vision import PAD
+
+    processor = AutoProcessor.from_pretrained(model_dir, local_files_only=True)
+    if processor.tokenizer.pad_token is None:
+        # Llama 3 reserves this token for padding in fine-tuning; the collator masks it in the labels.
+        processor.tokenizer.pad_token = PAD
+    model = MllamaForConditionalGeneration.from_pretrained(model_dir, local_files_only=True, dtype=getattr(torch, dtype))
+    return processor, model
+
+
+def with_lora(model, args: argparse.Namespace):
+    from peft import LoraConfig, get_peft_model
+
+    targets = "|".join(name.strip() for name in args.lora_targets.split(",") if name.strip())
+    config = LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        # The vision encoder has q_proj/v_proj too: the pattern keeps LoRA to the language model,
+        # whose self- and cross-attention layers read the image.
+        target_modules=rf".*\.language_model\..*\.({targets})",
+        task_type="CAUSAL_LM",
+    )
+    model = get_peft_model(model, config)
+    model.print_trainable_parameters()
+    return model
+
+
+def train(model, processor, train_rows, args: argparse.Namespace) -> None:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    from ocr_datasets.training import LlamaVisionCollator
+
+    checkpointing = {}
+    if args.gradient_checkpointing:
+        # Newer transformers 5 releases call it activation checkpointing and warn on the old name,
+        # which older 5.x releases still need.
+        prefix = "activation" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient"
+        checkpointing = {f"{prefix}_checkpointing": True, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
+    training_args = TrainingArguments(
+        output_dir=str(args.output / "trainer"),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        warmup_steps=0,
+        logging_steps=args.logging_steps,
+        **checkpointing,
+        # Pinning needs an accelerator; on a CPU it only warns.
+        dataloader_pin_memory=torch.cuda.is_available(),
+        # The collator reads the raw messages and images columns, which are no model arguments.
+        remove_unused_columns=False,
+        save_strategy="no",
+        report_to="none",
+        seed=args.seed,
+    )
+    Trainer(model=model, args=training_args, train_dataset=train_rows, data_collator=LlamaVisionCollator(processor, max_length=args.max_length)).train()
+
+
+def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> None:
+    from ocr_datasets.training import character_error_rate
+    from ocr_datasets.training.llama_vision import transcribe
+
+    if args.eval_limit is not None:
+        rows = rows.select(range(min(args.eval_limit, len(rows))))
+    rows = list(rows)
+    predictions = transcribe(model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size)
+    references = [row["messages"][-1]["content"][0]["text"] for row in rows]
+    for reference, prediction in list(zip(references, predictions))[:3]:
+        print(f"  reference:  {reference}\n  prediction: {prediction}")
+    cer = character_error_rate(references, [prediction.strip() for prediction in predictions])
+    print(f"validation CER: {cer:.2%} ({len(rows)} lines)" if cer is not None else "validation CER: n/a (empty references)")
+
+
+def main() -> int:
+    args = parse_args()
+    # Before anything is loaded; it also switches libraries that ocr_datasets already imported.
+    from ocr_datasets.training import go_offline, load_batch
+
+    go_offline()
+
+    batch = load_batch(args.batch_dir)
+    if "train" not in batch:
+        sys.exit(f"{args.batch_dir}: no train split (splits: {', '.join(batch)})")
+    args.output.mkdir(parents=True, exist_ok=True)
+    model_dir = build_tiny_base(batch["train"], args.output) if args.tiny else args.model
+    processor, model = load_base(model_dir, args.dtype)
+    model = with_lora(model, args)
+    train(model, processor, batch["train"], args)
+    model.save_pretrained(args.output)
+    processor.save_pretrained(args.output)
+    print(f"LoRA adapter and processor saved to {args.output} (base model: {model_dir})")
+    if "validation" in batch:
+        report_validation_cer(model, processor, batch["validation"], args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
