@@ -1,4 +1,4 @@
-"""The ``datasets`` builder that turns TrainingSamples into a (projected) Arrow dataset.
+"""The ``datasets`` builder that turns validated samples into a (projected) Arrow dataset.
 
 ``datasets`` does the writing: sharding at ``max_shard_size``, ``num_proc`` parallel jobs,
 progress bars and the dataset info. This module only says what the rows are.
@@ -15,7 +15,8 @@ from datasets.builder import Key
 
 from ocr_datasets.adapters import ExportOptions, get_adapter
 from ocr_datasets.canonical import CANONICAL_FEATURES, canonical_table
-from ocr_datasets.samples import SampleError, TrainingSample
+from ocr_datasets.samples import SampleError
+from ocr_datasets.validation import CheckedSample
 
 CANONICAL = "canonical"
 
@@ -43,14 +44,14 @@ class OcrSamplesConfig(datasets.BuilderConfig):
 class OcrSamples(datasets.ArrowBasedBuilder):
     """Builds from samples held in memory (their images are read while tables are written).
 
-    ``splits`` maps a split name to its samples. Each split's samples are cut into
+    ``splits`` maps a split name to its validated samples (``CheckedSample``). Each split's samples are cut into
     ``rows_per_table`` chunks, passed to ``datasets`` as a list so that ``num_proc`` can share
     them among worker processes while keeping their order.
     """
 
     BUILDER_CONFIG_CLASS = OcrSamplesConfig
 
-    def __init__(self, *args, splits: dict[str, Sequence[TrainingSample]], **kwargs):
+    def __init__(self, *args, splits: dict[str, Sequence[CheckedSample]], **kwargs):
         self._splits = splits
         super().__init__(*args, **kwargs)
 
@@ -82,7 +83,7 @@ class OcrSamples(datasets.ArrowBasedBuilder):
             for split, samples in self._splits.items()
         ]
 
-    def _generate_tables(self, chunks: list[Sequence[TrainingSample]]) -> Iterator[tuple[Key, pa.Table]]:
+    def _generate_tables(self, chunks: list[Sequence[CheckedSample]]) -> Iterator[tuple[Key, pa.Table]]:
         adapter = self._projection
         for index, chunk in enumerate(chunks):
             table = canonical_table(chunk, keep_image_metadata=self.config.options.keep_image_metadata)

@@ -56,15 +56,16 @@ def build_dataset(
     private metadata as in ``export`` unless ``keep_image_metadata``.
     """
     with _progress_bars(progress):
-        report = _validated(samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid)
+        report = _validated(
+            samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid, num_proc=num_proc
+        )
         if report.rejected:
             warnings.warn(f"left out {len(report.rejected)} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}", stacklevel=2)
-        accepted = [item.sample for item in report.accepted]
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            config_name=f"canonical-{_fingerprint(accepted)[:16]}{'-with-metadata' if keep_image_metadata else ''}",
+            config_name=f"canonical-{_fingerprint([item.sample for item in report.accepted])[:16]}{'-with-metadata' if keep_image_metadata else ''}",
             options=ExportOptions(keep_image_metadata=keep_image_metadata),
-            splits={"train": accepted},
+            splits={"train": report.accepted},
         )
         builder.prepare(num_proc=num_proc)
     return builder.as_dataset(split="train")
@@ -134,10 +135,12 @@ def export(
             if (root / adapter.folder / batch_id).exists():
                 raise batch_exists_error(root / adapter.folder / batch_id)
     with _progress_bars(progress):
-        report = _validated(samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, skip_invalid=skip_invalid)
+        report = _validated(
+            samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, skip_invalid=skip_invalid, num_proc=num_proc
+        )
         checked_splits = assign_splits(report.accepted, ratios, group_by, seed, split_strategy)
         contents = BatchContents(
-            splits={name: [item.sample for item in items] for name, items in checked_splits.items()},
+            splits=checked_splits,
             statistics={name: split_statistics(items) for name, items in checked_splits.items()},
             counts=report.counts,
             rejected=report.rejected,
@@ -179,8 +182,10 @@ def list_exports(export_format: str | None = None, output_dir: str | os.PathLike
     return sorted(results, key=lambda result: (result.created_at, result.batch_id), reverse=True)
 
 
-def _validated(samples, *, normalize: str, keep_duplicates: bool, group_by: str | None, skip_invalid: bool) -> ValidationReport:
-    report = validate(samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by)
+def _validated(
+    samples, *, normalize: str, keep_duplicates: bool, group_by: str | None, skip_invalid: bool, num_proc: int | None
+) -> ValidationReport:
+    report = validate(samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, num_proc=num_proc)
     if (report.rejected and not skip_invalid) or not report.accepted:
         raise ValidationError(report)
     return report

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 import pyarrow as pa
 from datasets import Features, Image, Value
 
-from .images import identify
+from .images import identify, suffix_for
 from .names import file_stem
 from .privacy import without_private_metadata
-from .samples import TrainingSample
+from .validation import CheckedSample
 
 CANONICAL_FEATURES = Features(
     {
@@ -27,20 +27,23 @@ CANONICAL_FEATURES = Features(
 )
 
 
-def canonical_table(samples: Sequence[TrainingSample], keep_image_metadata: bool = False) -> pa.Table:
-    """Read each sample's image once and lay the samples out as one Arrow table.
+def canonical_table(checked: Sequence[CheckedSample], keep_image_metadata: bool = False) -> pa.Table:
+    """Read each sample's image and lay the samples out as one Arrow table.
 
     The image's ``path`` is only a safe file name derived from the id, never the source path,
     so no folder name of the source machine travels with the data. Unless
-    ``keep_image_metadata``, EXIF orientation is applied and private metadata dropped.
+    ``keep_image_metadata``, EXIF orientation is applied and private metadata dropped (only
+    where validation found any: clean images are passed on without being parsed again).
     """
+    samples = [item.sample for item in checked]
     images = []
-    for sample in samples:
-        data = sample.read_image_bytes()
-        if not keep_image_metadata:
+    for item in checked:
+        data = item.sample.read_image_bytes()
+        suffix = suffix_for(item.image_format)
+        if item.holds_private_metadata and not keep_image_metadata:
             data = without_private_metadata(data)
-        info = identify(data, sample.id)
-        images.append({"bytes": data, "path": file_stem(sample.id) + info.suffix})
+            suffix = identify(data, item.sample.id).suffix
+        images.append({"bytes": data, "path": file_stem(item.sample.id) + suffix})
     columns = {
         "id": [sample.id for sample in samples],
         "image": images,

@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
         choices=["NFC", "NFD", "NFKC", "none"],
         help="Unicode normalisation of texts (default: NFC; NFKC folds long s ſ to s)",
     )
-    export.add_argument("--num-proc", type=int, metavar="N", help="build parquet shards in N processes")
+    export.add_argument("--num-proc", type=int, metavar="N", help="validate images and build parquet shards in N processes")
     export.add_argument("--quiet", action="store_true", help="no progress bars")
     export.set_defaults(run=_run_export)
 

@@ -39,6 +39,10 @@ class ImageInfo:
     height: int
 
 
+def suffix_for(image_format: str) -> str:
+    return _KNOWN_FORMATS.get(image_format, (f".{image_format.lower()}", ""))[0]
+
+
 def identify(data: bytes, sample_id: str) -> ImageInfo:
     """Read the image header (not the pixels) to learn its real format and size."""
     try:

@@ -29,19 +29,35 @@ _JPEG_DROPPED = {*range(0xE1, 0xEE), 0xEF, 0xFE}
 def without_private_metadata(data: bytes) -> bytes:
     """``data`` with orientation applied and no private metadata (see the module's docstring)."""
     with Image.open(io.BytesIO(data)) as image:
-        image_format = image.format
-        orientation = image.getexif().get(_ORIENTATION, 1)
-        tiff_tags = set(getattr(image, "tag_v2", {}) or {})
-        other_metadata = {key for key in image.info if key in ("exif", "xmp", "icc_profile", "comment", "photoshop", "iptc")}
-        if orientation not in (1, 0):
+        if _needs_turning(image):
             return _as_png(ImageOps.exif_transpose(image))
-        if image_format == "JPEG":
+        if image.format == "JPEG":
             return _jpeg_without_segments(data)
-        if image_format == "PNG":
+        if image.format == "PNG":
             return _png_without_chunks(data)
-        if image_format == "TIFF":
-            return _as_png(image) if tiff_tags & _PRIVATE_TIFF_TAGS else data
-        return _as_png(image) if other_metadata else data
+        return _as_png(image) if _other_metadata(image) else data
+
+
+def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
+    """Whether ``without_private_metadata`` would change ``data``, judged on the already opened
+    ``image`` (validation opens every image anyway, so the export need not open it again)."""
+    if _needs_turning(image):
+        return True
+    if image.format == "JPEG":
+        return _jpeg_without_segments(data) is not data
+    if image.format == "PNG":
+        return _png_without_chunks(data) is not data
+    return _other_metadata(image)
+
+
+def _needs_turning(image: Image.Image) -> bool:
+    return image.getexif().get(_ORIENTATION, 1) not in (0, 1)
+
+
+def _other_metadata(image: Image.Image) -> bool:
+    if image.format == "TIFF":
+        return bool(set(image.tag_v2) & _PRIVATE_TIFF_TAGS)
+    return any(key in image.info for key in ("exif", "xmp", "icc_profile", "comment", "photoshop", "iptc"))
 
 
 def _as_png(image: Image.Image) -> bytes:

@@ -7,15 +7,18 @@ import hashlib
 import io
 import json
 import math
+import multiprocessing
 import unicodedata
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from .images import expected_format
+from .privacy import holds_private_metadata
 from .samples import SampleError, TrainingSample
 
 NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
@@ -25,12 +28,15 @@ MIN_IMAGE_SIDE = 4
 
 @dataclass(frozen=True)
 class CheckedSample:
-    """A sample that passed validation, its texts normalised, with what validation learnt of its image."""
+    """A sample that passed validation, its texts normalised, with what validation learnt of its
+    image (so the export reads the image's bytes again but need not parse them again)."""
 
     sample: TrainingSample
     width: int
     height: int
     image_sha256: str
+    image_format: str
+    holds_private_metadata: bool
 
 
 @dataclass
@@ -80,32 +86,54 @@ def validate(
     normalize: str = "NFC",
     keep_duplicates: bool = False,
     group_by: str | None = None,
+    num_proc: int | None = None,
 ) -> ValidationReport:
     """Check every sample (see the README's validation table) and de-duplicate.
 
     ``items`` may hold ``SampleError`` objects for records a source could not read; they are
     rejected like any other problem. Identical image bytes with identical text are exported once
     (unless ``keep_duplicates``); the same image with different texts is a conflict, and every
-    sample of it is rejected, since picking one would be a silent guess.
+    sample of it is rejected, since picking one would be a silent guess. Images are decoded in
+    ``num_proc`` processes when it is above 1 (decoding is most of validation's time).
     """
+    items = list(items)
     report = ValidationReport()
     seen_ids: set[str] = set()
     checked: list[CheckedSample] = []
-    for item in tqdm(items, desc="Validating samples", unit=" samples"):
-        report.input_count += 1
-        if isinstance(item, SampleError):
-            report.rejected.append(item)
-            continue
-        result = _check_sample(item, normalize, group_by, seen_ids)
-        if isinstance(result, SampleError):
-            report.rejected.append(result)
-        else:
-            checked.append(result)
+    samples = [item for item in items if not isinstance(item, SampleError)]
+    with _image_checks(samples, num_proc) as images:
+        for item in tqdm(items, desc="Validating samples", unit=" samples"):
+            report.input_count += 1
+            if isinstance(item, SampleError):
+                report.rejected.append(item)
+                continue
+            result = _check_sample(item, normalize, group_by, seen_ids, next(images))
+            if isinstance(result, SampleError):
+                report.rejected.append(result)
+            else:
+                checked.append(result)
     _deduplicate(checked, report, keep_duplicates)
     return report
 
 
-def _check_sample(sample: TrainingSample, form: str, group_by: str | None, seen_ids: set[str]) -> CheckedSample | SampleError:
+# Below this many images a pool costs more than it saves.
+_MIN_IMAGES_PER_PROCESS = 500
+
+
+@contextmanager
+def _image_checks(samples: list[TrainingSample], num_proc: int | None) -> Iterator[Iterator]:
+    """The results of ``_checked_image`` for ``samples``, in their order."""
+    processes = min(num_proc or 1, len(samples) // _MIN_IMAGES_PER_PROCESS)
+    if processes < 2:
+        yield map(_checked_image, samples)
+        return
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        yield pool.imap(_checked_image, samples, chunksize=64)
+
+
+def _check_sample(
+    sample: TrainingSample, form: str, group_by: str | None, seen_ids: set[str], image: tuple
+) -> CheckedSample | SampleError:
     problems: list[tuple[str, str]] = []
     sample_id = sample.id if isinstance(sample.id, str) else str(sample.id)
     if not sample_id.strip():
@@ -129,16 +157,15 @@ def _check_sample(sample: TrainingSample, form: str, group_by: str | None, seen_
     if problem:
         problems.append(problem)
 
-    image, problem = _checked_image(sample)
+    image, problem = image
     if problem:
         problems.append(problem)
     if problems:
         return SampleError(
             sample_id, "; ".join(problem for problem, _ in problems), "; ".join(fix for _, fix in problems), location=sample.source
         )
-    width, height, digest = image
     normalised = dataclasses.replace(sample, id=sample_id, ground_truth=ground_truth, ocr_text=ocr_text, ocr_confidence=confidence)
-    return CheckedSample(normalised, width, height, digest)
+    return CheckedSample(normalised, *image)
 
 
 def _checked_text(text, form: str, name: str) -> tuple[str | None, tuple[str, str] | None]:
@@ -179,8 +206,9 @@ def _metadata_problem(metadata, group_by: str | None) -> tuple[str, str] | None:
     return None
 
 
-def _checked_image(sample: TrainingSample) -> tuple[tuple[int, int, str] | None, tuple[str, str] | None]:
-    """((width, height, sha256), None) for a fully decodable image of a sane size, else (None, (problem, fix))."""
+def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str] | None]:
+    """((width, height, sha256, format, holds private metadata), None) for a fully decodable
+    image of a sane size, else (None, (problem, fix))."""
     try:
         data = sample.read_image_bytes()
     except SampleError as error:
@@ -194,6 +222,7 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple[int, int, str] | None,
             with Image.open(io.BytesIO(data)) as image:
                 image_format, (width, height) = image.format, image.size
                 image.load()
+                private = holds_private_metadata(data, image)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         return None, (f"image is a decompression bomb: {error}", "crop or downscale the image")
     except UnidentifiedImageError:
@@ -205,7 +234,7 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple[int, int, str] | None,
         return None, (f"image file is named as {named} but holds {image_format}", "rename the file to its real format, or convert it")
     if min(width, height) < MIN_IMAGE_SIDE:
         return None, (f"image is {width}x{height} pixels, too small to hold a line of text", f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
-    return (width, height, hashlib.sha256(data).hexdigest()), None
+    return (width, height, hashlib.sha256(data).hexdigest(), image_format, private), None
 
 
 def _deduplicate(checked: list[CheckedSample], report: ValidationReport, keep_duplicates: bool) -> None:

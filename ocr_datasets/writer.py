@@ -24,7 +24,8 @@ from .card import dataset_card
 from .images import data_url
 from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest
 from .names import check_batch_id
-from .samples import SampleError, TrainingSample
+from .samples import SampleError
+from .validation import CheckedSample
 
 # Shards small enough to stream and to hand to engines beyond one machine.
 MAX_SHARD_SIZE = "500MB"
@@ -40,7 +41,7 @@ class BatchContents:
     """What goes into a batch, whatever its format: the valid samples per split (empty splits
     included), their figures, and what became of the other input samples."""
 
-    splits: dict[str, list[TrainingSample]]
+    splits: dict[str, list[CheckedSample]]
     statistics: dict[str, dict]
     counts: dict[str, int]
     rejected: list[SampleError]
@@ -193,7 +194,7 @@ def batch_exists_error(batch_path: Path) -> FileExistsError:
 
 
 def _write_parquet(
-    staging: Path, splits: dict[str, Sequence[TrainingSample]], adapter: FormatAdapter, options: ExportOptions, num_proc: int | None
+    staging: Path, splits: dict[str, Sequence[CheckedSample]], adapter: FormatAdapter, options: ExportOptions, num_proc: int | None
 ) -> dict[str, list[str]]:
     """Let the ``datasets`` builder write the parquet shards, then give them the batch's names."""
     build_dir, cache_dir = staging / ".build", staging / ".cache"

@@ -3,6 +3,7 @@ lenient mode exports exactly the good samples and lists each bad one with its re
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import struct
@@ -223,3 +224,18 @@ def test_real_lines_under_nfkc_lose_every_long_s(line_gt_copy):
     accepted = validate(line_gt_samples(line_gt_copy), normalize="NFKC").accepted
     assert len(accepted) == 363
     assert not any("ſ" in item.sample.ground_truth for item in accepted)
+
+
+def test_validation_in_two_processes_reports_exactly_what_one_process_does(line_gt_copy):
+    lines = line_gt_samples(line_gt_copy)
+    # Three copies of every line under new ids (duplicates), and one broken image among them.
+    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(3) for sample in lines]
+    samples[500] = dataclasses.replace(samples[500], image_path=line_gt_copy / "missing.tif")
+
+    def summary(report):
+        return ([item.sample.id for item in report.accepted], [str(problem) for problem in report.rejected], report.duplicates, report.counts)
+
+    serial, parallel = validate(samples), validate(samples, num_proc=2)
+    assert summary(parallel) == summary(serial)
+    assert serial.counts == {"input": 1089, "exported": 363, "rejected": 1, "duplicates": 725}
+    assert [item.image_sha256 for item in parallel.accepted] == [item.image_sha256 for item in serial.accepted]
