@@ -87,8 +87,8 @@ def write_batch(
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         splits = {name: samples for name, samples in contents.splits.items() if samples}
         data_files = _write_parquet(staging, splits, adapter, options, num_proc)
-        if options.copy_images or options.include_base64:
-            _write_views(staging, adapter, data_files, options)
+        # Images are hashed while written, so the manifest need not read them back.
+        image_checksums = _write_views(staging, adapter, data_files, options) if options.copy_images or options.include_base64 else {}
         _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
         _write_jsonl(staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates])
         parquet_digests = [_sha256(staging / path) for paths in data_files.values() for path in paths]
@@ -118,7 +118,7 @@ def write_batch(
             statistics=contents.statistics,
             options=asdict(options),
             model_config=adapter.model_config,
-            checksums=_checksums(staging),
+            checksums=_checksums(staging, image_checksums),
         )
         (staging / MANIFEST_NAME).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         _publish(staging, final, overwrite)
@@ -218,13 +218,15 @@ def _write_parquet(
     return data_files
 
 
-def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions) -> None:
-    """JSONL views (and ``images/``) for tools outside the Hugging Face world, read back from the parquet."""
+def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions) -> dict[str, dict]:
+    """JSONL views (and ``images/``) for tools outside the Hugging Face world, read back from
+    the parquet; returns the checksums of the image files written."""
     images_dir = staging / "images"
     if options.copy_images:
         images_dir.mkdir()
     total = sum(pq.ParquetFile(staging / path).metadata.num_rows for paths in data_files.values() for path in paths)
     used_names: set[str] = set()
+    image_checksums: dict[str, dict] = {}
     with tqdm(total=total, desc=f"Writing {adapter.name} views", unit=" samples") as progress:
         for split, paths in data_files.items():
             view_path = staging / adapter.view_name(split)
@@ -235,7 +237,7 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                 for path in paths:
                     for batch in _row_batches(staging / path):
                         for row in batch.to_pylist():
-                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names), options)
+                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names, image_checksums), options)
                             line = json.dumps(record, ensure_ascii=False)
                             view.write(line + "\n")
                             if array_view is not None:
@@ -244,6 +246,7 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                         progress.update(batch.num_rows)
                 if array_view is not None:
                     array_view.write("[]\n" if first else "\n]\n")
+    return image_checksums
 
 
 def _row_batches(path: Path):
@@ -251,7 +254,9 @@ def _row_batches(path: Path):
     return pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=VIEW_ROWS_PER_BATCH)
 
 
-def _place_images(row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions, used_names: set[str]) -> list[ViewImage]:
+def _place_images(
+    row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions, used_names: set[str], checksums: dict[str, dict]
+) -> list[ViewImage]:
     cell = row[adapter.image_column]
     placed = []
     for image in cell if isinstance(cell, list) else [cell]:
@@ -268,6 +273,7 @@ def _place_images(row: dict, adapter: FormatAdapter, images_dir: Path, options: 
             # "x" mode: two rows never silently share one file.
             with (images_dir / name).open("xb") as file:
                 file.write(image["bytes"])
+            checksums[relative] = {"sha256": hashlib.sha256(image["bytes"]).hexdigest(), "bytes": len(image["bytes"])}
         placed.append(ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None))
     return placed
 
@@ -283,12 +289,14 @@ def _rejection_record(problem: SampleError) -> dict:
     return {"id": problem.sample_id, "location": problem.location, "problem": problem.problem, "fix": problem.fix}
 
 
-def _checksums(folder: Path) -> dict[str, dict[str, object]]:
-    return {
-        path.relative_to(folder).as_posix(): {"sha256": _sha256(path), "bytes": path.stat().st_size}
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
+def _checksums(folder: Path, known: dict[str, dict]) -> dict[str, dict[str, object]]:
+    """sha256 and size of every file in ``folder``, reading only those not in ``known``."""
+    checksums = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).as_posix()
+        if path.is_file():
+            checksums[relative] = known.get(relative) or {"sha256": _sha256(path), "bytes": path.stat().st_size}
+    return checksums
 
 
 def _sha256(path: Path) -> str:

@@ -1,7 +1,8 @@
 """Export speed and memory against the physical floor (cp -r) and the original service.
 
 Builds a corpus of N line images (the real Fraktur lines of ../shared/data/ocrd-line-gt,
-hard-linked under new ids, or --synthetic generated ones), then measures, each in a fresh
+hard-linked under new ids, or --synthetic generated ones), then measures (our exports with
+keep_duplicates, since the replicas are identical and would otherwise be exported once), each in a fresh
 process and as the median of --runs runs:
 
 - cp -r of the images: the floor;
@@ -56,7 +57,7 @@ with open(out / "train.jsonl", "w", encoding="utf-8") as view:
 _EXPORT = """
 from ocr_datasets import export, read_manifest
 export_format, copy_images, num_proc = sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]) or None
-export(read_manifest(sys.argv[1]), export_format, batch_id="bench", output_dir=sys.argv[2], copy_images=copy_images, num_proc=num_proc, progress=False)
+export(read_manifest(sys.argv[1]), export_format, batch_id="bench", output_dir=sys.argv[2], copy_images=copy_images, num_proc=num_proc, keep_duplicates=True, progress=False)
 """
 
 _LOAD_AND_DECODE = """

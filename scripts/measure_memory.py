@@ -1,8 +1,8 @@
 """Peak memory of an export as the corpus grows: it must stay flat.
 
 Replicates the real Fraktur lines of ../shared/data/ocrd-line-gt (hard links under new ids, so
-the corpus costs no disk) to each N, exports it in a fresh process per run and prints wall time
-and peak RSS.
+the corpus costs no disk) to each N, exports it in a fresh process per run (keeping the
+replicas, which de-duplication would otherwise fold into 363) and prints wall time and peak RSS.
 
     .venv/bin/python scripts/measure_memory.py --sizes 2000 10000 20000 --format trocr
 """
@@ -24,7 +24,7 @@ import json, resource, sys, time
 from ocr_datasets import export, read_manifest
 manifest, output, export_format, copy_images = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
 start = time.perf_counter()
-export(read_manifest(manifest), export_format, batch_id="bench", output_dir=output, copy_images=copy_images, progress=False)
+export(read_manifest(manifest), export_format, batch_id="bench", output_dir=output, copy_images=copy_images, keep_duplicates=True, progress=False)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
