@@ -26,7 +26,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-LINE_GT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ocrd-line-gt"
+from measure_memory import replicate_corpus
 
 # Each measured job runs in a fresh interpreter and prints {"seconds": ..., "peak_rss_mb": ...}.
 _MEASURE = """
@@ -80,21 +80,12 @@ for blob in blobs:
 
 
 def make_corpus(folder: Path, count: int, synthetic: bool) -> Path:
-    manifest = folder / "samples.jsonl"
     if synthetic:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from ocr_datasets.example import write_example_manifest
 
         return write_example_manifest(folder, count=count)
-    sources = sorted(LINE_GT.glob("*.tif"))
-    texts = {source: source.with_suffix(".gt.txt").read_text(encoding="utf-8").strip() for source in sources}
-    with manifest.open("w", encoding="utf-8") as lines:
-        for number in range(count):
-            source = sources[number % len(sources)]
-            name = f"{number:07d}_{source.name}"
-            os.link(source, folder / name)
-            lines.write(json.dumps({"id": name[:-4], "image_path": name, "ground_truth": texts[source]}, ensure_ascii=False) + "\n")
-    return manifest
+    return replicate_corpus(folder, count)
 
 
 def run_job(body: str, *args: str) -> dict:
