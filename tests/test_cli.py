@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from ocr_datasets.example import write_example_manifest
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ocr-datasets")
 FORMAT_FOLDERS = {"trocr": "trocr", "llama_vision": "llama-vision", "generic": "generic"}

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-import yaml
 
 from ocr_datasets import TrainingSample, export
 from ocr_datasets.cli import main as cli_main
