@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
         choices=["NFC", "NFD", "NFKC", "none"],
         help="Unicode normalisation of texts (default: NFC; NFKC folds long s ſ to s)",
     )
+    export.add_argument(
+        "--max-shard-size", default="500MB", metavar="SIZE", help="largest parquet file before the next one starts (default: 500MB)"
+    )
     export.add_argument("--num-proc", type=int, metavar="N", help="validate images and build parquet shards in N processes")
     export.add_argument("--quiet", action="store_true", help="no progress bars")
     export.set_defaults(run=_run_export)
@@ -189,6 +192,7 @@ def _run_export(args: argparse.Namespace) -> int:
         seed=args.seed,
         split_strategy=args.split_strategy,
         normalize=args.normalize,
+        max_shard_size=args.max_shard_size,
         num_proc=args.num_proc,
         overwrite=args.overwrite,
         progress=not args.quiet,

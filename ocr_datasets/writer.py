@@ -27,8 +27,6 @@ from .names import check_batch_id
 from .samples import SampleError
 from .validation import CheckedSample
 
-# Shards small enough to stream and to hand to engines beyond one machine.
-MAX_SHARD_SIZE = "500MB"
 VIEW_ROWS_PER_BATCH = 256
 STAGING_SUFFIX = ".partial"
 _REPLACED = re.compile(r"\.(?P<batch>.+)\.replaced-(?P<pid>\d+)")
@@ -199,7 +197,7 @@ def _write_parquet(
     """Let the ``datasets`` builder write the parquet shards, then give them the batch's names."""
     build_dir, cache_dir = staging / ".build", staging / ".cache"
     builder = OcrSamples(cache_dir=str(cache_dir), config_name=adapter.name, export_format=adapter.name, options=options, splits=splits)
-    builder.prepare(output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=MAX_SHARD_SIZE)
+    builder.prepare(output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=options.max_shard_size)
     data_dir = staging / "data"
     data_dir.mkdir()
     data_files = {}

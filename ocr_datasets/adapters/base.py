@@ -23,6 +23,8 @@ class ExportOptions:
         include_base64: JSONL views carry each image inline as a ``data:`` URL (for llama_vision
             in the OpenAI ``image_url`` style the original service wrote).
         instruction: the user-turn instruction of llama_vision rows.
+        max_shard_size: the largest parquet file ``datasets`` writes before starting the next
+            (``"500MB"``: small enough to stream and to spread over machines).
         keep_image_metadata: keep images byte for byte; by default EXIF orientation is applied
             and EXIF, GPS, XMP, ICC profiles, comments and PNG text chunks are dropped.
         normalize, split, group_by, seed, split_strategy, skip_invalid, keep_duplicates: how the samples were
@@ -33,6 +35,7 @@ class ExportOptions:
     include_base64: bool = False
     instruction: str = DEFAULT_INSTRUCTION
     keep_image_metadata: bool = False
+    max_shard_size: str | int = "500MB"
     normalize: str = "NFC"
     split: dict[str, float] = field(default_factory=lambda: {"train": 1.0})
     group_by: str | None = None

@@ -1,0 +1,49 @@
+"""Batches in several parquet shards read back whole: by datasets (also streaming) and by pyarrow.dataset,
+the way engines beyond one machine (Spark, Ray, Dask) read the same files."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pyarrow.dataset
+import pyarrow.parquet as pq
+import pytest
+from datasets import load_dataset
+from support.data import line_gt_samples
+
+from ocr_datasets import export, verify_batch
+
+
+@pytest.fixture(scope="module")
+def sharded_batch(line_gt_copy, tmp_path_factory):
+    lines = line_gt_samples(line_gt_copy)
+    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(3) for sample in lines]
+    root = tmp_path_factory.mktemp("sharded")
+    result = export(samples, "trocr", batch_id="b1", output_dir=root, copy_images=False, keep_duplicates=True, max_shard_size="1MB", progress=False)
+    return Path(result.export_path), [sample.id for sample in samples]
+
+
+def test_a_small_shard_size_gives_several_named_shards_that_verify(sharded_batch):
+    batch, _ = sharded_batch
+    shards = sorted(path.name for path in (batch / "data").iterdir())
+    assert len(shards) >= 2
+    assert shards == [f"train-{number:05d}-of-{len(shards):05d}.parquet" for number in range(len(shards))]
+    assert verify_batch(batch) == []
+    # Row groups of a hundred rows: a streaming reader starts after one small group, not a whole shard.
+    metadata = pq.ParquetFile(batch / "data" / shards[0]).metadata
+    assert metadata.num_row_groups > 1 and metadata.row_group(0).num_rows <= 100
+
+
+def test_pyarrow_dataset_reads_every_row_in_order(sharded_batch):
+    batch, ids = sharded_batch
+    table = pyarrow.dataset.dataset(batch / "data", format="parquet").to_table(columns=["id", "text"])
+    assert table.column("id").to_pylist() == ids
+
+
+def test_streaming_load_reads_every_row_in_order(sharded_batch, tmp_path):
+    batch, ids = sharded_batch
+    stream = load_dataset(str(batch), split="train", streaming=True, cache_dir=str(tmp_path / "cache"))
+    first = next(iter(stream))
+    assert first["id"] == ids[0] and first["image"].size[0] > 0
+    assert [row["id"] for row in stream.select_columns(["id"])] == ids
