@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.utils.tqdm import tqdm
 
@@ -89,8 +90,7 @@ def write_batch(
         image_checksums = _write_views(staging, adapter, data_files, options) if options.copy_images or options.include_base64 else {}
         _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
         _write_jsonl(staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates])
-        parquet_digests = [_sha256(staging / path) for paths in data_files.values() for path in paths]
-        fingerprint = hashlib.sha256("".join(parquet_digests).encode()).hexdigest()
+        fingerprint = content_fingerprint(staging, data_files)
         config_name = f"{adapter.folder}-{batch_id}-{fingerprint[:12]}"
         split_counts = {split: len(samples) for split, samples in contents.splits.items()}
         (staging / "README.md").write_text(
@@ -214,6 +214,37 @@ def _write_parquet(
         if leftover.name.startswith(".") or leftover.suffix == ".lock":
             shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
     return data_files
+
+
+def content_fingerprint(folder: Path, data_files: dict[str, list[str]]) -> str:
+    """sha256 of the batch's rows, whatever shards hold them: a serial and a ``num_proc`` build
+    of the same samples agree, though their parquet files differ.
+
+    Rows are regrouped into fixed batches of ``VIEW_ROWS_PER_BATCH`` and each is hashed in
+    Arrow's IPC form, which lays a batch out the same way however it was read.
+    """
+    digest = hashlib.sha256()
+    for split, paths in data_files.items():
+        digest.update(split.encode())
+        pending: list[pa.Table] = []
+        for path in paths:
+            for rows in _row_batches(folder / path):
+                pending.append(pa.Table.from_batches([rows]))
+                table = pa.concat_tables(pending)
+                while table.num_rows >= VIEW_ROWS_PER_BATCH:
+                    _hash_rows(digest, table.slice(0, VIEW_ROWS_PER_BATCH))
+                    table = table.slice(VIEW_ROWS_PER_BATCH)
+                pending = [table] if table.num_rows else []
+        if pending:
+            _hash_rows(digest, pa.concat_tables(pending))
+    return digest.hexdigest()
+
+
+def _hash_rows(digest, table: pa.Table) -> None:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as stream:
+        stream.write_table(table.combine_chunks())
+    digest.update(sink.getvalue())
 
 
 def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions) -> dict[str, dict]:

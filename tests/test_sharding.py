@@ -47,3 +47,21 @@ def test_streaming_load_reads_every_row_in_order(sharded_batch, tmp_path):
     first = next(iter(stream))
     assert first["id"] == ids[0] and first["image"].size[0] > 0
     assert [row["id"] for row in stream.select_columns(["id"])] == ids
+
+
+def test_a_parallel_build_holds_the_same_rows_in_the_same_order_with_the_same_fingerprint(line_gt_copy, tmp_path):
+    lines = line_gt_samples(line_gt_copy)
+    # Over a thousand rows, so datasets has two tables to share between two processes.
+    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(3) for sample in lines]
+    options = {"copy_images": False, "keep_duplicates": True, "progress": False}
+    serial = export(samples, "trocr", batch_id="serial", output_dir=tmp_path, **options)
+    parallel = export(samples, "trocr", batch_id="parallel", output_dir=tmp_path, num_proc=2, **options)
+
+    def rows(result):
+        data = Path(result.export_path) / "data"
+        return pyarrow.dataset.dataset(data, format="parquet").to_table().to_pylist(), len(list(data.iterdir()))
+
+    (serial_rows, serial_files), (parallel_rows, parallel_files) = rows(serial), rows(parallel)
+    assert parallel_rows == serial_rows
+    assert (serial_files, parallel_files > 1) == (1, True)
+    assert parallel.read_manifest()["fingerprint"] == serial.read_manifest()["fingerprint"]
