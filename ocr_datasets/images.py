@@ -55,6 +55,16 @@ def identify(data: bytes, sample_id: str) -> ImageInfo:
     return ImageInfo(image_format, suffix, mime_type, width, height)
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` encoded as PNG, losslessly where PNG holds its mode (CMYK, YCbCr and the like
+    become RGB), and with none of its metadata."""
+    if image.mode not in _PNG_MODES:
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def expected_format(name) -> str | None:
     """The Pillow format a file name's suffix promises, if it is a suffix we know."""
     if name is None:
@@ -68,9 +78,5 @@ def data_url(data: bytes, sample_id: str) -> str:
     mime_type = info.mime_type
     if info.format not in _DATA_URL_FORMATS:
         with Image.open(io.BytesIO(data)) as image:
-            if image.mode not in _PNG_MODES:
-                image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-            buffer = io.BytesIO()
-            image.save(buffer, format="PNG")
-        data, mime_type = buffer.getvalue(), "image/png"
+            data, mime_type = png_bytes(image), "image/png"
     return f"data:{mime_type};base64,{base64.b64encode(data).decode('ascii')}"

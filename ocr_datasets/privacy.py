@@ -13,6 +13,8 @@ import struct
 
 from PIL import Image, ImageOps
 
+from .images import png_bytes
+
 _ORIENTATION = 0x0112
 # TIFF tags that describe the maker rather than the pixels: EXIF and GPS directories, XMP, IPTC,
 # Photoshop resources, ICC profile, and the free-text fields.
@@ -30,12 +32,12 @@ def without_private_metadata(data: bytes) -> bytes:
     """``data`` with orientation applied and no private metadata (see the module's docstring)."""
     with Image.open(io.BytesIO(data)) as image:
         if _needs_turning(image):
-            return _as_png(ImageOps.exif_transpose(image))
+            return png_bytes(ImageOps.exif_transpose(image))
         if image.format == "JPEG":
             return _jpeg_without_segments(data)
         if image.format == "PNG":
             return _png_without_chunks(data)
-        return _as_png(image) if _other_metadata(image) else data
+        return png_bytes(image) if _other_metadata(image) else data
 
 
 def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
@@ -58,14 +60,6 @@ def _other_metadata(image: Image.Image) -> bool:
     if image.format == "TIFF":
         return bool(set(image.tag_v2) & _PRIVATE_TIFF_TAGS)
     return any(key in image.info for key in ("exif", "xmp", "icc_profile", "comment", "photoshop", "iptc"))
-
-
-def _as_png(image: Image.Image) -> bytes:
-    if image.mode not in ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"):
-        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def _png_without_chunks(data: bytes) -> bytes:

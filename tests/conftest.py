@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 from pathlib import Path
 
 import pytest
-from support.data import LINE_GT
+from support.data import LINE_GT, private_copy
 
 from ocr_datasets.example import write_example_manifest
 
@@ -57,9 +56,5 @@ def example_manifest(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def line_gt_copy(tmp_path_factory) -> Path:
-    """A private copy of the 363 real Fraktur lines (the shared folder is read-only)."""
-    if not LINE_GT.is_dir():
-        pytest.fail(f"real test data missing: {LINE_GT} (../shared/data beside the project)")
-    copy = tmp_path_factory.mktemp("line-gt") / "ocrd-line-gt"
-    shutil.copytree(LINE_GT, copy)
-    return copy
+    """A private copy of the 363 real Fraktur lines."""
+    return private_copy(LINE_GT.name, tmp_path_factory)

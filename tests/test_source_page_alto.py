@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import math
-import shutil
 import unicodedata
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import datasets
 import pytest
 from PIL import Image, ImageDraw
-from support.data import SHARED_DATA
+from support.data import SHARED_DATA, private_copy
 
 from ocr_datasets import CropOptions, SampleError, export, read_samples, validate
 
@@ -26,11 +25,7 @@ LINES_PER_PAGE = {"0017": 24, "0020": 31}
 @pytest.fixture(scope="module")
 def kant(tmp_path_factory) -> Path:
     """A private copy of the OCR-D workspace (its ``data`` folder, which holds mets.xml)."""
-    if not KANT.is_dir():
-        pytest.fail(f"real test data missing: {KANT} (../shared/data beside the project)")
-    copy = tmp_path_factory.mktemp("kant") / "ocrd-kant-1784"
-    shutil.copytree(KANT, copy)
-    return copy / "data"
+    return private_copy(KANT.name, tmp_path_factory) / "data"
 
 
 def decoded(sample) -> Image.Image:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Sequence
@@ -12,6 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
+from ..images import png_bytes
 from ..samples import SampleError, TrainingSample
 
 Point = tuple[float, float]
@@ -81,9 +81,7 @@ def crop_to_png(page: Image.Image, polygon: Sequence[Point], options: CropOption
         mask = Image.new("L", line.size, 0)
         ImageDraw.Draw(mask).polygon([(x - left, y - top) for x, y in polygon], fill=255)
         line = Image.composite(line, Image.new(line.mode, line.size, "white"), mask)
-    buffer = io.BytesIO()
-    line.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png_bytes(line)
 
 
 def parse_points(points: str) -> tuple[Point, ...]:

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 from ocr_datasets import TrainingSample
 
 # ../shared/data beside the project: real OCR-D ground truth (see its README).
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 LINE_GT = SHARED_DATA / "ocrd-line-gt"
+
+
+def private_copy(name: str, tmp_path_factory) -> Path:
+    """A writable copy of ``../shared/data/<name>`` (the shared folder is read-only)."""
+    source = SHARED_DATA / name
+    if not source.is_dir():
+        pytest.fail(f"real test data missing: {source} (../shared/data beside the project)")
+    copy = tmp_path_factory.mktemp(name) / name
+    shutil.copytree(source, copy)
+    return copy
 
 
 def line_gt_samples(folder: Path) -> list[TrainingSample]:
