@@ -41,8 +41,9 @@ def without_private_metadata(data: bytes) -> bytes:
 
 
 def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
-    """Whether ``without_private_metadata`` would change ``data``, judged on the already opened
-    ``image`` (validation opens every image anyway, so the export need not open it again)."""
+    """Whether ``without_private_metadata`` would change ``data``, judged on the already opened,
+    not yet loaded ``image`` (validation opens every image anyway, so the export need not open
+    it again)."""
     if _needs_turning(image):
         return True
     if image.format == "JPEG":
@@ -53,7 +54,10 @@ def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
 
 
 def _needs_turning(image: Image.Image) -> bool:
-    return image.getexif().get(_ORIENTATION, 1) not in (0, 1)
+    # A TIFF's orientation is one of its own tags, parsed on opening: getexif() would parse the
+    # directory again (and after load() Pillow has already turned the pixels and dropped the tag).
+    tags = image.tag_v2 if image.format == "TIFF" else image.getexif()
+    return tags.get(_ORIENTATION, 1) not in (0, 1)
 
 
 def _other_metadata(image: Image.Image) -> bool:

@@ -94,3 +94,16 @@ def test_keep_image_metadata_keeps_the_bytes(tmp_path):
     original = phone_jpeg(orientation=6)
     stored, copied = export_one(original, "photo.jpg", tmp_path, keep_image_metadata=True)
     assert stored == copied == original
+
+
+@pytest.mark.parametrize("tags", [{0x0112: 6}, {0x0112: 6, 0x013B: "Max Mustermann"}], ids=["orientation", "orientation-and-artist"])
+def test_tiff_scan_with_orientation_is_turned_upright_once_and_loses_its_artist(tags, tmp_path):
+    buffer = io.BytesIO()
+    landscape_line().save(buffer, format="TIFF", tiffinfo=tags)
+    stored, copied = export_one(buffer.getvalue(), "scan.tif", tmp_path)
+    assert stored == copied
+    image = Image.open(io.BytesIO(stored))
+    assert image.size == (20, 40)
+    red, white = image.convert("RGB").getpixel((10, 3)), image.convert("RGB").getpixel((10, 36))
+    assert red[0] > 200 and red[1] < 60 and white == (255, 255, 255)
+    assert b"Max Mustermann" not in stored
