@@ -6,6 +6,7 @@ progress bars and the dataset info. This module only says what the rows are.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -17,6 +18,7 @@ from ocr_datasets.adapters import ExportOptions, get_adapter
 from ocr_datasets.canonical import CANONICAL_FEATURES, canonical_table
 from ocr_datasets.samples import SampleError
 from ocr_datasets.validation import CheckedSample
+from ocr_datasets.workers import worker_count
 
 CANONICAL = "canonical"
 
@@ -45,8 +47,12 @@ class OcrSamples(datasets.ArrowBasedBuilder):
     """Builds from samples held in memory (their images are read while tables are written).
 
     ``splits`` maps a split name to its validated samples (``CheckedSample``). Each split's samples are cut into
-    ``rows_per_table`` chunks, passed to ``datasets`` as a list so that ``num_proc`` can share
-    them among worker processes while keeping their order.
+    ``rows_per_table`` chunks, whose bounds are passed to ``datasets`` as a list so that
+    ``num_proc`` can share them among worker processes while keeping their order.
+
+    ``datasets`` sends the builder to its ``num_proc`` workers with dill, a pure-Python pickler
+    (1.4 s for 10,000 samples, 7 times the standard pickler), so the samples travel as one
+    ``bytes`` object made by the standard pickler.
     """
 
     BUILDER_CONFIG_CLASS = OcrSamplesConfig
@@ -68,6 +74,18 @@ class OcrSamples(datasets.ArrowBasedBuilder):
                 raise
             raise cause from None
 
+    def _prepare_split(self, split_generator: datasets.SplitGenerator, *, num_proc: int | None = None, **kwargs):
+        # Decided per split, so a small split is written serially rather than with a warning
+        # from datasets that it has too few chunks for num_proc.
+        workers = worker_count(num_proc, len(split_generator.gen_kwargs["chunks"]))
+        return super()._prepare_split(split_generator, num_proc=workers if workers > 1 else None, **kwargs)
+
+    def __getstate__(self):
+        return {**super().__getstate__(), "_splits": pickle.dumps(self._splits)}
+
+    def __setstate__(self, state):
+        super().__setstate__({**state, "_splits": pickle.loads(state["_splits"])})
+
     @property
     def _projection(self):
         return None if self.config.export_format == CANONICAL else get_adapter(self.config.export_format)
@@ -79,14 +97,14 @@ class OcrSamples(datasets.ArrowBasedBuilder):
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         size = self.config.rows_per_table
         return [
-            datasets.SplitGenerator(name=split, gen_kwargs={"chunks": [samples[start : start + size] for start in range(0, len(samples), size)]})
+            datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "chunks": [(start, start + size) for start in range(0, len(samples), size)]})
             for split, samples in self._splits.items()
         ]
 
-    def _generate_tables(self, chunks: list[Sequence[CheckedSample]]) -> Iterator[tuple[Key, pa.Table]]:
+    def _generate_tables(self, split: str, chunks: list[tuple[int, int]]) -> Iterator[tuple[Key, pa.Table]]:
         adapter = self._projection
-        for index, chunk in enumerate(chunks):
-            table = canonical_table(chunk, keep_image_metadata=self.config.options.keep_image_metadata)
+        for index, (start, stop) in enumerate(chunks):
+            table = canonical_table(self._splits[split][start:stop], keep_image_metadata=self.config.options.keep_image_metadata)
             if adapter is not None:
                 projected = adapter.project(table.to_pydict(), self.config.options)
                 table = pa.Table.from_pydict(projected, schema=adapter.features.arrow_schema)

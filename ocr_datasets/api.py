@@ -22,6 +22,7 @@ from .samples import SampleError, TrainingSample
 from .splits import assign_splits, check_split_strategy, parse_split_spec
 from .statistics import split_statistics
 from .validation import ValidationError, ValidationReport, check_normalization, validate
+from .workers import check_num_proc
 from .writer import BatchContents, batch_exists_error, write_batch
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
@@ -57,7 +58,12 @@ def build_dataset(
     """
     with _progress_bars(progress):
         report = _validated(
-            samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid, num_proc=num_proc
+            samples,
+            normalize=check_normalization(normalize),
+            keep_duplicates=keep_duplicates,
+            group_by=None,
+            skip_invalid=skip_invalid,
+            num_proc=check_num_proc(num_proc),
         )
         if report.rejected:
             warnings.warn(f"left out {len(report.rejected)} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}", stacklevel=2)
@@ -130,6 +136,7 @@ def export(
         skip_invalid=skip_invalid,
         keep_duplicates=keep_duplicates,
     )
+    check_num_proc(num_proc)
     root = resolve_output_dir(output_dir)
     if not overwrite:
         # Checked for every format first, so "all" does not stop after writing some of them.

@@ -125,7 +125,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--max-shard-size", default="500MB", metavar="SIZE", help="largest parquet file before the next one starts (default: 500MB)"
     )
-    export.add_argument("--num-proc", type=int, metavar="N", help="validate images and build parquet shards in N processes")
+    export.add_argument(
+        "--num-proc",
+        type=_positive_int,
+        metavar="N",
+        help="processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); default: one per core, 1 for serial",
+    )
     export.add_argument("--quiet", action="store_true", help="no progress bars")
     export.set_defaults(run=_run_export)
 
@@ -166,6 +171,12 @@ def _parser() -> argparse.ArgumentParser:
 def _format_name(value: str) -> str:
     # The folder name llama-vision is accepted for the format llama_vision.
     return value.replace("-", "_")
+
+
+def _positive_int(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
+    return int(value)
 
 
 def _add_output_argument(parser: argparse.ArgumentParser) -> None:

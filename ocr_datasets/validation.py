@@ -20,6 +20,7 @@ from PIL import Image, UnidentifiedImageError
 from .images import expected_format
 from .privacy import holds_private_metadata
 from .samples import SampleError, TrainingSample
+from .workers import worker_count
 
 NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
 # Smaller than this, an image holds no legible text: a mis-crop or a placeholder.
@@ -94,7 +95,8 @@ def validate(
     rejected like any other problem. Identical image bytes with identical text are exported once
     (unless ``keep_duplicates``); the same image with different texts is a conflict, and every
     sample of it is rejected, since picking one would be a silent guess. Images are decoded in
-    ``num_proc`` processes when it is above 1 (decoding is most of validation's time).
+    ``num_proc`` processes (``None``: one per core), at most one per 500 images, since decoding
+    is most of validation's time.
     """
     items = list(items)
     report = ValidationReport()
@@ -123,7 +125,7 @@ _MIN_IMAGES_PER_PROCESS = 500
 @contextmanager
 def _image_checks(samples: list[TrainingSample], num_proc: int | None) -> Iterator[Iterator]:
     """The results of ``_checked_image`` for ``samples``, in their order."""
-    processes = min(num_proc or 1, len(samples) // _MIN_IMAGES_PER_PROCESS)
+    processes = worker_count(num_proc, len(samples) // _MIN_IMAGES_PER_PROCESS)
     if processes < 2:
         yield map(_checked_image, samples)
         return
@@ -221,8 +223,8 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
                 image_format, (width, height) = image.format, image.size
-                image.load()
                 private = holds_private_metadata(data, image)
+                image.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         return None, (f"image is a decompression bomb: {error}", "crop or downscale the image")
     except UnidentifiedImageError:

@@ -262,3 +262,13 @@ def test_quiet_prints_no_progress_bar(tmp_path, example_manifest):
     )
     assert not any(mark in completed.stderr for mark in PROGRESS_MARKS), completed.stderr
     assert "load_dataset(" in completed.stdout
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_num_proc_must_be_a_whole_number_of_one_or_more(value, tmp_path, example_manifest):
+    root = tmp_path / "exports"
+    completed = run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", root, f"--num-proc={value}", "--quiet")
+    # argparse's own usage error, like any other malformed option.
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr
+    assert "error: argument --num-proc" in completed.stderr and "1 or more" in completed.stderr
+    assert not root.exists()

@@ -235,7 +235,7 @@ def test_validation_in_two_processes_reports_exactly_what_one_process_does(line_
     def summary(report):
         return ([item.sample.id for item in report.accepted], [str(problem) for problem in report.rejected], report.duplicates, report.counts)
 
-    serial, parallel = validate(samples), validate(samples, num_proc=2)
+    serial, parallel = validate(samples, num_proc=1), validate(samples, num_proc=2)
     assert summary(parallel) == summary(serial)
     assert serial.counts == {"input": 1089, "exported": 363, "rejected": 1, "duplicates": 725}
     assert [item.image_sha256 for item in parallel.accepted] == [item.image_sha256 for item in serial.accepted]
