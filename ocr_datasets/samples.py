@@ -37,8 +37,12 @@ class TrainingSample:
             raise SampleError(self.id, "has neither image_path nor image_bytes", "give the path of its image file")
         # Problems name the file, not its folder: they end up in rejected.jsonl, which travels.
         try:
-            name = Path(self.image_path).name
-            return Path(self.image_path).read_bytes()
+            path = os.fspath(self.image_path)
+            if not isinstance(path, str):
+                raise TypeError(path)
+            name = os.path.basename(path)
+            with open(path, "rb") as file:
+                return file.read()
         except TypeError:
             raise SampleError(self.id, f"image_path {self.image_path!r} is not a path", "give image_path as a string") from None
         except FileNotFoundError:
