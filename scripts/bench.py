@@ -8,10 +8,15 @@ process and as the median of --runs runs:
 - cp -r of the images: the floor;
 - the original service: copy every image and write a JSONL line per sample (reimplemented here);
 - our export per format, parquet only (--no-copy-images), and --format all;
+- validation alone (decoding every source image), serially and on every core: the part of an
+  export that no copy has to do;
+- kraken's `ketos compile -f path` on the same lines, with --ketos PATH (kraken is not a
+  dependency: install it in a venv of its own);
 - load_dataset(batch) plus decoding every image, against Pillow alone decoding the same bytes.
 
     .venv/bin/python scripts/bench.py --count 10000
     .venv/bin/python scripts/bench.py --count 50000 --runs 1 --json bench-50k.json
+    .venv/bin/python scripts/bench.py --count 10000 --ketos /path/to/kraken-venv/bin/ketos
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ import json, resource, sys, time
 start = time.perf_counter()
 {body}
 seconds = time.perf_counter() - start
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+peak_kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak_kb / 1024}}))
 """
 
 _ORIGINAL_SERVICE = """
@@ -58,6 +64,12 @@ _EXPORT = """
 from ocr_datasets import export, read_manifest
 export_format, copy_images, num_proc = sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]) or None
 export(read_manifest(sys.argv[1]), export_format, batch_id="bench", output_dir=sys.argv[2], copy_images=copy_images, num_proc=num_proc, keep_duplicates=True, progress=False)
+"""
+
+_VALIDATE = """
+from ocr_datasets import read_manifest
+from ocr_datasets.validation import validate
+validate(read_manifest(sys.argv[1]), keep_duplicates=True, num_proc=int(sys.argv[2]) or None)
 """
 
 _LOAD_AND_DECODE = """
@@ -113,14 +125,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10000, help="line images in the corpus (default: 10000)")
     parser.add_argument("--synthetic", action="store_true", help="generated German lines instead of the real Fraktur lines")
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported (default: 3)")
-    parser.add_argument("--num-proc", type=int, default=0, help="--num-proc for our exports (default: serial)")
+    parser.add_argument("--num-proc", type=int, default=0, help="--num-proc for our exports (default: 0, the export's own default of one process per core)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--ketos", metavar="PATH", help="kraken's ketos executable, to time `ketos compile -f path` on the same lines")
     args = parser.parse_args()
+    if args.ketos and args.synthetic:
+        parser.error("--ketos needs the real lines (ketos reads each line's text from a .gt.txt beside its image)")
 
     with tempfile.TemporaryDirectory(dir=Path.cwd(), prefix="bench-corpus-") as corpus_dir:
         corpus = Path(corpus_dir)
         manifest = make_corpus(corpus, args.count, args.synthetic)
-        corpus_bytes = sum(path.stat().st_size for path in corpus.iterdir() if path.suffix != ".jsonl")
+        images = [manifest.parent / json.loads(line)["image_path"] for line in manifest.open(encoding="utf-8")]
+        corpus_bytes = sum(path.stat().st_size for path in images)
         proc = str(args.num_proc)
 
         def export_job(export_format: str, copy_images: bool):
@@ -130,6 +146,12 @@ def main() -> None:
             images = scratch / "images"
             command = f"import subprocess; subprocess.run(['cp', '-r', {str(corpus)!r}, {str(images)!r}], check=True)"
             return run_job(command)
+
+        def ketos_compile(scratch: Path) -> dict:
+            file_list = scratch / "lines.txt"
+            file_list.write_text("".join(f"{image}\n" for image in images))
+            command = [args.ketos, "compile", "-f", "path", "-o", str(scratch / "dataset.arrow"), "-F", str(file_list)]
+            return run_job(f"import subprocess; subprocess.run({command!r}, check=True, capture_output=True)")
 
         def load_and_decode(scratch: Path, body: str) -> dict:
             run_job(_EXPORT, str(manifest), str(scratch), "trocr", "0", proc)
@@ -143,6 +165,9 @@ def main() -> None:
             measure("llama_vision", args.runs, export_job("llama_vision", True)),
             measure("generic", args.runs, export_job("generic", True)),
             measure("--format all", args.runs, export_job("all", True)),
+            measure("validation alone, 1 process (decodes every image)", args.runs, lambda scratch: run_job(_VALIDATE, str(manifest), "1")),
+            measure("validation alone, every core", args.runs, lambda scratch: run_job(_VALIDATE, str(manifest), "0")),
+            *([measure("ketos compile -f path (kraken)", args.runs, ketos_compile)] if args.ketos else []),
             measure("load_batch + decode every image", args.runs, lambda scratch: load_and_decode(scratch, _LOAD_AND_DECODE)),
             measure("Pillow alone decoding the same bytes", args.runs, lambda scratch: load_and_decode(scratch, _PILLOW_DECODE)),
         ]

@@ -39,6 +39,8 @@ def replicate_corpus(folder: Path, count: int) -> Path:
             source = sources[number % len(sources)]
             name = f"{number:07d}_{source.name}"
             os.link(source, folder / name)
+            # kraken's `ketos compile -f path` reads each line's text from <image stem>.gt.txt.
+            os.link(source.with_suffix(".gt.txt"), folder / f"{name[:-4]}.gt.txt")
             lines.write(json.dumps({"id": name[:-4], "image_path": name, "ground_truth": texts[source]}, ensure_ascii=False) + "\n")
     return manifest
 
