@@ -27,7 +27,7 @@ NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
 MIN_IMAGE_SIDE = 4
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckedSample:
     """A sample that passed validation, its texts normalised, with what validation learnt of its
     image (so the export reads the image's bytes again but need not parse them again)."""

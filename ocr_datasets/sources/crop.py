@@ -33,7 +33,7 @@ class CropOptions:
     mask_outside: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class CroppedSample(TrainingSample):
     """A sample whose image is a region of a page image, cut along ``polygon`` when read.
 
