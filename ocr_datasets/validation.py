@@ -166,8 +166,10 @@ def _check_sample(
         return SampleError(
             sample_id, "; ".join(problem for problem, _ in problems), "; ".join(fix for _, fix in problems), location=sample.source
         )
-    normalised = dataclasses.replace(sample, id=sample_id, ground_truth=ground_truth, ocr_text=ocr_text, ocr_confidence=confidence)
-    return CheckedSample(normalised, *image)
+    checked = {"id": sample_id, "ground_truth": ground_truth, "ocr_text": ocr_text, "ocr_confidence": confidence}
+    # A copy only where validation changed something: every sample stays in memory until written.
+    changed = {name: value for name, value in checked.items() if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)}
+    return CheckedSample(dataclasses.replace(sample, **changed) if changed else sample, *image)
 
 
 def _checked_text(text, form: str, name: str) -> tuple[str | None, tuple[str, str] | None]:

@@ -118,7 +118,10 @@ def write_batch(
             model_config=adapter.model_config,
             checksums=_checksums(staging, image_checksums),
         )
-        (staging / MANIFEST_NAME).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        with (staging / MANIFEST_NAME).open("w", encoding="utf-8") as manifest_file:
+            # Written piece by piece: with a checksum per image the text runs to megabytes.
+            json.dump(manifest, manifest_file, ensure_ascii=False, indent=2)
+            manifest_file.write("\n")
         _publish(staging, final, overwrite)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
@@ -279,8 +282,12 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
 
 
 def _row_batches(path: Path):
-    # pre_buffer (pyarrow's default) keeps every buffer it has read: memory grew with the batch.
-    return pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=VIEW_ROWS_PER_BATCH)
+    # pre_buffer (pyarrow's default) keeps every buffer it has read, and mimalloc (pyarrow's
+    # default allocator) keeps freed pages until asked to return them: either made memory grow
+    # with the batch (30,000 lines: 320 MB peak in the view pass, 261 MB with both avoided).
+    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=VIEW_ROWS_PER_BATCH):
+        yield batch
+        pa.default_memory_pool().release_unused()
 
 
 def _place_images(
