@@ -56,14 +56,10 @@ def build_dataset(
     changed ones anew. Memory stays flat: images are read a table at a time. Images lose their
     private metadata as in ``export`` unless ``keep_image_metadata``.
     """
+    check_num_proc(num_proc)
     with _progress_bars(progress):
         report = _validated(
-            samples,
-            normalize=check_normalization(normalize),
-            keep_duplicates=keep_duplicates,
-            group_by=None,
-            skip_invalid=skip_invalid,
-            num_proc=check_num_proc(num_proc),
+            samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid, num_proc=num_proc
         )
         if report.rejected:
             warnings.warn(f"left out {len(report.rejected)} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}", stacklevel=2)

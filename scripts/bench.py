@@ -31,7 +31,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from measure_memory import replicate_corpus
+LINE_GT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ocrd-line-gt"
 
 # Each measured job runs in a fresh interpreter and prints {"seconds": ..., "peak_rss_mb": ...}.
 _MEASURE = """
@@ -60,7 +60,7 @@ with open(out / "train.jsonl", "w", encoding="utf-8") as view:
 (out / "manifest.json").write_text(json.dumps({"format": "trocr", "sample_count": len(files), "files": files}))
 """
 
-_EXPORT = """
+EXPORT_JOB = """
 from ocr_datasets import export, read_manifest
 export_format, copy_images, num_proc = sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]) or None
 export(read_manifest(sys.argv[1]), export_format, batch_id="bench", output_dir=sys.argv[2], copy_images=copy_images, num_proc=num_proc, keep_duplicates=True, progress=False)
@@ -93,6 +93,23 @@ for blob in blobs:
 """
 
 
+def replicate_corpus(folder: Path, count: int) -> Path:
+    """``count`` real lines in ``folder``: the lines of ocrd-line-gt hard-linked under new ids
+    (no disk cost), and the manifest ``samples.jsonl`` naming them."""
+    sources = sorted(LINE_GT.glob("*.tif"))
+    texts = {source: source.with_suffix(".gt.txt").read_text(encoding="utf-8").strip() for source in sources}
+    manifest = folder / "samples.jsonl"
+    with manifest.open("w", encoding="utf-8") as lines:
+        for number in range(count):
+            source = sources[number % len(sources)]
+            name = f"{number:07d}_{source.name}"
+            os.link(source, folder / name)
+            # kraken's `ketos compile -f path` reads each line's text from <image stem>.gt.txt.
+            os.link(source.with_suffix(".gt.txt"), folder / f"{name[:-4]}.gt.txt")
+            lines.write(json.dumps({"id": name[:-4], "image_path": name, "ground_truth": texts[source]}, ensure_ascii=False) + "\n")
+    return manifest
+
+
 def make_corpus(folder: Path, count: int, synthetic: bool) -> Path:
     if synthetic:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -102,9 +119,11 @@ def make_corpus(folder: Path, count: int, synthetic: bool) -> Path:
     return replicate_corpus(folder, count)
 
 
-def run_job(body: str, *args: str) -> dict:
+def run_job(body: str, *args: str, env: dict[str, str] | None = None) -> dict:
+    """Run ``body`` in a fresh interpreter with ``args``; its wall seconds and peak RSS (its own
+    or its child processes', whichever is larger)."""
     code = _MEASURE.format(body=textwrap.dedent(body))
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
     completed = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environment)
     if completed.returncode:
         raise RuntimeError(completed.stderr)
@@ -140,7 +159,7 @@ def main() -> None:
         proc = str(args.num_proc)
 
         def export_job(export_format: str, copy_images: bool):
-            return lambda scratch: run_job(_EXPORT, str(manifest), str(scratch / "out"), export_format, "1" if copy_images else "0", proc)
+            return lambda scratch: run_job(EXPORT_JOB, str(manifest), str(scratch / "out"), export_format, "1" if copy_images else "0", proc)
 
         def copy_floor(scratch: Path) -> dict:
             images = scratch / "images"
@@ -154,7 +173,7 @@ def main() -> None:
             return run_job(f"import subprocess; subprocess.run({command!r}, check=True, capture_output=True)")
 
         def load_and_decode(scratch: Path, body: str) -> dict:
-            run_job(_EXPORT, str(manifest), str(scratch), "trocr", "0", proc)
+            run_job(EXPORT_JOB, str(manifest), str(scratch), "trocr", "0", proc)
             return run_job(body, str(manifest), str(scratch))
 
         rows = [
