@@ -65,7 +65,7 @@ def build_dataset(
             warnings.warn(f"left out {len(report.rejected)} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}", stacklevel=2)
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            config_name=f"canonical-{_fingerprint([item.sample for item in report.accepted])[:16]}{'-with-metadata' if keep_image_metadata else ''}",
+            config_name=f"canonical-{_fingerprint(item.sample for item in report.accepted)[:16]}{'-with-metadata' if keep_image_metadata else ''}",
             options=ExportOptions(keep_image_metadata=keep_image_metadata),
             splits={"train": report.accepted},
         )
@@ -196,7 +196,7 @@ def _validated(
     return report
 
 
-def _fingerprint(samples: list[TrainingSample]) -> str:
+def _fingerprint(samples: Iterable[TrainingSample]) -> str:
     digest = hashlib.sha256()
     for sample in samples:
         digest.update(sample.identity().encode())

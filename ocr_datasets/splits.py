@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
+from .packed import PackedSamples
 from .samples import TrainingSample
 from .validation import CheckedSample
 
@@ -67,7 +70,7 @@ def split_of(key: str, ratios: Mapping[str, float], seed: int) -> str:
 
 def assign_splits(
     checked: Sequence[CheckedSample], ratios: Mapping[str, float], group_by: str | None, seed: int, strategy: str = "hash"
-) -> dict[str, list[CheckedSample]]:
+) -> dict[str, PackedSamples[CheckedSample]]:
     """The samples of each split, in input order; every group wholly in one split.
 
     No assignment can both keep every group where it was when groups are added and hit the
@@ -82,16 +85,16 @@ def assign_splits(
       groups that come later in hash order.
     """
     check_split_strategy(strategy)
-    groups: dict[str, list[CheckedSample]] = {}
-    for item in checked:
-        groups.setdefault(group_key(item.sample, group_by), []).append(item)
+    if len(ratios) == 1 and isinstance(checked, PackedSamples):
+        return {name: checked for name in ratios}
     if strategy == "hash":
-        chosen = {key: split_of(key, ratios, seed) for key in groups}
+        split_for = functools.partial(split_of, ratios=ratios, seed=seed)
     else:
-        chosen = _balanced(groups, ratios, seed)
-    splits: dict[str, list[CheckedSample]] = {name: [] for name in ratios}
+        split_for = _balanced(Counter(group_key(item.sample, group_by) for item in checked), ratios, seed).__getitem__
+    # Packed as they are assigned: every sample is held until the batch is written.
+    splits: dict[str, PackedSamples[CheckedSample]] = {name: PackedSamples() for name in ratios}
     for item in checked:
-        splits[chosen[group_key(item.sample, group_by)]].append(item)
+        splits[split_for(group_key(item.sample, group_by))].append(item)
     return splits
 
 
@@ -101,12 +104,12 @@ def check_split_strategy(strategy: str) -> str:
     return strategy
 
 
-def _balanced(groups: Mapping[str, Sequence[CheckedSample]], ratios: Mapping[str, float], seed: int) -> dict[str, str]:
+def _balanced(group_sizes: Mapping[str, int], ratios: Mapping[str, float], seed: int) -> dict[str, str]:
     sizes = dict.fromkeys(ratios, 0)
     chosen = {}
-    for key in sorted(groups, key=lambda key: (_hash_point(key, seed), key)):
-        total = sum(sizes.values()) + len(groups[key])
+    for key in sorted(group_sizes, key=lambda key: (_hash_point(key, seed), key)):
+        total = sum(sizes.values()) + group_sizes[key]
         split = max(ratios, key=lambda name: ratios[name] * total - sizes[name])
-        sizes[split] += len(groups[key])
+        sizes[split] += group_sizes[key]
         chosen[key] = split
     return chosen

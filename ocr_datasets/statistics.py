@@ -4,30 +4,46 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Sequence
+from array import array
+from collections.abc import Iterable
 
 from rapidfuzz.distance import Levenshtein
 
 from .validation import CheckedSample
 
 
-def error_rates(pairs: Sequence[tuple[str, str]]) -> dict[str, float | int]:
+def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | int]:
     """Character and word error rate of hypotheses against references, over the whole corpus:
     total edit distance divided by total reference length (characters are code points of the
-    normalised text; words are whitespace-separated)."""
-    char_edits = sum(Levenshtein.distance(reference, hypothesis) for reference, hypothesis in pairs)
-    word_edits = sum(Levenshtein.distance(reference.split(), hypothesis.split()) for reference, hypothesis in pairs)
-    reference_chars = sum(len(reference) for reference, _ in pairs)
-    reference_words = sum(len(reference.split()) for reference, _ in pairs)
-    return {
-        "lines": len(pairs),
-        "cer": _rate(char_edits, reference_chars),
-        "wer": _rate(word_edits, reference_words),
-        "char_edits": char_edits,
-        "reference_chars": reference_chars,
-        "word_edits": word_edits,
-        "reference_words": reference_words,
-    }
+    normalised text; words are whitespace-separated). ``pairs`` is read once."""
+    rates = _ErrorRates()
+    for reference, hypothesis in pairs:
+        rates.add(reference, hypothesis)
+    return rates.figures()
+
+
+class _ErrorRates:
+    def __init__(self):
+        self.lines = self.char_edits = self.word_edits = self.reference_chars = self.reference_words = 0
+
+    def add(self, reference: str, hypothesis: str) -> None:
+        reference_words = reference.split()
+        self.lines += 1
+        self.char_edits += Levenshtein.distance(reference, hypothesis)
+        self.word_edits += Levenshtein.distance(reference_words, hypothesis.split())
+        self.reference_chars += len(reference)
+        self.reference_words += len(reference_words)
+
+    def figures(self) -> dict[str, float | int]:
+        return {
+            "lines": self.lines,
+            "cer": _rate(self.char_edits, self.reference_chars),
+            "wer": _rate(self.word_edits, self.reference_words),
+            "char_edits": self.char_edits,
+            "reference_chars": self.reference_chars,
+            "word_edits": self.word_edits,
+            "reference_words": self.reference_words,
+        }
 
 
 def _rate(edits: int, reference_length: int) -> float | None:
@@ -37,23 +53,31 @@ def _rate(edits: int, reference_length: int) -> float | None:
     return 0.0 if not edits else None
 
 
-def split_statistics(checked: Sequence[CheckedSample]) -> dict:
-    """The figures of one split; an empty split has only its count."""
-    if not checked:
+def split_statistics(checked: Iterable[CheckedSample]) -> dict:
+    """The figures of one split, in one pass over its samples; an empty split has only its count."""
+    alphabet: Counter[str] = Counter()
+    text_lengths, widths, heights = array("l"), array("l"), array("l")
+    ocr_baseline = _ErrorRates()
+    for item in checked:
+        text = item.sample.ground_truth
+        alphabet.update(text)
+        text_lengths.append(len(text))
+        widths.append(item.width)
+        heights.append(item.height)
+        if item.sample.ocr_text is not None:
+            ocr_baseline.add(text, item.sample.ocr_text)
+    if not text_lengths:
         return {"samples": 0}
-    texts = [item.sample.ground_truth for item in checked]
-    alphabet = Counter(char for text in texts for char in text)
-    with_ocr = [(item.sample.ground_truth, item.sample.ocr_text) for item in checked if item.sample.ocr_text is not None]
     return {
-        "samples": len(checked),
+        "samples": len(text_lengths),
         "characters": sum(alphabet.values()),
         "alphabet": dict(sorted(alphabet.items(), key=lambda entry: (-entry[1], entry[0]))),
-        "text_length": _distribution([len(text) for text in texts]),
-        "image_width": _distribution([item.width for item in checked]),
-        "image_height": _distribution([item.height for item in checked]),
-        "ocr_baseline": error_rates(with_ocr) if with_ocr else None,
+        "text_length": _distribution(text_lengths),
+        "image_width": _distribution(widths),
+        "image_height": _distribution(heights),
+        "ocr_baseline": ocr_baseline.figures() if ocr_baseline.lines else None,
     }
 
 
-def _distribution(values: list[int]) -> dict[str, float]:
+def _distribution(values: array) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "mean": round(statistics.fmean(values), 2), "max": max(values)}

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import itertools
 import json
 import math
 import multiprocessing
 import unicodedata
 import warnings
-from collections.abc import Iterable, Iterator
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -18,6 +20,7 @@ from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from .images import expected_format
+from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import holds_private_metadata
 from .samples import SampleError, TrainingSample
 from .workers import worker_count
@@ -44,7 +47,7 @@ class CheckedSample:
 class ValidationReport:
     """What validation made of the input: ``input_count = len(accepted) + len(rejected) + len(duplicates)``."""
 
-    accepted: list[CheckedSample] = field(default_factory=list)
+    accepted: PackedSamples[CheckedSample] = field(default_factory=PackedSamples)
     rejected: list[SampleError] = field(default_factory=list)
     # (id of the dropped sample, id of the identical sample that is exported)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
@@ -97,40 +100,112 @@ def validate(
     sample of it is rejected, since picking one would be a silent guess. Images are decoded in
     ``num_proc`` processes (``None``: one per core), at most one per 500 images, since decoding
     is most of validation's time.
+
+    ``items`` is read a window at a time and the accepted samples are held packed
+    (``PackedSamples``), so a source of a million samples is never in memory at once.
     """
-    items = list(items)
     report = ValidationReport()
     seen_ids: set[str] = set()
-    checked: list[CheckedSample] = []
-    samples = [item for item in items if not isinstance(item, SampleError)]
-    with _image_checks(samples, num_proc) as images:
-        for item in tqdm(items, desc="Validating samples", unit=" samples"):
-            report.input_count += 1
-            if isinstance(item, SampleError):
-                report.rejected.append(item)
-                continue
-            result = _check_sample(item, normalize, group_by, seen_ids, next(images))
-            if isinstance(result, SampleError):
-                report.rejected.append(result)
-            else:
-                checked.append(result)
-    _deduplicate(checked, report, keep_duplicates)
+    checked: PackedSamples[CheckedSample] = PackedSamples()
+    images = _SharedImages()
+    pending = iter(items)
+    total = len(items) if isinstance(items, Sized) else None
+    with _image_checker(num_proc) as check_images, tqdm(total=total, desc="Validating samples", unit=" samples") as progress:
+        while window := list(itertools.islice(pending, _WINDOW)):
+            results = iter(check_images([item for item in window if not isinstance(item, SampleError)]))
+            for item in window:
+                report.input_count += 1
+                result = item if isinstance(item, SampleError) else _check_sample(item, normalize, group_by, seen_ids, next(results))
+                if isinstance(result, SampleError):
+                    report.rejected.append(result)
+                else:
+                    images.add(len(checked), result)
+                    checked.append(result)
+            progress.update(len(window))
+    seen_ids.clear()
+    images.sort_out(checked, report, keep_duplicates)
     return report
 
 
+# Samples read and checked together: a few tables' worth, so every process stays busy.
+_WINDOW = 4 * BLOCK_SIZE
 # Below this many images a pool costs more than it saves.
 _MIN_IMAGES_PER_PROCESS = 500
 
 
 @contextmanager
-def _image_checks(samples: list[TrainingSample], num_proc: int | None) -> Iterator[Iterator]:
-    """The results of ``_checked_image`` for ``samples``, in their order."""
-    processes = worker_count(num_proc, len(samples) // _MIN_IMAGES_PER_PROCESS)
-    if processes < 2:
-        yield map(_checked_image, samples)
-        return
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
-        yield pool.imap(_checked_image, samples, chunksize=64)
+def _image_checker(num_proc: int | None) -> Iterator[Callable[[list[TrainingSample]], Iterable]]:
+    """A function giving the results of ``_checked_image`` for a window of samples, in order.
+    The first window decides whether a pool pays off, and how many processes it gets."""
+    pool = None
+
+    def check(samples: list[TrainingSample]) -> Iterable:
+        nonlocal pool
+        if pool is None:
+            processes = worker_count(num_proc, len(samples) // _MIN_IMAGES_PER_PROCESS)
+            pool = multiprocessing.get_context("fork").Pool(processes) if processes > 1 else False
+        return pool.imap(_checked_image, samples, chunksize=64) if pool else map(_checked_image, samples)
+
+    try:
+        yield check
+    finally:
+        if pool:
+            pool.terminate()
+
+
+class _SharedImages:
+    """Which checked samples share an image, remembered compactly while validation streams: per
+    sample the first sample of its image and a digest of its text. The samples of an image
+    either all have the text of its first sample, or the image is in conflict."""
+
+    def __init__(self):
+        self._first_of_image: dict[str, int] = {}
+        self._first: array = array("q")
+        self._text_digests: array = array("Q")
+        self._conflicted: set[int] = set()
+
+    def add(self, index: int, item: CheckedSample) -> None:
+        first = self._first_of_image.setdefault(item.image_sha256, index)
+        self._first.append(first)
+        self._text_digests.append(_text_digest(item.sample.ground_truth))
+        if self._text_digests[index] != self._text_digests[first]:
+            self._conflicted.add(first)
+
+    def sort_out(self, checked: PackedSamples[CheckedSample], report: ValidationReport, keep_duplicates: bool) -> None:
+        """Fill ``report.accepted`` in input order, rejecting conflicts and dropping duplicates."""
+        self._first_of_image.clear()
+        if not self._conflicted and (keep_duplicates or all(first == index for index, first in enumerate(self._first))):
+            report.accepted = checked
+            return
+        in_conflict: dict[int, list[CheckedSample]] = {}
+        for index, item in enumerate(checked if self._conflicted else ()):
+            if self._first[index] in self._conflicted:
+                in_conflict.setdefault(self._first[index], []).append(item)
+        # The ids of images' first samples, only for images that have duplicates.
+        kept_ids = dict.fromkeys({first for index, first in enumerate(self._first) if first != index})
+        for index, item in enumerate(checked):
+            first = self._first[index]
+            if first in in_conflict:
+                others = [other for other in in_conflict[first] if other.sample.id != item.sample.id]
+                described = ", ".join(f"{other.sample.id!r} ({other.sample.ground_truth!r})" for other in others)
+                report.rejected.append(
+                    SampleError(
+                        item.sample.id,
+                        f"conflict: the same image as {described} with another text ({item.sample.ground_truth!r})",
+                        "decide which transcription is right and correct or remove the others",
+                        location=item.sample.source,
+                    )
+                )
+            elif first != index and not keep_duplicates:
+                report.duplicates.append((item.sample.id, kept_ids[first]))
+            else:
+                if index in kept_ids:
+                    kept_ids[index] = item.sample.id
+                report.accepted.append(item)
+
+
+def _text_digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
 
 def _check_sample(
@@ -167,7 +242,7 @@ def _check_sample(
             sample_id, "; ".join(problem for problem, _ in problems), "; ".join(fix for _, fix in problems), location=sample.source
         )
     checked = {"id": sample_id, "ground_truth": ground_truth, "ocr_text": ocr_text, "ocr_confidence": confidence}
-    # A copy only where validation changed something: every sample stays in memory until written.
+    # Copied only where validation changed something: most samples pass unchanged.
     changed = {name: value for name, value in checked.items() if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)}
     return CheckedSample(dataclasses.replace(sample, **changed) if changed else sample, *image)
 
@@ -239,30 +314,3 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str
     if min(width, height) < MIN_IMAGE_SIDE:
         return None, (f"image is {width}x{height} pixels, too small to hold a line of text", f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
     return (width, height, hashlib.sha256(data).hexdigest(), image_format, private), None
-
-
-def _deduplicate(checked: list[CheckedSample], report: ValidationReport, keep_duplicates: bool) -> None:
-    by_image: dict[str, list[CheckedSample]] = {}
-    for item in checked:
-        by_image.setdefault(item.image_sha256, []).append(item)
-    conflicted = {digest for digest, group in by_image.items() if len({item.sample.ground_truth for item in group}) > 1}
-    kept_by_content: dict[tuple[str, str], str] = {}
-    for item in checked:
-        if item.image_sha256 in conflicted:
-            others = [other for other in by_image[item.image_sha256] if other is not item]
-            described = ", ".join(f"{other.sample.id!r} ({other.sample.ground_truth!r})" for other in others)
-            report.rejected.append(
-                SampleError(
-                    item.sample.id,
-                    f"conflict: the same image as {described} with another text ({item.sample.ground_truth!r})",
-                    "decide which transcription is right and correct or remove the others",
-                    location=item.sample.source,
-                )
-            )
-            continue
-        key = (item.image_sha256, item.sample.ground_truth)
-        if key in kept_by_content and not keep_duplicates:
-            report.duplicates.append((item.sample.id, kept_by_content[key]))
-            continue
-        kept_by_content.setdefault(key, item.sample.id)
-        report.accepted.append(item)

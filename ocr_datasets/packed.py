@@ -1,0 +1,71 @@
+"""Samples held packed between validation and the writer, so memory does not grow with the corpus."""
+
+from __future__ import annotations
+
+import pickle
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+
+# Rows the builder writes as one Arrow table: large enough that Arrow and parquet work in bulk,
+# small enough that memory stays flat however many samples there are.
+BLOCK_SIZE = 1000
+
+
+class PackedSamples(Sequence[Item], Generic[Item]):
+    """A sequence of samples kept as pickled blocks of ``BLOCK_SIZE``.
+
+    An export holds every sample from validation until its rows are written. As Python objects
+    a line costs about 1.3 KB; pickled and compressed in blocks, about 0.1 KB, so 100,000 lines
+    do not take a hundred megabytes more than 10,000 do. Appending seals a block once it is full;
+    iterating unpickles one block at a time, so each pass yields fresh copies of the samples.
+    """
+
+    def __init__(self, items: Iterable[Item] = ()):
+        self._blocks: list[bytes] = []
+        self._open: list[Item] = []
+        for item in items:
+            self.append(item)
+
+    def append(self, item: Item) -> None:
+        self._open.append(item)
+        if len(self._open) == BLOCK_SIZE:
+            self._blocks.append(_pack(self._open))
+            self._open = []
+
+    def blocks(self) -> list[bytes]:
+        """Every block pickled, the last one possibly short: what the builder's workers receive."""
+        tail = [_pack(self._open)] if self._open else []
+        return [*self._blocks, *tail]
+
+    def __len__(self) -> int:
+        return len(self._blocks) * BLOCK_SIZE + len(self._open)
+
+    def __iter__(self) -> Iterator[Item]:
+        for block in self._blocks:
+            yield from unpack_block(block)
+        yield from list(self._open)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("PackedSamples index out of range")
+        block, offset = divmod(index, BLOCK_SIZE)
+        return unpack_block(self._blocks[block])[offset] if block < len(self._blocks) else self._open[offset]
+
+    def __repr__(self) -> str:
+        return f"<PackedSamples of {len(self)}>"
+
+
+def _pack(items: list) -> bytes:
+    # zlib's fastest level shrinks a block of pickled lines about threefold for a millisecond.
+    return zlib.compress(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL), 1)
+
+
+def unpack_block(block: bytes) -> list:
+    return pickle.loads(zlib.decompress(block))

@@ -1,0 +1,83 @@
+"""Memory that does not grow with the corpus: validation reads its input a window at a time,
+and the samples it accepts are held packed (pickled and compressed in blocks) until written."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+import ocr_datasets.validation as validation
+from ocr_datasets import TrainingSample, validate
+from ocr_datasets.packed import BLOCK_SIZE, PackedSamples, unpack_block
+
+
+def png(width: int, shade: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, 12), color=shade).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def sample(number: int, *, image: bytes | None = None, text: str | None = None) -> TrainingSample:
+    return TrainingSample(
+        id=f"line-{number}",
+        image_path=f"line-{number}.png",
+        image_bytes=image or png(20 + number % 80, number // 80),
+        ground_truth=text or f"Zeile ſ {number}",
+        ocr_text=f"Zeile s {number}" if number % 2 else None,
+        ocr_confidence=0.5 if number % 3 else None,
+        metadata={"page": number // 10, "writer": "Schreiber ä"},
+        source=f"samples.jsonl:{number + 1}",
+    )
+
+
+def test_packed_samples_hold_every_sample_in_order_across_blocks():
+    samples = [sample(number) for number in range(2 * BLOCK_SIZE + 17)]
+    packed = PackedSamples(samples)
+
+    assert len(packed) == len(samples)
+    assert list(packed) == samples
+    assert list(packed) == samples  # every pass unpacks afresh
+    assert (packed[0], packed[BLOCK_SIZE], packed[-1]) == (samples[0], samples[BLOCK_SIZE], samples[-1])
+    assert packed[BLOCK_SIZE - 2 : BLOCK_SIZE + 2] == samples[BLOCK_SIZE - 2 : BLOCK_SIZE + 2]
+    with pytest.raises(IndexError):
+        packed[len(samples)]
+    blocks = packed.blocks()
+    assert [len(unpack_block(block)) for block in blocks] == [BLOCK_SIZE, BLOCK_SIZE, 17]
+    assert [item for block in blocks for item in unpack_block(block)] == samples
+    assert len(PackedSamples()) == 0 and list(PackedSamples()) == [] and PackedSamples().blocks() == []
+
+
+@pytest.mark.parametrize("num_proc", [1, 2])
+def test_a_generator_is_validated_window_by_window_with_duplicates_and_conflicts_found_across_windows(monkeypatch, num_proc):
+    monkeypatch.setattr(validation, "_WINDOW", 50)
+    monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 10)
+    pulled = []
+
+    def source():
+        for number in range(230):
+            if number == 120:  # the image and text of line 3, two windows later
+                item = sample(number, image=png(23, 0), text="Zeile ſ 3")
+            elif number in (60, 199):  # the image of line 7 with other texts
+                item = sample(number, image=png(27, 0), text=f"anders {number}")
+            else:
+                item = sample(number)
+            pulled.append(number)
+            yield item
+
+    report = validate(source(), num_proc=num_proc)
+
+    assert pulled == list(range(230))
+    assert report.counts == {"input": 230, "exported": 226, "rejected": 3, "duplicates": 1}
+    assert report.duplicates == [("line-120", "line-3")]
+    assert [problem.sample_id for problem in report.rejected] == ["line-7", "line-60", "line-199"]
+    assert "the same image as 'line-60' ('anders 60'), 'line-199' ('anders 199')" in report.rejected[0].problem
+    assert isinstance(report.accepted, PackedSamples)
+    expected = [f"line-{number}" for number in range(230) if number not in (7, 60, 120, 199)]
+    assert [item.sample.id for item in report.accepted] == expected
+    # The same samples given as a list are judged the same way.
+    listed = validate(list(source()), num_proc=num_proc)
+    assert [item.sample for item in listed.accepted] == [item.sample for item in report.accepted]
+    assert [str(problem) for problem in listed.rejected] == [str(problem) for problem in report.rejected]
+    assert listed.duplicates == report.duplicates
