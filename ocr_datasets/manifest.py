@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import platform
+import secrets
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import metadata as package_metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_VERSION = "1.0"
@@ -53,16 +55,17 @@ def build_manifest(
     statistics: dict[str, dict],
     options: dict[str, Any],
     model_config: dict[str, Any],
-    checksums: dict[str, dict[str, Any]],
+    files: list[str],
 ) -> dict[str, Any]:
-    """The first seven keys are the original service's, with the same meaning."""
+    """The first seven keys are the original service's, with the same meaning. ``checksums``
+    (sha256 and size of every file in ``files``) is added by ``write_manifest``."""
     return {
         "format": export_format,
         "version": MANIFEST_VERSION,
         "batch_id": batch_id,
         "sample_count": counts["exported"],
         "created_at": created_at,
-        "files": sorted(checksums),
+        "files": files,
         "model_config": model_config,
         "counts": counts,
         "splits": splits,
@@ -71,8 +74,30 @@ def build_manifest(
         "fingerprint": fingerprint,
         "options": options,
         "library_versions": library_versions(),
-        "checksums": checksums,
     }
+
+
+def write_manifest(path: Path, manifest: dict[str, Any], checksums: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Write ``manifest`` plus a last key ``checksums``. ``files`` and ``checksums`` are written
+    one entry per line as they come: with an entry per image they run to megabytes, and an
+    export's memory must not grow with its batch."""
+    placeholders = {key: f"{key}-{secrets.token_hex(8)}" for key in ("files", "checksums")}
+    text = json.dumps({**manifest, **placeholders}, ensure_ascii=False, indent=2)
+    before_files, rest = text.split(json.dumps(placeholders["files"]))
+    between, after = rest.split(json.dumps(placeholders["checksums"]))
+    with path.open("w", encoding="utf-8") as file:
+        file.write(before_files)
+        _write_entries(file, "[]", (json.dumps(name, ensure_ascii=False) for name in manifest["files"]))
+        file.write(between)
+        _write_entries(file, "{}", (f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(checksum)}" for name, checksum in checksums))
+        file.write(after + "\n")
+
+
+def _write_entries(file: TextIO, brackets: str, entries: Iterable[str]) -> None:
+    file.write(brackets[0])
+    for number, entry in enumerate(entries):
+        file.write(f"{',' if number else ''}\n    {entry}")
+    file.write(f"\n  {brackets[1]}")
 
 
 def result_from_manifest(manifest_path: Path, manifest: dict[str, Any]) -> ExportResult:

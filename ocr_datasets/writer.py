@@ -9,11 +9,12 @@ import os
 import re
 import shutil
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,14 +24,18 @@ from .adapters import ExportOptions, FormatAdapter, ViewImage
 from .builders import OcrSamples
 from .card import dataset_card
 from .images import data_url
-from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest
+from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest, write_manifest
 from .names import check_batch_id
+from .packed import PackedSamples
 from .samples import SampleError
 from .validation import CheckedSample
 
 VIEW_ROWS_PER_BATCH = 256
 STAGING_SUFFIX = ".partial"
 _REPLACED = re.compile(r"\.(?P<batch>.+)\.replaced-(?P<pid>\d+)")
+IMAGES_FOLDER = "images"
+# Where the view pass notes each image's checksum as it writes it; removed before the batch is published.
+IMAGE_CHECKSUM_LOG = ".image-checksums.jsonl"
 REJECTED_NAME = "rejected.jsonl"
 DUPLICATES_NAME = "duplicates.jsonl"
 
@@ -40,7 +45,7 @@ class BatchContents:
     """What goes into a batch, whatever its format: the valid samples per split (empty splits
     included), their figures, and what became of the other input samples."""
 
-    splits: dict[str, list[CheckedSample]]
+    splits: dict[str, PackedSamples[CheckedSample]]
     statistics: dict[str, dict]
     counts: dict[str, int]
     rejected: list[SampleError]
@@ -86,8 +91,10 @@ def write_batch(
         created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         splits = {name: samples for name, samples in contents.splits.items() if samples}
         data_files = _write_parquet(staging, splits, adapter, options, num_proc)
-        # Images are hashed while written, so the manifest need not read them back.
-        image_checksums = _write_views(staging, adapter, data_files, options) if options.copy_images or options.include_base64 else {}
+        image_log = staging / IMAGE_CHECKSUM_LOG
+        if options.copy_images or options.include_base64:
+            with image_log.open("w", encoding="utf-8") as log:
+                _write_views(staging, adapter, data_files, options, log)
         _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
         _write_jsonl(staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates])
         fingerprint = content_fingerprint(staging, data_files)
@@ -105,6 +112,7 @@ def write_batch(
             ),
             encoding="utf-8",
         )
+        files = _relative_files(staging, leaving_out=IMAGE_CHECKSUM_LOG)
         manifest = build_manifest(
             export_format=adapter.name,
             batch_id=batch_id,
@@ -116,12 +124,10 @@ def write_batch(
             statistics=contents.statistics,
             options=asdict(options),
             model_config=adapter.model_config,
-            checksums=_checksums(staging, image_checksums),
+            files=files,
         )
-        with (staging / MANIFEST_NAME).open("w", encoding="utf-8") as manifest_file:
-            # Written piece by piece: with a checksum per image the text runs to megabytes.
-            json.dump(manifest, manifest_file, ensure_ascii=False, indent=2)
-            manifest_file.write("\n")
+        write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, image_log))
+        image_log.unlink(missing_ok=True)
         _publish(staging, final, overwrite)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
@@ -195,7 +201,7 @@ def batch_exists_error(batch_path: Path) -> FileExistsError:
 
 
 def _write_parquet(
-    staging: Path, splits: dict[str, Sequence[CheckedSample]], adapter: FormatAdapter, options: ExportOptions, num_proc: int | None
+    staging: Path, splits: dict[str, PackedSamples[CheckedSample]], adapter: FormatAdapter, options: ExportOptions, num_proc: int | None
 ) -> dict[str, list[str]]:
     """Let the ``datasets`` builder write the parquet shards, then give them the batch's names."""
     build_dir, cache_dir = staging / ".build", staging / ".cache"
@@ -250,15 +256,14 @@ def _hash_rows(digest, table: pa.Table) -> None:
     digest.update(sink.getvalue())
 
 
-def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions) -> dict[str, dict]:
+def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions, image_log: TextIO) -> None:
     """JSONL views (and ``images/``) for tools outside the Hugging Face world, read back from
-    the parquet; returns the checksums of the image files written."""
-    images_dir = staging / "images"
+    the parquet; each image's checksum goes to ``image_log``."""
+    images_dir = staging / IMAGES_FOLDER
     if options.copy_images:
         images_dir.mkdir()
     total = sum(pq.ParquetFile(staging / path).metadata.num_rows for paths in data_files.values() for path in paths)
     used_names: set[str] = set()
-    image_checksums: dict[str, dict] = {}
     with tqdm(total=total, desc=f"Writing {adapter.name} views", unit=" samples") as progress:
         for split, paths in data_files.items():
             view_path = staging / adapter.view_name(split)
@@ -269,7 +274,7 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                 for path in paths:
                     for batch in _row_batches(staging / path):
                         for row in batch.to_pylist():
-                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names, image_checksums), options)
+                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names, image_log), options)
                             line = json.dumps(record, ensure_ascii=False)
                             view.write(line + "\n")
                             if array_view is not None:
@@ -278,7 +283,6 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                         progress.update(batch.num_rows)
                 if array_view is not None:
                     array_view.write("[]\n" if first else "\n]\n")
-    return image_checksums
 
 
 def _row_batches(path: Path):
@@ -291,7 +295,7 @@ def _row_batches(path: Path):
 
 
 def _place_images(
-    row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions, used_names: set[str], checksums: dict[str, dict]
+    row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions, used_names: set[str], image_log: TextIO
 ) -> list[ViewImage]:
     cell = row[adapter.image_column]
     placed = []
@@ -305,11 +309,11 @@ def _place_images(
                 stem, dot, suffix = name.rpartition(".")
                 name = f"{stem}-{hashlib.sha256(row['id'].encode('utf-8', 'surrogatepass')).hexdigest()[:12]}{dot}{suffix}"
             used_names.add(name.casefold())
-            relative = f"images/{name}"
+            relative = f"{IMAGES_FOLDER}/{name}"
             # "x" mode: two rows never silently share one file.
             with (images_dir / name).open("xb") as file:
                 file.write(image["bytes"])
-            checksums[relative] = {"sha256": hashlib.sha256(image["bytes"]).hexdigest(), "bytes": len(image["bytes"])}
+            image_log.write(json.dumps([relative, hashlib.sha256(image["bytes"]).hexdigest(), len(image["bytes"])], ensure_ascii=False) + "\n")
         placed.append(ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None))
     return placed
 
@@ -325,23 +329,29 @@ def _rejection_record(problem: SampleError) -> dict:
     return {"id": problem.sample_id, "location": problem.location, "problem": problem.problem, "fix": problem.fix}
 
 
-def _checksums(folder: Path, known: dict[str, dict]) -> dict[str, dict[str, object]]:
-    """sha256 and size of every file in ``folder``, reading only those not in ``known``."""
-    checksums = {}
+def _relative_files(folder: Path, leaving_out: str) -> list[str]:
+    """Every file in ``folder`` but ``leaving_out``, as sorted relative POSIX paths."""
+    files = []
     # os.walk rather than Path.rglob: a batch may hold 100,000 image files, and pathlib's
     # per-path objects cost more than the walk itself.
-    for directory, folders, files in os.walk(folder):
-        folders.sort()
+    for directory, folders, names in os.walk(folder):
         prefix = os.path.relpath(directory, folder).replace(os.sep, "/")
-        for name in files:
-            relative = name if prefix == "." else f"{prefix}/{name}"
-            checksums[relative] = known.get(relative) or {"sha256": _sha256(Path(directory, name)), "bytes": os.path.getsize(os.path.join(directory, name))}
-    return dict(sorted(checksums.items()))
+        files += (name if prefix == "." else f"{prefix}/{name}" for name in names)
+    return sorted(name for name in files if name != leaving_out)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+def _checksums(folder: Path, files: list[str], image_log: Path) -> Iterator[tuple[str, dict[str, object]]]:
+    """sha256 and size of ``files``: images from the log the view pass kept while writing them
+    (so they are not read back), every other file read now."""
+    for name in files:
+        if not name.startswith(IMAGES_FOLDER + "/"):
+            with open(folder / name, "rb") as file:
+                yield name, {"sha256": hashlib.file_digest(file, "sha256").hexdigest(), "bytes": os.fstat(file.fileno()).st_size}
+    if image_log.exists():
+        with image_log.open(encoding="utf-8") as log:
+            for line in log:
+                name, digest, size = json.loads(line)
+                yield name, {"sha256": digest, "bytes": size}
 
 
 def _publish(staging: Path, final: Path, overwrite: bool) -> None:
