@@ -3,7 +3,7 @@
 Builds a corpus of N line images (the real Fraktur lines of ../shared/data/ocrd-line-gt,
 hard-linked under new ids, or --synthetic generated ones), then measures (our exports with
 keep_duplicates, since the replicas are identical and would otherwise be exported once), each in a fresh
-process and as the median of --runs runs:
+process and as the median of --runs rounds (a round runs every job once):
 
 - cp -r of the images: the floor;
 - the original service: copy every image and write a JSONL line per sample (reimplemented here);
@@ -130,13 +130,22 @@ def run_job(body: str, *args: str, env: dict[str, str] | None = None) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
-def measure(name: str, runs: int, job) -> dict:
-    """Median wall time and largest peak RSS over ``runs`` runs of ``job(scratch)``."""
-    results = []
+def measure(jobs: list[tuple[str, object]], runs: int) -> list[dict]:
+    """Median wall time and largest peak RSS of each ``job(scratch)`` over ``runs`` rounds.
+
+    Rounds run every job once, in turn, rather than one job ``runs`` times in a row: on this
+    kind of machine creating small files costs 0.4 s or 5 s per 10,000 depending on what the
+    disk did in the seconds before (idle, or freeing a deleted folder), so the jobs that write
+    many files would otherwise be compared under different conditions."""
+    results: dict[str, list[dict]] = {name: [] for name, _ in jobs}
     for _ in range(runs):
-        with tempfile.TemporaryDirectory(dir=Path.cwd()) as scratch:
-            results.append(job(Path(scratch)))
-    return {"name": name, "seconds": statistics.median(r["seconds"] for r in results), "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+        for name, job in jobs:
+            with tempfile.TemporaryDirectory(dir=Path.cwd()) as scratch:
+                results[name].append(job(Path(scratch)))
+    return [
+        {"name": name, "seconds": statistics.median(r["seconds"] for r in runs_of_job), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs_of_job)}
+        for name, runs_of_job in results.items()
+    ]
 
 
 def main() -> None:
@@ -176,20 +185,21 @@ def main() -> None:
             run_job(EXPORT_JOB, str(manifest), str(scratch), "trocr", "0", proc)
             return run_job(body, str(manifest), str(scratch))
 
-        rows = [
-            measure("cp -r (floor)", args.runs, copy_floor),
-            measure("original service (copy + JSONL)", args.runs, lambda scratch: run_job(_ORIGINAL_SERVICE, str(manifest), str(scratch / "out"))),
-            measure("trocr (validation, parquet, views, images, checksums)", args.runs, export_job("trocr", True)),
-            measure("trocr parquet only (--no-copy-images)", args.runs, export_job("trocr", False)),
-            measure("llama_vision", args.runs, export_job("llama_vision", True)),
-            measure("generic", args.runs, export_job("generic", True)),
-            measure("--format all", args.runs, export_job("all", True)),
-            measure("validation alone, 1 process (decodes every image)", args.runs, lambda scratch: run_job(_VALIDATE, str(manifest), "1")),
-            measure("validation alone, every core", args.runs, lambda scratch: run_job(_VALIDATE, str(manifest), "0")),
-            *([measure("ketos compile -f path (kraken)", args.runs, ketos_compile)] if args.ketos else []),
-            measure("load_batch + decode every image", args.runs, lambda scratch: load_and_decode(scratch, _LOAD_AND_DECODE)),
-            measure("Pillow alone decoding the same bytes", args.runs, lambda scratch: load_and_decode(scratch, _PILLOW_DECODE)),
+        jobs = [
+            ("cp -r (floor)", copy_floor),
+            ("original service (copy + JSONL)", lambda scratch: run_job(_ORIGINAL_SERVICE, str(manifest), str(scratch / "out"))),
+            ("trocr (validation, parquet, views, images, checksums)", export_job("trocr", True)),
+            ("trocr parquet only (--no-copy-images)", export_job("trocr", False)),
+            ("llama_vision", export_job("llama_vision", True)),
+            ("generic", export_job("generic", True)),
+            ("--format all", export_job("all", True)),
+            ("validation alone, 1 process (decodes every image)", lambda scratch: run_job(_VALIDATE, str(manifest), "1")),
+            ("validation alone, every core", lambda scratch: run_job(_VALIDATE, str(manifest), "0")),
+            *([("ketos compile -f path (kraken)", ketos_compile)] if args.ketos else []),
+            ("load_batch + decode every image", lambda scratch: load_and_decode(scratch, _LOAD_AND_DECODE)),
+            ("Pillow alone decoding the same bytes", lambda scratch: load_and_decode(scratch, _PILLOW_DECODE)),
         ]
+        rows = measure(jobs, args.runs)
 
     floor, baseline = rows[0]["seconds"], rows[1]["seconds"]
     print(f"N = {args.count} {'synthetic' if args.synthetic else 'real'} lines, {corpus_bytes / 1e6:.0f} MB, median of {args.runs} run(s)")
