@@ -22,6 +22,7 @@ process and as the median of --runs rounds (a round runs every job once):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -133,14 +134,16 @@ def run_job(body: str, *args: str, env: dict[str, str] | None = None) -> dict:
 def measure(jobs: list[tuple[str, object]], runs: int) -> list[dict]:
     """Median wall time and largest peak RSS of each ``job(scratch)`` over ``runs`` rounds.
 
-    Rounds run every job once, in turn, rather than one job ``runs`` times in a row: on this
-    kind of machine creating small files costs 0.4 s or 5 s per 10,000 depending on what the
-    disk did in the seconds before (idle, or freeing a deleted folder), so the jobs that write
-    many files would otherwise be compared under different conditions."""
+    Rounds run every job once, in turn, so that no job gets all its runs under one disk state.
+    Nothing is deleted until every round is done: after a folder of thousands of files is
+    deleted, ext4 creates files ten times slower for a while (perf: ``ext4_create`` spends its
+    time in ``recently_deleted``, skipping the inodes just freed), so whichever job came after
+    a deletion paid for it: 10,000 creates took 0.4 s, or 5 s after a deletion."""
     results: dict[str, list[dict]] = {name: [] for name, _ in jobs}
-    for _ in range(runs):
-        for name, job in jobs:
-            with tempfile.TemporaryDirectory(dir=Path.cwd()) as scratch:
+    with contextlib.ExitStack() as scratch_folders:
+        for _ in range(runs):
+            for name, job in jobs:
+                scratch = scratch_folders.enter_context(tempfile.TemporaryDirectory(dir=Path.cwd()))
                 results[name].append(job(Path(scratch)))
     return [
         {"name": name, "seconds": statistics.median(r["seconds"] for r in runs_of_job), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs_of_job)}
