@@ -108,10 +108,14 @@ def validate(
     seen_ids: set[str] = set()
     checked: PackedSamples[CheckedSample] = PackedSamples()
     images = _SharedImages()
-    pending = iter(items)
     total = len(items) if isinstance(items, Sized) else None
-    with _image_checker(num_proc) as check_images, tqdm(total=total, desc="Validating samples", unit=" samples") as progress:
-        while window := list(itertools.islice(pending, _WINDOW)):
+    pending = iter(items)
+    windows = iter(lambda: list(itertools.islice(pending, _WINDOW)), [])
+    first_window = next(windows, [])
+    # The pool is sized by the first window, and started before the progress bar's thread.
+    first_count = sum(not isinstance(item, SampleError) for item in first_window)
+    with _image_checker(num_proc, first_count) as check_images, tqdm(total=total, desc="Validating samples", unit=" samples") as progress:
+        for window in itertools.chain([first_window], windows):
             results = iter(check_images([item for item in window if not isinstance(item, SampleError)]))
             for item in window:
                 report.input_count += 1
@@ -134,23 +138,15 @@ _MIN_IMAGES_PER_PROCESS = 500
 
 
 @contextmanager
-def _image_checker(num_proc: int | None) -> Iterator[Callable[[list[TrainingSample]], Iterable]]:
-    """A function giving the results of ``_checked_image`` for a window of samples, in order.
-    The first window decides whether a pool pays off, and how many processes it gets."""
-    pool = None
-
-    def check(samples: list[TrainingSample]) -> Iterable:
-        nonlocal pool
-        if pool is None:
-            processes = worker_count(num_proc, len(samples) // _MIN_IMAGES_PER_PROCESS)
-            pool = multiprocessing.get_context("fork").Pool(processes) if processes > 1 else False
-        return pool.imap(_checked_image, samples, chunksize=64) if pool else map(_checked_image, samples)
-
-    try:
-        yield check
-    finally:
-        if pool:
-            pool.terminate()
+def _image_checker(num_proc: int | None, sample_count: int) -> Iterator[Callable[[list[TrainingSample]], Iterable]]:
+    """A function giving the results of ``_checked_image`` for a window of samples, in order,
+    from a pool of processes if ``sample_count`` samples pay for one."""
+    processes = worker_count(num_proc, sample_count // _MIN_IMAGES_PER_PROCESS)
+    if processes < 2:
+        yield lambda samples: map(_checked_image, samples)
+        return
+    with multiprocessing.get_context("fork").Pool(processes) as pool:
+        yield lambda samples: pool.imap(_checked_image, samples, chunksize=64)
 
 
 class _SharedImages:
