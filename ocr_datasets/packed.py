@@ -50,7 +50,7 @@ class PackedSamples(Sequence[Item], Generic[Item]):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return [self[position] for position in range(*index.indices(len(self)))]
+            return list(self)[index]
         if index < 0:
             index += len(self)
         if not 0 <= index < len(self):

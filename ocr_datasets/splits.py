@@ -7,7 +7,7 @@ import hashlib
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 from .packed import PackedSamples
 from .samples import TrainingSample
@@ -69,7 +69,7 @@ def split_of(key: str, ratios: Mapping[str, float], seed: int) -> str:
 
 
 def assign_splits(
-    checked: Sequence[CheckedSample], ratios: Mapping[str, float], group_by: str | None, seed: int, strategy: str = "hash"
+    checked: PackedSamples[CheckedSample], ratios: Mapping[str, float], group_by: str | None, seed: int, strategy: str = "hash"
 ) -> dict[str, PackedSamples[CheckedSample]]:
     """The samples of each split, in input order; every group wholly in one split.
 
@@ -85,7 +85,7 @@ def assign_splits(
       groups that come later in hash order.
     """
     check_split_strategy(strategy)
-    if len(ratios) == 1 and isinstance(checked, PackedSamples):
+    if len(ratios) == 1:
         return {name: checked for name in ratios}
     if strategy == "hash":
         split_for = functools.partial(split_of, ratios=ratios, seed=seed)
