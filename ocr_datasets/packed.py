@@ -63,9 +63,19 @@ class PackedSamples(Sequence[Item], Generic[Item]):
 
 
 def _pack(items: list) -> bytes:
-    # zlib's fastest level shrinks a block of pickled lines about threefold for a millisecond.
-    return zlib.compress(pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL), 1)
+    data = pickle.dumps(items, protocol=pickle.HIGHEST_PROTOCOL)
+    # A line pickles to ~300 bytes, which zlib's fastest level shrinks threefold in a
+    # millisecond a block. Far larger blocks hold images in memory (``image_bytes``): those are
+    # compressed already, and zlib would spend ~20 ms a megabyte on them for nothing.
+    if len(data) > _COMPRESSED_UP_TO_BYTES_PER_ITEM * len(items):
+        return _RAW + data
+    return _COMPRESSED + zlib.compress(data, 1)
 
 
 def unpack_block(block: bytes) -> list:
-    return pickle.loads(zlib.decompress(block))
+    data = memoryview(block)[1:]
+    return pickle.loads(zlib.decompress(data) if block[:1] == _COMPRESSED else data)
+
+
+_COMPRESSED, _RAW = b"z", b"p"
+_COMPRESSED_UP_TO_BYTES_PER_ITEM = 2048

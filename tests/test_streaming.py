@@ -3,6 +3,7 @@ and the samples it accepts are held packed (pickled and compressed in blocks) un
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -47,6 +48,16 @@ def test_packed_samples_hold_every_sample_in_order_across_blocks():
     assert [len(unpack_block(block)) for block in blocks] == [BLOCK_SIZE, BLOCK_SIZE, 17]
     assert [item for block in blocks for item in unpack_block(block)] == samples
     assert len(PackedSamples()) == 0 and list(PackedSamples()) == [] and PackedSamples().blocks() == []
+
+
+def test_packed_samples_with_images_in_memory_round_trip():
+    # Blocks whose samples carry their image bytes are kept uncompressed, the others compressed.
+    lines = [sample(number) for number in range(BLOCK_SIZE)]
+    scans = [dataclasses.replace(sample(number), image_bytes=png(2000, number % 256) + bytes(range(256)) * 40) for number in range(BLOCK_SIZE + 5)]
+    for samples in (lines, scans, lines + scans):
+        packed = PackedSamples(samples)
+        assert list(packed) == samples
+        assert [item for block in packed.blocks() for item in unpack_block(block)] == samples
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
