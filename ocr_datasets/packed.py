@@ -12,6 +12,9 @@ Item = TypeVar("Item")
 # Rows the builder writes as one Arrow table: large enough that Arrow and parquet work in bulk,
 # small enough that memory stays flat however many samples there are.
 BLOCK_SIZE = 1000
+# A block starts with one byte saying how the pickle after it is stored.
+_COMPRESSED, _RAW = b"z", b"p"
+_COMPRESSED_UP_TO_BYTES_PER_ITEM = 2048
 
 
 class PackedSamples(Sequence[Item], Generic[Item]):
@@ -75,7 +78,3 @@ def _pack(items: list) -> bytes:
 def unpack_block(block: bytes) -> list:
     data = memoryview(block)[1:]
     return pickle.loads(zlib.decompress(data) if block[:1] == _COMPRESSED else data)
-
-
-_COMPRESSED, _RAW = b"z", b"p"
-_COMPRESSED_UP_TO_BYTES_PER_ITEM = 2048

@@ -171,15 +171,17 @@ class _SharedImages:
     def sort_out(self, checked: PackedSamples[CheckedSample], report: ValidationReport, keep_duplicates: bool) -> None:
         """Fill ``report.accepted`` in input order, rejecting conflicts and dropping duplicates."""
         self._first_of_image.clear()
-        if not self._conflicted and (keep_duplicates or all(first == index for index, first in enumerate(self._first))):
+        # The first samples of images that other samples share.
+        shared = {first for index, first in enumerate(self._first) if first != index}
+        if not self._conflicted and (keep_duplicates or not shared):
             report.accepted = checked
             return
         in_conflict: dict[int, list[CheckedSample]] = {}
-        for index, item in enumerate(checked if self._conflicted else ()):
-            if self._first[index] in self._conflicted:
-                in_conflict.setdefault(self._first[index], []).append(item)
-        # The ids of images' first samples, only for images that have duplicates.
-        kept_ids = dict.fromkeys({first for index, first in enumerate(self._first) if first != index})
+        if self._conflicted:
+            for index, item in enumerate(checked):
+                if self._first[index] in self._conflicted:
+                    in_conflict.setdefault(self._first[index], []).append(item)
+        kept_ids: dict[int, str] = {}
         for index, item in enumerate(checked):
             first = self._first[index]
             if first in in_conflict:
@@ -196,7 +198,7 @@ class _SharedImages:
             elif first != index and not keep_duplicates:
                 report.duplicates.append((item.sample.id, kept_ids[first]))
             else:
-                if index in kept_ids:
+                if index in shared:
                     kept_ids[index] = item.sample.id
                 report.accepted.append(item)
 
