@@ -30,6 +30,11 @@ class TrainingSample:
     # Where the sample was read from ("samples.jsonl:3"), named in error messages, never exported.
     source: str | None = None
 
+    def __post_init__(self):
+        # Taken as the bytes they hold: a memoryview cannot be pickled for a worker process.
+        if isinstance(self.image_bytes, (bytearray, memoryview)):
+            self.image_bytes = bytes(self.image_bytes)
+
     def read_image_bytes(self) -> bytes:
         if self.image_bytes is not None:
             return self.image_bytes
@@ -75,12 +80,20 @@ class SampleError(ValueError):
     it has no usable id), what is wrong, and what the user can do about it."""
 
     def __init__(self, sample_id: str | None, problem: str, fix: str, *, location: str | None = None):
-        self.sample_id = sample_id
-        self.location = location
-        self.problem = problem
-        self.fix = fix
-        if sample_id is None:
-            subject = location
+        # The message is written to rejected.jsonl and the terminal, which take only real
+        # characters: a lone surrogate from the input (a broken JSON escape, a file name that is
+        # not UTF-8) is shown as its escape instead.
+        self.sample_id = None if sample_id is None else printable(sample_id)
+        self.location = None if location is None else printable(location)
+        self.problem = printable(problem)
+        self.fix = printable(fix)
+        if self.sample_id is None:
+            subject = self.location
         else:
-            subject = f"sample {sample_id!r}" + (f" ({location})" if location else "")
-        super().__init__(f"{subject}: {problem} (fix: {fix})")
+            subject = f"sample {self.sample_id!r}" + (f" ({self.location})" if self.location else "")
+        super().__init__(f"{subject}: {self.problem} (fix: {self.fix})")
+
+
+def printable(text: str) -> str:
+    """``text`` with any lone surrogate written as its backslash escape (``\\udcdf``), so it can be encoded."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -20,19 +20,29 @@ def parse_split_spec(spec: str | Mapping[str, float] | None) -> dict[str, float]
     """``"train=0.8,validation=0.1,test=0.1"`` (or a dict) to ordered ratios that sum to 1."""
     if spec is None:
         return {"train": 1.0}
+    example = "for example train=0.8,validation=0.1,test=0.1"
     if isinstance(spec, str):
-        ratios = {}
+        pairs = []
         for part in filter(None, (piece.strip() for piece in spec.split(","))):
             name, equals, value = part.partition("=")
             try:
-                ratios[name.strip()] = float(value) if equals else float("nan")
+                pairs.append((name.strip(), float(value) if equals else float("nan")))
             except ValueError:
-                ratios[name.strip()] = float("nan")
+                pairs.append((name.strip(), float("nan")))
     else:
-        ratios = {name: float(value) for name, value in spec.items()}
-    example = "for example train=0.8,validation=0.1,test=0.1"
-    if not ratios:
+        pairs = [(name, float(value)) for name, value in spec.items()]
+    if not pairs:
         raise ValueError(f"empty split specification: {example}")
+    # Split names become file names, and macOS and Windows disks do not tell case apart.
+    seen: dict[str, str] = {}
+    for name, _ in pairs:
+        if name.casefold() in seen:
+            raise ValueError(
+                f"split {name!r} is named twice ({seen[name.casefold()]!r} and {name!r}; names differing only in case "
+                f"would share one file on macOS and Windows): name each split once ({example})"
+            )
+        seen[name.casefold()] = name
+    ratios = dict(pairs)
     for name, ratio in ratios.items():
         if not _SPLIT_NAME.fullmatch(name):
             raise ValueError(f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})")

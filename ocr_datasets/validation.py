@@ -6,9 +6,9 @@ import dataclasses
 import hashlib
 import io
 import itertools
-import json
 import math
 import multiprocessing
+import re
 import unicodedata
 import warnings
 from array import array
@@ -63,17 +63,32 @@ class ValidationError(ValueError):
 
     def __init__(self, report: ValidationReport):
         self.report = report
+        if not report.input_count:
+            super().__init__("the input holds no samples (an empty manifest, only blank lines, or a CSV header without rows): nothing was written")
+            return
         lines = [f"{len(report.rejected)} of {report.input_count} samples are not valid; nothing was written:"]
         lines += [f"  - {problem}" for problem in report.rejected]
         lines.append("Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True (--skip-invalid).")
         super().__init__("\n".join(lines))
 
 
+# Runs of these collapse to one space. Other spaces (no-break U+00A0, narrow no-break U+202F,
+# ideographic U+3000, thin U+2009, ...) are typography the transcriber chose, and are kept.
+_COLLAPSED_WHITESPACE = re.compile(r"[ \t\n\r]+")
+# Control characters other than tab, line feed and carriage return, the line and paragraph
+# separators, and lone surrogates (half of a broken escape such as "\ud800", not a character).
+_REFUSED_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+# Deeper metadata is a mistake, and hundreds of levels cannot even be pickled for a worker.
+MAX_METADATA_DEPTH = 32
+
+
 def normalize_text(text: str, form: str) -> str:
-    """Unicode normalisation (``form``: NFC, NFD, NFKC or none), then whitespace trimmed and runs collapsed to one space."""
+    """Unicode normalisation (``form``: NFC, NFD, NFKC or none), then runs of spaces, tabs and
+    line breaks collapsed to one space and trimmed; other spaces are kept as they are."""
     if form != "none":
         text = unicodedata.normalize(form, text)
-    return " ".join(text.split())
+    return _COLLAPSED_WHITESPACE.sub(" ", text).strip(" ")
 
 
 def check_normalization(form: str) -> str:
@@ -116,10 +131,19 @@ def validate(
     first_count = sum(not isinstance(item, SampleError) for item in first_window)
     with _image_checker(num_proc, first_count) as check_images, tqdm(total=total, desc="Validating samples", unit=" samples") as progress:
         for window in itertools.chain([first_window], windows):
-            results = iter(check_images([item for item in window if not isinstance(item, SampleError)]))
-            for item in window:
+            fields = [None if isinstance(item, SampleError) else _checked_fields(item, normalize, group_by, seen_ids) for item in window]
+            # A sample whose metadata cannot be stored may not even pickle for a worker process
+            # (nested hundreds deep, or holding objects), and image_bytes that are not bytes
+            # cannot be opened: such samples are rejected for that without their image decoded.
+            decoded = [item for item, item_fields in zip(window, fields) if item_fields is not None and item_fields.image_checkable]
+            image_results = iter(check_images(decoded))
+            for item, item_fields in zip(window, fields):
                 report.input_count += 1
-                result = item if isinstance(item, SampleError) else _check_sample(item, normalize, group_by, seen_ids, next(results))
+                if item_fields is None:
+                    result = item
+                else:
+                    image = next(image_results) if item_fields.image_checkable else (None, None)
+                    result = _checked_sample(item, item_fields, image)
                 if isinstance(result, SampleError):
                     report.rejected.append(result)
                 else:
@@ -207,16 +231,27 @@ def _text_digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
 
-def _check_sample(
-    sample: TrainingSample, form: str, group_by: str | None, seen_ids: set[str], image: tuple
-) -> CheckedSample | SampleError:
+@dataclass(slots=True)
+class _Fields:
+    """What validation made of a sample's fields other than its image."""
+
+    values: dict
+    problems: list[tuple[str, str]]
+    image_checkable: bool
+
+
+def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, seen_ids: set[str]) -> _Fields:
     problems: list[tuple[str, str]] = []
-    sample_id = sample.id if isinstance(sample.id, str) else str(sample.id)
-    if not sample_id.strip():
+    if not isinstance(sample.id, str):
+        problems.append((f"id is not a string ({type(sample.id).__name__} {_shown(sample.id)})", "give every sample's id as a string"))
+    elif not sample.id.strip():
         problems.append(("id is empty", "give every sample a non-empty id"))
-    elif sample_id in seen_ids:
+    elif _SURROGATES.search(sample.id):
+        problems.append(_surrogate_problem(sample.id, "id"))
+    elif sample.id in seen_ids:
         problems.append(("id is used by an earlier sample", "give every sample its own id"))
-    seen_ids.add(sample_id)
+    else:
+        seen_ids.add(sample.id)
 
     ground_truth, problem = _checked_text(sample.ground_truth, form, "ground_truth")
     if problem:
@@ -229,20 +264,28 @@ def _check_sample(
     confidence, problem = _checked_confidence(sample.ocr_confidence)
     if problem:
         problems.append(problem)
-    problem = _metadata_problem(sample.metadata, group_by)
-    if problem:
-        problems.append(problem)
+    metadata_problem = _metadata_problem(sample.metadata)
+    if metadata_problem:
+        problems.append(metadata_problem)
+    elif group_by is not None and sample.metadata.get(group_by) is None:
+        problems.append((f"metadata has no {group_by!r} to group the split by", f"add {group_by!r} to its metadata, or group by another key"))
+    image_readable = sample.image_bytes is None or isinstance(sample.image_bytes, bytes)
+    if not image_readable:
+        problems.append((f"image_bytes is not bytes ({type(sample.image_bytes).__name__})", "give image_bytes as the image file's bytes, or give image_path"))
+    values = {"id": sample.id, "ground_truth": ground_truth, "ocr_text": ocr_text, "ocr_confidence": confidence}
+    return _Fields(values, problems, image_readable and metadata_problem is None)
 
+
+def _checked_sample(sample: TrainingSample, fields: _Fields, image: tuple) -> CheckedSample | SampleError:
     image, problem = image
-    if problem:
-        problems.append(problem)
+    problems = fields.problems + ([problem] if problem else [])
     if problems:
+        sample_id = sample.id if isinstance(sample.id, str) else _shown(sample.id)
         return SampleError(
             sample_id, "; ".join(problem for problem, _ in problems), "; ".join(fix for _, fix in problems), location=sample.source
         )
-    checked = {"id": sample_id, "ground_truth": ground_truth, "ocr_text": ocr_text, "ocr_confidence": confidence}
     # Copied only where validation changed something: most samples pass unchanged.
-    changed = {name: value for name, value in checked.items() if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)}
+    changed = {name: value for name, value in fields.values.items() if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)}
     return CheckedSample(dataclasses.replace(sample, **changed) if changed else sample, *image)
 
 
@@ -251,10 +294,28 @@ def _checked_text(text, form: str, name: str) -> tuple[str | None, tuple[str, st
         return None, (f"{name} is missing", f"add {name} to the record")
     if not isinstance(text, str):
         return None, (f"{name} is not text ({type(text).__name__})", f"give {name} as a string")
-    controls = sorted({f"U+{ord(char):04X}" for char in text if unicodedata.category(char) == "Cc" and not char.isspace()})
-    if controls:
+    if _REFUSED_CHARACTERS.search(text):
+        if _SURROGATES.search(text):
+            return None, _surrogate_problem(text, name)
+        controls = sorted({f"U+{ord(char):04X}" for char in _REFUSED_CHARACTERS.findall(text)})
         return None, (f"{name} contains control characters ({', '.join(controls)})", f"remove them from {name}")
     return normalize_text(text, form), None
+
+
+def _surrogate_problem(text: str, name: str) -> tuple[str, str]:
+    halves = sorted({f"U+{ord(char):04X}" for char in _SURROGATES.findall(text)})
+    return (
+        f"{name} holds a lone surrogate ({', '.join(halves)}), half of a character's escape and no character itself",
+        f"correct the \\u escape in {name}: a character beyond U+FFFF needs both halves of its pair, or write the character itself",
+    )
+
+
+def _shown(value) -> str:
+    """``repr`` of a value, short even for a number of thousands of digits."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"(a number of about {int(value.bit_length() * math.log10(2)) + 1:,} digits)"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _checked_confidence(value) -> tuple[float | None, tuple[str, str] | None]:
@@ -265,22 +326,49 @@ def _checked_confidence(value) -> tuple[float | None, tuple[str, str] | None]:
         return None, (f"ocr_confidence {value!r} is not a number", fix)
     try:
         confidence = float(value)
+    except OverflowError:
+        return None, (f"ocr_confidence {_shown(value)} is outside [0, 1]", fix)
     except (TypeError, ValueError):
-        return None, (f"ocr_confidence {value!r} is not a number", fix)
+        return None, (f"ocr_confidence {_shown(value)} is not a number", fix)
     if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
-        return None, (f"ocr_confidence {value!r} is outside [0, 1]", fix)
+        return None, (f"ocr_confidence {_shown(value)} is outside [0, 1]", fix)
     return confidence, None
 
 
-def _metadata_problem(metadata, group_by: str | None) -> tuple[str, str] | None:
+def _metadata_problem(metadata) -> tuple[str, str] | None:
     if not isinstance(metadata, dict):
         return (f"metadata is not a JSON object ({type(metadata).__name__})", 'give metadata as an object such as {"page": 3}')
-    try:
-        json.dumps(metadata, allow_nan=False)
-    except (TypeError, ValueError) as error:
-        return (f"metadata cannot be stored as JSON ({error})", "use only strings, numbers, booleans, null, lists and objects")
-    if group_by is not None and metadata.get(group_by) is None:
-        return (f"metadata has no {group_by!r} to group the split by", f"add {group_by!r} to its metadata, or group by another key")
+    return _json_value_problem(metadata, "metadata", 0)
+
+
+def _json_value_problem(value, where: str, depth: int) -> tuple[str, str] | None:
+    """Why ``value`` (found at ``where``) cannot be stored as JSON text, or None."""
+    if depth > MAX_METADATA_DEPTH:
+        return (f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels (at {where})", "flatten the metadata")
+    fix = "use only strings, numbers, booleans, null, lists and objects with string keys"
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                return (f"metadata key {_shown(key)} at {where} is not a string", "use strings as metadata keys")
+            problem = _json_value_problem(key, where, depth) or _json_value_problem(item, f"{where}.{key}", depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            problem = _json_value_problem(item, f"{where}[{index}]", depth + 1)
+            if problem:
+                return problem
+    elif isinstance(value, str):
+        if _SURROGATES.search(value):
+            return _surrogate_problem(value, where)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            return (f"{where} is {value}, which JSON cannot store", fix)
+    elif isinstance(value, int) or value is None:
+        if isinstance(value, int) and value.bit_length() > 10_000:
+            return (f"{where} is {_shown(value)}", "store such a number as a string")
+    else:
+        return (f"{where} is a {type(value).__name__}, which JSON cannot store", fix)
     return None
 
 

@@ -196,8 +196,8 @@ def test_nfd_decomposes_and_nfc_composes():
     assert normalize_text("Grüße", "NFD") == "Gru\u0308ße"
 
 
-def test_whitespace_is_trimmed_and_runs_collapsed():
-    assert normalize_text("  der\t\tHund \u00a0 bellt \n", "NFC") == "der Hund bellt"
+def test_whitespace_is_trimmed_and_runs_collapsed_but_other_spaces_are_kept():
+    assert normalize_text("  der\t\tHund \u00a0 bellt \n", "NFC") == "der Hund \u00a0 bellt"
 
 
 def test_nfkc_warns_that_it_folds_long_s(tmp_path):

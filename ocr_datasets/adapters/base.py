@@ -44,6 +44,18 @@ class ExportOptions:
     skip_invalid: bool = False
     keep_duplicates: bool = False
 
+    def __post_init__(self):
+        if not isinstance(self.instruction, str):
+            raise TypeError(f"instruction (--instruction) must be text, not {type(self.instruction).__name__}")
+        try:
+            self.instruction.encode("utf-8")
+        except UnicodeEncodeError:
+            # What a command line argument holding bytes in another encoding (Latin-1 "ä") becomes.
+            raise ValueError(
+                "instruction (--instruction) holds bytes that are not UTF-8 text: write it in UTF-8 "
+                "(set the terminal to UTF-8, or pass it from Python as a str)"
+            ) from None
+
 
 @dataclass(frozen=True)
 class ViewImage:

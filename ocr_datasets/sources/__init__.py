@@ -13,18 +13,19 @@ from pathlib import Path
 
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample
-from .manifest import read_manifest
+from .manifest import STDIN, read_manifest
 
-# Source kind -> module whose read(path, options) yields the samples of one input path.
-SOURCE_MODULES = {
-    "jsonl": "manifest",
-    "csv": "manifest",
-    "page": "page",
-    "alto": "alto",
-    "gt-folder": "gt_folder",
-    "label-studio": "label_studio",
+# Source kind -> (module, function) where function(path, *, image_dir, crop, errors) yields
+# the samples of one input path.
+SOURCE_READERS = {
+    "jsonl": ("manifest", "read_jsonl"),
+    "csv": ("manifest", "read_csv"),
+    "page": ("page", "read"),
+    "alto": ("alto", "read"),
+    "gt-folder": ("gt_folder", "read"),
+    "label-studio": ("label_studio", "read"),
 }
-SOURCE_KINDS = tuple(SOURCE_MODULES)
+SOURCE_KINDS = tuple(SOURCE_READERS)
 
 
 def read_samples(
@@ -41,18 +42,23 @@ def read_samples(
     ``image_dir`` is where page images are looked for when a file's own reference does not
     resolve (PAGE ``imageFilename``, Label Studio uploads); ``crop`` says how lines are cut.
     ``errors="report"`` yields a ``SampleError`` in place of what cannot be read instead of raising.
+    The input ``"-"`` is standard input (a JSONL manifest, or CSV with ``source="csv"``).
     """
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', not {errors!r}")
-    if source is not None and source not in SOURCE_MODULES:
+    if source is not None and source not in SOURCE_READERS:
         raise ValueError(f"unknown source {source!r}: choose one of {', '.join(SOURCE_KINDS)}")
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(path) for path in inputs]
     for path in paths:
-        if not path.exists():
+        standard_input = str(path) == STDIN
+        if not standard_input and not path.exists():
             raise FileNotFoundError(f"input not found: {path}")
-        kind = source or guess_source(path)
-        module = import_module(f".{SOURCE_MODULES[kind]}", __name__)
-        for item in module.read(path, image_dir=image_dir, crop=crop, errors=errors):
+        kind = source or ("jsonl" if standard_input else guess_source(path))
+        if standard_input and kind not in ("jsonl", "csv"):
+            raise ValueError(f"standard input (-) can hold a JSONL or CSV manifest, not {kind}")
+        module_name, function_name = SOURCE_READERS[kind]
+        read = getattr(import_module(f".{module_name}", __name__), function_name)
+        for item in read(path, image_dir=image_dir, crop=crop, errors=errors):
             if isinstance(item, SampleError) and errors == "raise":
                 raise item
             yield item

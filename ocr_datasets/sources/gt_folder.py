@@ -28,8 +28,9 @@ class _Line:
     images: list[tuple[str, Path]] = field(default_factory=list)
 
     def location(self) -> str:
-        """Where the line stands, relative to the input folder (error messages travel with the batch)."""
-        return (self.text or self.images[0][1]).relative_to(self.root).as_posix()
+        """Where the line stands, relative to the input folder (error messages travel with the
+        batch), with any byte that is not UTF-8 shown as its escape (``\\xdf``)."""
+        return _shown_name((self.text or self.images[0][1]).relative_to(self.root).as_posix())
 
 
 def read(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
@@ -87,6 +88,13 @@ def _line_id(file: Path, root: Path, suffix: str) -> str:
 
 def _sample(line: _Line) -> TrainingSample | SampleError:
     location = line.location()
+    if location != (line.text or line.images[0][1]).relative_to(line.root).as_posix():
+        return SampleError(
+            None,
+            "the file name is not UTF-8 text, so the line's id could not be written into a batch",
+            "rename the line's files in UTF-8 (as a current system names them)",
+            location=location,
+        )
     if line.text is None:
         names = ", ".join(image.name for _, image in line.images)
         return SampleError(
@@ -101,6 +109,13 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
         )
     try:
         text = line.text.read_text(encoding="utf-8-sig").rstrip("\n")
+        if "\n" in text:
+            return SampleError(
+                line.id,
+                f"{line.text.name} holds {text.count(chr(10)) + 1} lines, but a line image has one line of text",
+                f"put the line's text on one line in {line.text.name} (or cut the image into one image per line)",
+                location=location,
+            )
     except UnicodeDecodeError:
         return SampleError(line.id, f"{line.text.name} is not UTF-8 text", "save it as UTF-8", location=location)
     except OSError as error:
@@ -146,3 +161,8 @@ def _parse_problem(error: Exception) -> str:
     if problem and mark is not None:
         return f"{problem} at line {mark.line + 1}"
     return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def _shown_name(name: str) -> str:
+    # os.walk hands over a file name that is not UTF-8 with its bytes as lone surrogates.
+    return os.fsencode(name).decode("utf-8", "backslashreplace")

@@ -2,74 +2,160 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..samples import SampleError, TrainingSample
 
+# The path that means standard input, as in most command-line tools.
+STDIN = "-"
+# Python refuses to turn longer digit strings into numbers (a guard against slow conversions).
+_MAX_DIGITS = 4300
 
-def read_manifest(path: str | Path, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
-    """Yield the samples of a JSONL or CSV manifest (chosen by the file's suffix).
 
-    Each record has ``id``, ``image_path`` (relative to the manifest's folder, or absolute),
+def read_manifest(path: str | Path, errors: str = "raise", kind: str | None = None) -> Iterator[TrainingSample | SampleError]:
+    """Yield the samples of a JSONL or CSV manifest (``kind``, by default chosen by the file's
+    suffix; ``"-"`` or ``/dev/stdin`` reads standard input, JSONL unless ``kind="csv"``).
+
+    Each record has ``id`` (a string; a JSON integer is taken as its digits), ``image_path``
+    (relative to the manifest's folder, or absolute; for standard input, to the current folder),
     ``ground_truth`` and optionally ``ocr_text``, ``ocr_confidence`` and ``metadata`` (a JSON
-    object; in CSV, a JSON object in one cell). Blank lines are skipped. Values are passed on as
-    they are: validation judges them. A record that cannot be read at all (broken JSON, no id)
-    raises ``SampleError`` naming its line, or with ``errors="report"`` is yielded as that
-    ``SampleError`` in its place, so that one bad line does not hide the others.
+    object; in CSV, a JSON object in one cell). Blank lines are skipped. Values are passed on
+    as they are: validation judges them. A record that cannot be read as written (broken JSON,
+    a key given twice, no id, a CSV row whose cells do not match the header) raises
+    ``SampleError`` naming its line, or with ``errors="report"`` is yielded as that
+    ``SampleError`` in its place, so that one bad line does not hide the others. A file that is
+    not UTF-8, or a CSV header naming a column twice, raises ``ValueError``: no line of it can
+    be trusted.
     """
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', not {errors!r}")
+    if kind not in (None, "jsonl", "csv"):
+        raise ValueError(f"kind must be 'jsonl' or 'csv', not {kind!r}")
+    stdin = str(path) == STDIN
     path = Path(path)
-    if not path.is_file():
+    if not stdin and (not path.exists() or path.is_dir()):
         raise FileNotFoundError(f"input manifest not found: {path}")
-    records = _read_csv(path) if path.suffix.lower() == ".csv" else _read_jsonl(path)
-    for location, record in records:
-        item = record if isinstance(record, SampleError) else _sample_from_record(record, location, path.parent)
-        if isinstance(item, SampleError) and errors == "raise":
-            raise item
-        yield item
+    kind = kind or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    name = "stdin" if stdin else path.name
+    base = Path.cwd() if stdin or not path.is_file() else path.parent
+    with _opened(path, stdin) as file:
+        lines = _utf8_lines(file, name)
+        records = _csv_records(lines, name) if kind == "csv" else _jsonl_records(lines, name)
+        for location, record in records:
+            item = record if isinstance(record, SampleError) else _sample_from_record(record, location, base)
+            if isinstance(item, SampleError) and errors == "raise":
+                raise item
+            yield item
 
 
-def _read_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any] | SampleError]]:
-    with path.open(encoding="utf-8-sig") as lines:
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            location = f"{path.name}:{number}"
+def _opened(path: Path, stdin: bool) -> BinaryIO:
+    if stdin:
+        # Not closed afterwards: standard input belongs to the process.
+        return open(sys.stdin.buffer.fileno(), "rb", closefd=False)
+    return path.open("rb")
+
+
+def _utf8_lines(file: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of every line. UTF-8 never puts a line break inside a character, so
+    decoding line by line is exact, and a file in another encoding is named at its first
+    non-UTF-8 line rather than failing somewhere inside a reader."""
+    for number, raw in enumerate(file, start=1):
+        if number == 1:
+            raw = raw.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield number, raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            column = len(raw[: error.start].decode("utf-8", "replace")) + 1
+            raise ValueError(
+                f"{name}:{number} is not UTF-8 text (byte 0x{raw[error.start]:02X} at column {column}): save the file as UTF-8 "
+                "(it was probably written as Windows-1252 or Latin-1; in Excel choose 'CSV UTF-8', in an editor the encoding UTF-8)"
+            ) from None
+
+
+def _jsonl_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[str, dict[str, Any] | SampleError]]:
+    for number, line in lines:
+        if not line.strip():
+            continue
+        location = f"{name}:{number}"
+        fix = "write one JSON object per line"
+        try:
+            record = json.loads(line, object_pairs_hook=_object_with_unique_keys, parse_int=_bounded_int)
+        except json.JSONDecodeError as error:
+            yield location, SampleError(None, f"not valid JSON ({error.msg} at column {error.colno})", fix, location=location)
+            continue
+        except _UnreadableValue as error:
+            yield location, SampleError(None, error.problem, error.fix, location=location)
+            continue
+        except RecursionError:
+            yield location, SampleError(None, "the record is nested too deeply to read", "flatten its metadata", location=location)
+            continue
+        if not isinstance(record, dict):
+            yield location, SampleError(None, "a JSONL line must be a JSON object", fix, location=location)
+            continue
+        yield location, record
+
+
+class _UnreadableValue(ValueError):
+    def __init__(self, problem: str, fix: str):
+        super().__init__(problem)
+        self.problem, self.fix = problem, fix
+
+
+def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        keys = [key for key, _ in pairs]
+        twice = next(key for key in keys if keys.count(key) > 1)
+        raise _UnreadableValue(f"the key {twice!r} twice in one object: only one of its values could be kept", f"keep one {twice!r} in the record")
+    return record
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > _MAX_DIGITS:
+        raise _UnreadableValue(f"a number of {len(digits):,} digits", "write such a value as a string, or correct it")
+    return int(digits)
+
+
+def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[str, dict[str, Any] | SampleError]]:
+    # Every physical line goes to the reader (blank ones too), so its line_num is the file's
+    # line number where a row ends.
+    reader = csv.reader(text for _, text in lines)
+    header = next(reader, None)
+    if header is None:
+        return
+    twice = sorted({column for column in header if header.count(column) > 1})
+    if twice:
+        raise ValueError(f"{name}:1 names the column {twice[0]!r} twice: give each column once (only one of its cells could be kept)")
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        location = f"{name}:{reader.line_num}"
+        if len(row) != len(header):
+            yield location, SampleError(
+                row[0] or None,
+                f"the row has {len(row)} cells but the header {len(header)} columns ({', '.join(header)})",
+                'quote a cell that holds a comma ("Hallo, Welt"), and give every column a cell, empty if need be',
+                location=location,
+            )
+            continue
+        record = {column: cell for column, cell in zip(header, row) if cell != ""}
+        if "metadata" in record:
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                yield location, SampleError(None, f"not valid JSON ({error.msg})", "write one JSON object per line", location=location)
+                record["metadata"] = json.loads(record["metadata"], object_pairs_hook=_object_with_unique_keys, parse_int=_bounded_int)
+            except (ValueError, RecursionError):
+                yield location, SampleError(
+                    record.get("id"), "the metadata cell is not valid JSON", 'write a JSON object such as {"page": 3}', location=location
+                )
                 continue
-            if not isinstance(record, dict):
-                yield location, SampleError(None, "a JSONL line must be a JSON object", "write one JSON object per line", location=location)
-                continue
-            yield location, record
-
-
-def _read_csv(path: Path) -> Iterator[tuple[str, dict[str, Any] | SampleError]]:
-    with path.open(encoding="utf-8-sig", newline="") as rows:
-        reader = csv.DictReader(rows)
-        for record in reader:
-            if not any((value or "").strip() for value in record.values() if isinstance(value, str)):
-                continue
-            location = f"{path.name}:{reader.line_num}"
-            record = {key: value for key, value in record.items() if value not in ("", None)}
-            if "metadata" in record:
-                try:
-                    record["metadata"] = json.loads(record["metadata"])
-                except json.JSONDecodeError:
-                    yield location, SampleError(
-                        record.get("id"), "the metadata cell is not valid JSON", 'write a JSON object such as {"page": 3}', location=location
-                    )
-                    continue
-            if "ocr_confidence" in record:
-                record["ocr_confidence"] = _number_or_text(record["ocr_confidence"])
-            yield location, record
+        if "ocr_confidence" in record:
+            record["ocr_confidence"] = _number_or_text(record["ocr_confidence"])
+        yield location, record
 
 
 def _number_or_text(cell: str) -> float | str:
@@ -80,13 +166,16 @@ def _number_or_text(cell: str) -> float | str:
 
 
 def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> TrainingSample | SampleError:
-    if record.get("id") in (None, ""):
+    record_id = record.get("id")
+    if record_id in (None, ""):
         return SampleError(None, "the record has no id", "give every record an id", location=location)
+    if isinstance(record_id, bool) or not isinstance(record_id, (str, int)):
+        return SampleError(None, f"the id is {json.dumps(record_id)[:40]}, not a string", 'write the id as a JSON string ("id": "...")', location=location)
     image_path = record.get("image_path")
     if isinstance(image_path, str) and image_path:
         image_path = Path(image_path) if Path(image_path).is_absolute() else base / image_path
     return TrainingSample(
-        id=str(record["id"]),
+        id=str(record_id),
         image_path=image_path or None,
         ground_truth=record.get("ground_truth"),
         ocr_text=record.get("ocr_text"),
@@ -96,6 +185,11 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
     )
 
 
-def read(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
-    """The source protocol of ``read_samples``; a manifest's images are named in its records."""
-    return read_manifest(path, errors=errors)
+def read_jsonl(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
+    """The source protocol of ``read_samples`` for JSONL; a manifest's images are named in its records."""
+    return read_manifest(path, errors=errors, kind="jsonl")
+
+
+def read_csv(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
+    """The source protocol of ``read_samples`` for CSV."""
+    return read_manifest(path, errors=errors, kind="csv")
