@@ -85,7 +85,7 @@ def _jsonl_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tupl
         location = f"{name}:{number}"
         fix = "write one JSON object per line"
         try:
-            record = json.loads(line, object_pairs_hook=_object_with_unique_keys, parse_int=_bounded_int)
+            record = _DECODER.decode(line)
         except json.JSONDecodeError as error:
             yield location, SampleError(None, f"not valid JSON ({error.msg} at column {error.colno})", fix, location=location)
             continue
@@ -122,6 +122,10 @@ def _bounded_int(digits: str) -> int:
     return int(digits)
 
 
+# One decoder for every line: json.loads with options builds a new one each call.
+_DECODER = json.JSONDecoder(object_pairs_hook=_object_with_unique_keys, parse_int=_bounded_int)
+
+
 def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[str, dict[str, Any] | SampleError]]:
     # Every physical line goes to the reader (blank ones too), so its line_num is the file's
     # line number where a row ends.
@@ -147,7 +151,7 @@ def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[
         record = {column: cell for column, cell in zip(header, row) if cell != ""}
         if "metadata" in record:
             try:
-                record["metadata"] = json.loads(record["metadata"], object_pairs_hook=_object_with_unique_keys, parse_int=_bounded_int)
+                record["metadata"] = _DECODER.decode(record["metadata"])
             except (ValueError, RecursionError):
                 yield location, SampleError(
                     record.get("id"), "the metadata cell is not valid JSON", 'write a JSON object such as {"page": 3}', location=location
