@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 
@@ -11,6 +12,7 @@ from datasets import Features, Image, Value
 from .images import identify, suffix_for
 from .names import file_stem
 from .privacy import without_private_metadata
+from .samples import SampleError
 from .validation import CheckedSample
 
 CANONICAL_FEATURES = Features(
@@ -30,15 +32,24 @@ CANONICAL_FEATURES = Features(
 def canonical_table(checked: Sequence[CheckedSample], keep_image_metadata: bool = False) -> pa.Table:
     """Read each sample's image and lay the samples out as one Arrow table.
 
-    The image's ``path`` is only a safe file name derived from the id, never the source path,
-    so no folder name of the source machine travels with the data. Unless
-    ``keep_image_metadata``, EXIF orientation is applied and private metadata dropped (only
-    where validation found any: clean images are passed on without being parsed again).
+    Each image must be the one validation checked (the same sha256): a file replaced or cut
+    short in between would otherwise be exported unchecked. The image's ``path`` is only a safe
+    file name derived from the id, never the source path, so no folder name of the source
+    machine travels with the data. Unless ``keep_image_metadata``, EXIF orientation is applied
+    and private metadata dropped (only where validation found any: clean images are passed on
+    without being parsed again).
     """
     samples = [item.sample for item in checked]
     images = []
     for item in checked:
         data = item.sample.read_image_bytes()
+        if hashlib.sha256(data).hexdigest() != item.image_sha256:
+            raise SampleError(
+                item.sample.id,
+                "the image changed after validation (replaced or rewritten while the export ran)",
+                "export again",
+                location=item.sample.source,
+            )
         suffix = suffix_for(item.image_format)
         if item.holds_private_metadata and not keep_image_metadata:
             data = without_private_metadata(data)
