@@ -21,7 +21,7 @@ from .offline import offline
 from .samples import SampleError, TrainingSample
 from .splits import assign_splits, check_split_strategy, parse_split_spec
 from .statistics import split_statistics
-from .validation import ValidationError, ValidationReport, check_normalization, validate
+from .validation import CheckedSample, ValidationError, ValidationReport, check_normalization, validate
 from .workers import check_num_proc
 from .writer import BatchContents, batch_exists_error, write_batch
 
@@ -65,7 +65,7 @@ def build_dataset(
             warnings.warn(f"left out {len(report.rejected)} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}", stacklevel=2)
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            config_name=f"canonical-{_fingerprint(item.sample for item in report.accepted)[:16]}{'-with-metadata' if keep_image_metadata else ''}",
+            config_name=f"canonical-{_fingerprint(report.accepted)[:16]}{'-with-metadata' if keep_image_metadata else ''}",
             options=ExportOptions(keep_image_metadata=keep_image_metadata),
             splits={"train": report.accepted},
         )
@@ -196,10 +196,15 @@ def _validated(
     return report
 
 
-def _fingerprint(samples: Iterable[TrainingSample]) -> str:
+def _fingerprint(checked: Iterable[CheckedSample]) -> str:
+    """A digest of everything that determines the canonical rows: the validated texts and fields,
+    and each image by the sha256 validation took of its content (a file's size and date do not
+    tell a changed image: ``cp -p`` and ``rsync -a`` keep both)."""
     digest = hashlib.sha256()
-    for sample in samples:
-        digest.update(sample.identity().encode())
+    for item in checked:
+        sample = item.sample
+        fields = [sample.id, sample.ground_truth, sample.ocr_text, sample.ocr_confidence, sample.metadata, item.image_sha256]
+        digest.update(json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 

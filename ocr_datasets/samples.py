@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -56,23 +53,6 @@ class TrainingSample:
             raise SampleError(self.id, f"image_path is a folder: {name}", "point image_path at an image file") from None
         except OSError as error:
             raise SampleError(self.id, f"cannot read image {name}: {error.strerror}", "check the file's permissions") from None
-
-    def identity(self) -> str:
-        """A digest of everything that determines this sample's exported rows.
-
-        File-backed images are identified by path, size and modification time rather than content,
-        so fingerprinting a corpus costs one ``stat`` per sample instead of a full read.
-        """
-        if self.image_bytes is not None:
-            image = hashlib.sha256(self.image_bytes).hexdigest()
-        else:
-            try:
-                stat = Path(self.image_path).stat()
-                image = f"{os.fspath(self.image_path)}|{stat.st_size}|{stat.st_mtime_ns}"
-            except (OSError, TypeError):
-                image = f"{self.image_path}|unreadable"
-        fields = [self.id, self.ground_truth, self.ocr_text, self.ocr_confidence, self.metadata, image]
-        return hashlib.sha256(json.dumps(fields, ensure_ascii=False, sort_keys=True, default=str).encode()).hexdigest()
 
 
 class SampleError(ValueError):

@@ -4,6 +4,7 @@ fails the export, and build_dataset's cache follows image content, not file date
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -98,3 +99,22 @@ def test_a_page_replaced_after_validation_fails_the_export_naming_the_line(tmp_p
     flipped = gradient_page(tmp_path / "flipped.png", reverse=True).read_bytes()
     with pytest.raises(SampleError, match="'line-0'.*changed after validation"):
         export(replaced_after_the_last(lines, page, flipped), "trocr", batch_id="b1", output_dir=tmp_path / "exports", progress=False, num_proc=1)
+
+
+def test_build_dataset_sees_an_image_rewritten_with_the_same_size_and_modification_time(tmp_path):
+    # cp -p and rsync -a leave a changed file with its old size and modification time.
+    image = tmp_path / "line.png"
+    image.write_bytes(png((60, 20), shade=40))
+    sample = TrainingSample(id="line", image_path=image, ground_truth="Zeile")
+    first = build_dataset([sample], cache_dir=tmp_path / "cache", progress=False)
+    assert first[0]["image"].getpixel((0, 0)) == 40
+
+    before = image.stat()
+    image.write_bytes(png((60, 20), shade=200))
+    os.utime(image, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = image.stat()
+    assert (after.st_size, after.st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+
+    rebuilt = build_dataset([sample], cache_dir=tmp_path / "cache", progress=False)
+    assert rebuilt[0]["image"].getpixel((0, 0)) == 200
+    assert rebuilt.cast_column("image", ImageFeature(decode=False))[0]["image"]["bytes"] == image.read_bytes()

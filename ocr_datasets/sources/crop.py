@@ -55,10 +55,6 @@ class CroppedSample(TrainingSample):
             raise SampleError(self.id, f"page image {Path(self.page_image).name} cannot be read ({error})", "replace the page image") from None
         return crop_to_png(page, self.polygon, self.crop, self.id)
 
-    def identity(self) -> str:
-        version = "|".join(map(str, _file_version(self.page_image))) if Path(self.page_image).exists() else "missing"
-        return super().identity() + f"|{os.fspath(self.page_image)}|{version}|{self.polygon}|{self.crop}"
-
 
 def crop_to_png(page: Image.Image, polygon: Sequence[Point], options: CropOptions, sample_id: str) -> bytes:
     """The polygon's bounding box (plus padding, clipped to the page) as PNG bytes."""
