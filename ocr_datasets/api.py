@@ -91,6 +91,7 @@ def export(
     group_by: str | None = None,
     seed: int = 0,
     split_strategy: str = "hash",
+    allow_empty_splits: bool = False,
     normalize: str = "NFC",
     num_proc: int | None = None,
     overwrite: bool = False,
@@ -107,7 +108,8 @@ def export(
     validation=0.1,test=0.1"`` or a dict) assigns whole groups (``group_by``: a metadata key; by
     default each sample is its own group) by a hash of the group key and ``seed``; with
     ``split_strategy="balanced"`` proportions are exact to one group but adding groups may move
-    others (see ``assign_splits``). Texts are
+    others (see ``assign_splits``). A split that comes out empty is an error unless
+    ``allow_empty_splits`` (then a warning, and the split is written empty). Texts are
     normalised with ``normalize`` (NFC, NFD, NFKC, none), whitespace trimmed and collapsed.
     Images get their EXIF orientation applied and lose EXIF, GPS, XMP, ICC profiles, comments
     and PNG text chunks, unless ``keep_image_metadata``.
@@ -129,6 +131,7 @@ def export(
         group_by=group_by,
         seed=seed,
         split_strategy=check_split_strategy(split_strategy),
+        allow_empty_splits=allow_empty_splits,
         skip_invalid=skip_invalid,
         keep_duplicates=keep_duplicates,
     )
@@ -143,7 +146,7 @@ def export(
         report = _validated(
             samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, skip_invalid=skip_invalid, num_proc=num_proc
         )
-        checked_splits = assign_splits(report.accepted, ratios, group_by, seed, split_strategy)
+        checked_splits = assign_splits(report.accepted, ratios, group_by, seed, split_strategy, allow_empty_splits)
         contents = BatchContents(
             splits=checked_splits,
             statistics={name: split_statistics(items) for name, items in checked_splits.items()},

@@ -117,6 +117,11 @@ def _parser() -> argparse.ArgumentParser:
         "balanced: every split within one group of its ratio, but added groups can move others",
     )
     checks.add_argument(
+        "--allow-empty-splits",
+        action="store_true",
+        help="write a split that comes out empty (too few groups) with a warning (default: an error naming the split)",
+    )
+    checks.add_argument(
         "--normalize",
         default="NFC",
         choices=["NFC", "NFD", "NFKC", "none"],
@@ -202,6 +207,7 @@ def _run_export(args: argparse.Namespace) -> int:
         group_by=args.group_by,
         seed=args.seed,
         split_strategy=args.split_strategy,
+        allow_empty_splits=args.allow_empty_splits,
         normalize=args.normalize,
         max_shard_size=args.max_shard_size,
         num_proc=args.num_proc,

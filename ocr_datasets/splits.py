@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping
 
+from .notices import warn
 from .packed import PackedSamples
 from .samples import TrainingSample
 from .validation import CheckedSample
@@ -79,9 +80,15 @@ def split_of(key: str, ratios: Mapping[str, float], seed: int) -> str:
 
 
 def assign_splits(
-    checked: PackedSamples[CheckedSample], ratios: Mapping[str, float], group_by: str | None, seed: int, strategy: str = "hash"
+    checked: PackedSamples[CheckedSample],
+    ratios: Mapping[str, float],
+    group_by: str | None,
+    seed: int,
+    strategy: str = "hash",
+    allow_empty: bool = False,
 ) -> dict[str, PackedSamples[CheckedSample]]:
-    """The samples of each split, in input order; every group wholly in one split.
+    """The samples of each split, in input order; every group wholly in one split. A split
+    that comes out empty raises ``ValueError`` (with ``allow_empty``, a warning).
 
     No assignment can both keep every group where it was when groups are added and hit the
     ratios on every corpus (a group's split would have to depend on its key alone, and a sum of
@@ -105,6 +112,20 @@ def assign_splits(
     splits: dict[str, PackedSamples[CheckedSample]] = {name: PackedSamples() for name in ratios}
     for item in checked:
         splits[split_for(group_key(item.sample, group_by))].append(item)
+    empty = [name for name, samples in splits.items() if not samples]
+    if empty:
+        # load_dataset does not show an empty split: training code asking for it fails later.
+        groups = len({group_key(item.sample, group_by) for item in checked})
+        grouped = f"group{'s' if groups != 1 else ''} ({f'by {group_by!r}' if group_by else 'one per sample'})"
+        advice = "use split_strategy='balanced' (--split-strategy balanced), which fills every split it can; " if strategy == "hash" else ""
+        message = (
+            f"split {empty[0]!r} came out empty: the {groups} {grouped} all went to the other splits; "
+            f"{advice}give more groups, or leave the split out (--split); allow_empty_splits=True (--allow-empty-splits) "
+            "writes it empty"
+        )
+        if not allow_empty:
+            raise ValueError(message)
+        warn(message)
     return splits
 
 

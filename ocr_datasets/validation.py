@@ -20,6 +20,7 @@ from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from .images import expected_format
+from .notices import warn
 from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import holds_private_metadata
 from .samples import SampleError, TrainingSample
@@ -95,7 +96,7 @@ def check_normalization(form: str) -> str:
     if form not in NORMALIZATION_FORMS:
         raise ValueError(f"unknown normalisation {form!r}: choose NFC (default), NFD, none, or NFKC by name")
     if form == "NFKC":
-        warnings.warn("NFKC folds compatibility characters: long s (ſ) becomes s and ligatures split; NFC keeps them", UserWarning, stacklevel=3)
+        warn("NFKC folds compatibility characters: long s (ſ) becomes s and ligatures split; NFC keeps them")
     return form
 
 
@@ -120,9 +121,12 @@ def validate(
     (``PackedSamples``), so a source of a million samples is never in memory at once.
     """
     report = ValidationReport()
-    seen_ids: set[str] = set()
+    # id -> where its first sample was read from, named when another sample repeats the id.
+    seen_ids: dict[str, str | None] = {}
     checked: PackedSamples[CheckedSample] = PackedSamples()
     images = _SharedImages()
+    # Until one sample has the group key, the metadata keys seen (to name when none has it).
+    group_found, samples_without_group, metadata_keys = False, False, set()
     total = len(items) if isinstance(items, Sized) else None
     pending = iter(items)
     windows = iter(lambda: list(itertools.islice(pending, _WINDOW)), [])
@@ -150,7 +154,18 @@ def validate(
                     images.add(len(checked), result)
                     checked.append(result)
             progress.update(len(window))
+            if group_by is not None and not group_found:
+                dicts = [item.metadata for item, item_fields in zip(window, fields) if item_fields is not None and isinstance(item.metadata, dict)]
+                group_found = any(group_by in metadata for metadata in dicts)
+                metadata_keys.update(key for metadata in dicts for key in metadata)
+                samples_without_group |= bool(dicts)
     seen_ids.clear()
+    # One message rather than one per sample: the key is misspelt, or the wrong one.
+    if group_by is not None and not group_found and samples_without_group:
+        raise ValueError(
+            f"no sample's metadata has {group_by!r} to group the split by (group_by, --group-by): "
+            f"the metadata keys are {', '.join(sorted(metadata_keys)) or 'none'}; group by one of them"
+        )
     images.sort_out(checked, report, keep_duplicates)
     return report
 
@@ -240,7 +255,7 @@ class _Fields:
     image_checkable: bool
 
 
-def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, seen_ids: set[str]) -> _Fields:
+def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, seen_ids: dict[str, str | None]) -> _Fields:
     problems: list[tuple[str, str]] = []
     if not isinstance(sample.id, str):
         problems.append((f"id is not a string ({type(sample.id).__name__} {_shown(sample.id)})", "give every sample's id as a string"))
@@ -249,9 +264,10 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
     elif _SURROGATES.search(sample.id):
         problems.append(_surrogate_problem(sample.id, "id"))
     elif sample.id in seen_ids:
-        problems.append(("id is used by an earlier sample", "give every sample its own id"))
+        first = seen_ids[sample.id]
+        problems.append((f"id is used by an earlier sample{f' ({first})' if first else ''}", "give every sample its own id"))
     else:
-        seen_ids.add(sample.id)
+        seen_ids[sample.id] = sample.source
 
     ground_truth, problem = _checked_text(sample.ground_truth, form, "ground_truth")
     if problem:

@@ -91,10 +91,16 @@ def test_exported_splits_load_as_splits_and_have_their_own_views(real_lines, tmp
     assert result.read_manifest()["splits"] == {name: len(ids) for name, ids in expected.items()}
 
 
-def test_group_by_a_missing_key_is_reported_per_sample(tmp_path):
-    buffer = BytesIO()
-    Image.new("L", (40, 12), 255).save(buffer, format="PNG")
-    samples = [TrainingSample(id="a", image_path=None, image_bytes=buffer.getvalue(), ground_truth="x", metadata={"writer": "M"})]
+def test_group_by_a_key_some_samples_lack_is_reported_per_sample(tmp_path):
+    images = []
+    for width in (40, 41):
+        buffer = BytesIO()
+        Image.new("L", (width, 12), 255).save(buffer, format="PNG")
+        images.append(buffer.getvalue())
+    samples = [
+        TrainingSample(id="a", image_path=None, image_bytes=images[0], ground_truth="x", metadata={"writer": "M"}),
+        TrainingSample(id="b", image_path=None, image_bytes=images[1], ground_truth="y", metadata={"document_id": "d1"}),
+    ]
     report = validate(samples, group_by="document_id")
     assert [problem.sample_id for problem in report.rejected] == ["a"]
     assert "'document_id'" in report.rejected[0].problem

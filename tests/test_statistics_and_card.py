@@ -276,23 +276,26 @@ def test_card_default_config_lists_every_splits_data_files_and_loads(hand_made_b
 
 @pytest.fixture(scope="module")
 def batch_with_an_empty_split(tmp_path_factory) -> tuple[Path, str, str]:
-    """Two lines of one page split in halves by page: the whole page lands in one half."""
+    """Two lines of one page split in halves by page: the whole page lands in one half, written
+    with a warning because empty splits are allowed explicitly."""
     samples = [
         TrainingSample(
             id=f"page-line-{number}", image_path=f"l{number}.png", image_bytes=png_bytes(30 + number, 12), ground_truth=f"Zeile {number}", metadata={"page": 7}
         )
         for number in (1, 2)
     ]
-    result = export(
-        samples,
-        "trocr",
-        batch_id="one-page",
-        output_dir=tmp_path_factory.mktemp("empty-split"),
-        split=SPLIT_HALVES,
-        group_by="page",
-        split_strategy="balanced",
-        progress=False,
-    )
+    with pytest.warns(UserWarning, match="came out empty"):
+        result = export(
+            samples,
+            "trocr",
+            batch_id="one-page",
+            output_dir=tmp_path_factory.mktemp("empty-split"),
+            split=SPLIT_HALVES,
+            group_by="page",
+            split_strategy="balanced",
+            allow_empty_splits=True,
+            progress=False,
+        )
     batch = Path(result.export_path)
     splits = read_manifest(batch)["splits"]
     (empty,) = [split for split, count in splits.items() if count == 0]

@@ -27,8 +27,8 @@ class ExportOptions:
             (``"500MB"``: small enough to stream and to spread over machines).
         keep_image_metadata: keep images byte for byte; by default EXIF orientation is applied
             and EXIF, GPS, XMP, ICC profiles, comments and PNG text chunks are dropped.
-        normalize, split, group_by, seed, split_strategy, skip_invalid, keep_duplicates: how the samples were
-            validated and split; adapters do not read them.
+        normalize, split, group_by, seed, split_strategy, allow_empty_splits, skip_invalid, keep_duplicates: how
+            the samples were validated and split; adapters do not read them.
     """
 
     copy_images: bool = True
@@ -41,6 +41,7 @@ class ExportOptions:
     group_by: str | None = None
     seed: int = 0
     split_strategy: str = "hash"
+    allow_empty_splits: bool = False
     skip_invalid: bool = False
     keep_duplicates: bool = False
 

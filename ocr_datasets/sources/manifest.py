@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import codecs
 import csv
+import difflib
 import json
+import itertools
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,6 +17,10 @@ from ..samples import SampleError, TrainingSample
 
 # The path that means standard input, as in most command-line tools.
 STDIN = "-"
+# image_base64 is what a generic batch's view adds with --include-base64 (the same image as its
+# image_path), so that such a view reads back as an input too.
+FIELDS = ("id", "image_path", "ground_truth", "ocr_text", "ocr_confidence", "metadata", "image_base64")
+REQUIRED_FIELDS = ("id", "image_path", "ground_truth")
 # Python refuses to turn longer digit strings into numbers (a guard against slow conversions).
 _MAX_DIGITS = 4300
 
@@ -129,13 +136,14 @@ _DECODER = json.JSONDecoder(object_pairs_hook=_object_with_unique_keys, parse_in
 def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[str, dict[str, Any] | SampleError]]:
     # Every physical line goes to the reader (blank ones too), so its line_num is the file's
     # line number where a row ends.
-    reader = csv.reader(text for _, text in lines)
-    header = next(reader, None)
-    if header is None:
+    texts = (text for _, text in lines)
+    first = next(texts, None)
+    if first is None:
         return
-    twice = sorted({column for column in header if header.count(column) > 1})
-    if twice:
-        raise ValueError(f"{name}:1 names the column {twice[0]!r} twice: give each column once (only one of its cells could be kept)")
+    delimiter = _delimiter(first)
+    reader = csv.reader(itertools.chain([first], texts), delimiter=delimiter)
+    header = next(reader)
+    _check_header(header, name)
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue
@@ -158,18 +166,58 @@ def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[
                 )
                 continue
         if "ocr_confidence" in record:
-            record["ocr_confidence"] = _number_or_text(record["ocr_confidence"])
+            record["ocr_confidence"] = _number_or_text(record["ocr_confidence"], decimal_comma=delimiter == ";")
         yield location, record
 
 
-def _number_or_text(cell: str) -> float | str:
+def _delimiter(header_line: str) -> str:
+    """``;`` for the CSV that Excel writes where the decimal mark is a comma (German, French, ...),
+    told by its header (which holds no quoted cells), else ``,``."""
+    return ";" if header_line.count(";") > header_line.count(",") else ","
+
+
+def _check_header(header: list[str], name: str) -> None:
+    """One error for a header that would make every row fail the same way."""
+    twice = sorted({column for column in header if header.count(column) > 1})
+    if twice:
+        raise ValueError(f"{name}:1 names the column {twice[0]!r} twice: give each column once (only one of its cells could be kept)")
+    unknown = [column for column in header if column not in FIELDS]
+    missing = [field for field in REQUIRED_FIELDS if field not in header]
+    if unknown or missing:
+        problems = [f"unknown column {column!r}{_did_you_mean(column)}" for column in unknown]
+        problems += [f"no column {field!r}" for field in missing if not any(_closest(column) == field for column in unknown)]
+        raise ValueError(
+            f"{name}:1: {'; '.join(problems)}. The header has {', '.join(header)}; the columns are {', '.join(FIELDS)} "
+            f"({', '.join(REQUIRED_FIELDS)} required): rename the columns, and put other values into the metadata column as JSON"
+        )
+
+
+def _closest(key: str) -> str | None:
+    matches = difflib.get_close_matches(key.lower(), FIELDS, n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _did_you_mean(key: str) -> str:
+    closest = _closest(key)
+    return f" (did you mean {closest!r}?)" if closest else ""
+
+
+def _number_or_text(cell: str, decimal_comma: bool) -> float | str:
     try:
-        return float(cell)
+        return float(cell.replace(",", ".") if decimal_comma else cell)
     except ValueError:
         return cell
 
 
 def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> TrainingSample | SampleError:
+    unknown = [key for key in record if key not in FIELDS]
+    if unknown:
+        key = unknown[0]
+        closest = _closest(key)
+        fix = f"rename it to {closest!r}" if closest else f"use only the fields {', '.join(FIELDS)}"
+        return SampleError(
+            None, f"unknown field {key!r}: it would be lost", f"{fix}, or move it into metadata", location=location
+        )
     record_id = record.get("id")
     if record_id in (None, ""):
         return SampleError(None, "the record has no id", "give every record an id", location=location)
@@ -178,6 +226,11 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
     image_path = record.get("image_path")
     if isinstance(image_path, str) and image_path:
         image_path = Path(image_path) if Path(image_path).is_absolute() else base / image_path
+    image_bytes = None
+    if not image_path and record.get("image_base64") is not None:
+        image_bytes = _data_url_bytes(record["image_base64"])
+        if image_bytes is None:
+            return SampleError(str(record_id), "image_base64 is not a base64 data: URL", "give image_path, or a data:image/...;base64,... URL", location=location)
     return TrainingSample(
         id=str(record_id),
         image_path=image_path or None,
@@ -185,8 +238,19 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         ocr_text=record.get("ocr_text"),
         ocr_confidence=record.get("ocr_confidence"),
         metadata={} if record.get("metadata") is None else record["metadata"],
+        image_bytes=image_bytes,
         source=location,
     )
+
+
+def _data_url_bytes(url) -> bytes | None:
+    header, comma, payload = url.partition(",") if isinstance(url, str) else ("", "", "")
+    if not (comma and header.startswith("data:") and header.endswith(";base64")):
+        return None
+    try:
+        return base64.b64decode(payload, validate=True)
+    except ValueError:
+        return None
 
 
 def read_jsonl(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:

@@ -1,0 +1,19 @@
+"""Warnings that point at the user's line, not at the library's inner call that noticed the problem."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+_PACKAGE = str(Path(__file__).resolve().parent)
+
+
+def warn(message: str) -> None:
+    """``warnings.warn(message)`` attributed to the first caller outside this package, so Python
+    shows the user's own call (``export(...)`` in their script) and its filter can match it."""
+    # stacklevel 1 is this function, 2 its caller, and so on.
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(_PACKAGE):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, UserWarning, stacklevel=level)
