@@ -58,3 +58,17 @@ def loaded_texts(result, cache_dir: Path) -> dict[str, str]:
     if result.export_format == "llama_vision":
         return {row["id"]: row["messages"][1]["content"][0]["text"] for row in rows}
     return {row["id"]: row["text" if result.export_format == "trocr" else "ground_truth"] for row in rows}
+
+
+# tests/data inside the repository: real data a plain clone carries (see tests/data/README.md).
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def repo_copy(name: str, tmp_path_factory) -> Path:
+    """A writable copy of ``tests/data/<name>``, so no test can change the data another reads."""
+    source = REPO_DATA / name
+    if not source.is_dir():
+        pytest.fail(f"test data missing from the repository: {source}")
+    copy = tmp_path_factory.mktemp(name) / name
+    shutil.copytree(source, copy)
+    return copy
