@@ -57,11 +57,8 @@ def expected_page_lines(page_file: Path) -> list[tuple[str, str]]:
     return lines
 
 
-def expected_alto_lines(alto_file: Path) -> list[tuple[str, str]]:
-    return [
-        (line.get("ID"), " ".join(string.get("CONTENT") for string in line.findall(f"{ALTO_2}String")))
-        for line in ET.parse(alto_file).getroot().iter(f"{ALTO_2}TextLine")
-    ]
+def expected_alto_line_ids(alto_file: Path) -> list[str]:
+    return [line.get("ID") for line in ET.parse(alto_file).getroot().iter(f"{ALTO_2}TextLine")]
 
 
 def test_page_lines_are_their_own_text_equiv_in_reading_order(kant):
@@ -70,18 +67,19 @@ def test_page_lines_are_their_own_text_equiv_in_reading_order(kant):
     expected = []
     for number in LINES_PER_PAGE:
         stem = f"PAGE_{number}_PAGE"
-        expected += [(f"{stem}_{line_id}", text) for line_id, text in expected_page_lines(kant / "OCR-D-GT-PAGE" / f"{stem}.xml")]
+        # Ids name the file by its path below the input folder (the workspace's data/).
+        expected += [(f"OCR-D-GT-PAGE/{stem}_{line_id}", text) for line_id, text in expected_page_lines(kant / "OCR-D-GT-PAGE" / f"{stem}.xml")]
     assert len(samples) == sum(LINES_PER_PAGE.values()) == 55
     assert [(sample.id, sample.ground_truth) for sample in samples] == expected
     first = samples[0]
     assert first.metadata == {
-        "document": "PAGE_0017_PAGE",
+        "document": "OCR-D-GT-PAGE/PAGE_0017_PAGE",
         "page": "INPUT_0017.tif",
         "region": "r_1_1",
         "line": "tl_1",
         "polygon": [[114, 366], [918, 366], [918, 438], [114, 438]],
     }
-    assert first.source == "PAGE_0017_PAGE.xml:tl_1"
+    assert first.source == "OCR-D-GT-PAGE/PAGE_0017_PAGE.xml:tl_1"
 
 
 def test_page_images_are_found_relative_to_the_mets_folder(kant):
@@ -91,17 +89,20 @@ def test_page_images_are_found_relative_to_the_mets_folder(kant):
     assert images == {(f"PAGE_{number}_PAGE", kant / "OCR-D-IMG" / f"INPUT_{number}.tif") for number in LINES_PER_PAGE}
 
 
-def test_alto_lines_are_their_strings_joined_by_spaces_with_images_from_the_mets(kant):
+def test_alto_lines_in_document_order_with_images_from_the_mets(kant):
+    # Their texts (Strings joined by the gaps between their boxes, as these files have no SP)
+    # are compared with the PAGE texts in test_source_quirks.py.
     samples = list(read_samples(kant, "alto"))
     expected = []
     for number in LINES_PER_PAGE:
-        stem = f"PAGE_{number}_ALTO"
-        expected += [(f"{stem}_{line_id}", text) for line_id, text in expected_alto_lines(kant / "OCR-D-GT-ALTO" / f"{stem}.xml")]
+        stem = f"OCR-D-GT-ALTO/PAGE_{number}_ALTO"
+        expected += [f"{stem}_{line_id}" for line_id in expected_alto_line_ids(kant / "OCR-D-GT-ALTO" / f"PAGE_{number}_ALTO.xml")]
     assert len(samples) == len(expected) == 55
-    assert [(sample.id, sample.ground_truth) for sample in samples] == expected
+    assert [sample.id for sample in samples] == expected
+    assert all(sample.ground_truth.strip() for sample in samples)
     # The ALTO files name no image: only the METS page that lists both leads to the scan.
     assert {(sample.metadata["document"], Path(sample.page_image)) for sample in samples} == {
-        (f"PAGE_{number}_ALTO", kant / "OCR-D-IMG" / f"INPUT_{number}.tif") for number in LINES_PER_PAGE
+        (f"OCR-D-GT-ALTO/PAGE_{number}_ALTO", kant / "OCR-D-IMG" / f"INPUT_{number}.tif") for number in LINES_PER_PAGE
     }
     assert [sample.metadata["page"] for sample in samples].count("INPUT_0020.tif") == LINES_PER_PAGE["0020"]
 
@@ -159,12 +160,12 @@ def draw_page(path: Path, size=(400, 300), color: str | None = None) -> Path:
     return path
 
 
-def write_page_xml(path: Path, image_name: str, lines: str, reading_order: str = "", namespace="2013-07-15") -> Path:
+def write_page_xml(path: Path, image_name: str, lines: str, reading_order: str = "", namespace="2013-07-15", size=(400, 300)) -> Path:
     path.write_text(
         f"""<?xml version="1.0" encoding="UTF-8"?>
 <PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/{namespace}" pcGtsId="{path.stem}">
   <Metadata><Creator>test</Creator></Metadata>
-  <Page imageFilename="{image_name}" imageWidth="400" imageHeight="300">
+  <Page imageFilename="{image_name}" imageWidth="{size[0]}" imageHeight="{size[1]}">
     {reading_order}
     {lines}
   </Page>
@@ -262,7 +263,7 @@ def test_mask_outside_paints_what_lies_outside_the_polygon_white(tmp_path):
     draw_page(tmp_path / "black.png", size=(100, 100), color="black")
     triangle = """<TextRegion id="r"><TextLine id="triangle"><Coords points="10,10 90,10 10,90"/>
       <TextEquiv><Unicode>Dreieck</Unicode></TextEquiv></TextLine></TextRegion>"""
-    xml = write_page_xml(tmp_path / "triangle.xml", "black.png", triangle)
+    xml = write_page_xml(tmp_path / "triangle.xml", "black.png", triangle, size=(100, 100))
     [unmasked] = read_samples(xml, "page")
     [masked] = read_samples(xml, "page", crop=CropOptions(mask_outside=True))
     inside, outside_corner = (10, 10), (78, 78)  # in crop coordinates: the crop starts at (10, 10)
@@ -280,7 +281,8 @@ def test_exif_orientation_is_applied_before_cropping(tmp_path):
     exif[0x0112] = 6
     displayed.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", "JPEG", exif=exif, quality=95)
     lines = one_line_region("10,10 90,10 90,60 10,60", "oben", "top") + one_line_region("10,120 90,120 90,190 10,190", "unten", "bottom")
-    xml = write_page_xml(tmp_path / "phone.xml", "phone.jpg", lines)
+    # The size the file declares is the page as displayed, as its coordinates are.
+    xml = write_page_xml(tmp_path / "phone.xml", "phone.jpg", lines, size=(100, 200))
     top, bottom = (decoded(sample).convert("L") for sample in read_samples(xml, "page"))
     assert (top.size, bottom.size) == ((80, 50), (80, 70))
     assert top.getextrema()[1] < 40

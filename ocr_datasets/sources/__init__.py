@@ -13,7 +13,10 @@ from pathlib import Path
 
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample
+from .locate import checked_image_dir
 from .manifest import STDIN, read_manifest
+from .notices import SourceNotice, counted, listed
+from .sniff import LINE_TEXT_SUFFIX, MANIFEST_SUFFIXES, folder_kinds, json_kind, xml_start
 
 # Source kind -> (module, function) where function(path, *, image_dir, crop, errors) yields
 # the samples of one input path.
@@ -26,6 +29,16 @@ SOURCE_READERS = {
     "label-studio": ("label_studio", "read"),
 }
 SOURCE_KINDS = tuple(SOURCE_READERS)
+# What a folder holds, as its kinds are named when it holds several.
+_KIND_UNITS = {
+    "gt-folder": f"{LINE_TEXT_SUFFIX} line",
+    "page": "PAGE file",
+    "alto": "ALTO file",
+    "label-studio": "Label Studio export",
+    "jsonl": "JSONL manifest",
+    "csv": "CSV manifest",
+}
+_MANIFEST_KINDS = {"jsonl", "csv"}
 
 
 def read_samples(
@@ -40,7 +53,9 @@ def read_samples(
     ``SOURCE_KINDS``) or, when it is None, by the kind each input looks like.
 
     ``image_dir`` is where page images are looked for when a file's own reference does not
-    resolve (PAGE ``imageFilename``, Label Studio uploads); ``crop`` says how lines are cut.
+    resolve (PAGE ``imageFilename``, Label Studio uploads); a path that is no folder is refused
+    before anything is read. ``crop`` says how lines are cut. Sources that cut lines from pages
+    say what each input held as a ``SourceNotice`` warning once it has been read.
     ``errors="report"`` yields a ``SampleError`` in place of what cannot be read instead of raising.
     The input ``"-"`` is standard input (a JSONL manifest, or CSV with ``source="csv"``).
     """
@@ -49,6 +64,7 @@ def read_samples(
     if source is not None and source not in SOURCE_READERS:
         raise ValueError(f"unknown source {source!r}: choose one of {', '.join(SOURCE_KINDS)}")
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(path) for path in inputs]
+    image_dir = checked_image_dir(image_dir)
     for path in paths:
         standard_input = str(path) == STDIN
         if not standard_input and not path.exists():
@@ -65,39 +81,37 @@ def read_samples(
 
 
 def guess_source(path: Path) -> str:
-    """The source kind an input looks like, by suffix, XML root element or folder content."""
+    """The source kind an input looks like: a file by its suffix and content (``.jsonl``, ``.csv``;
+    ``.json`` holding JSONL or a Label Studio export; PAGE or ALTO by the root element, whatever
+    the suffix); a folder by the files it holds, which must all be of one kind."""
     if path.is_dir():
-        if any(path.rglob("*.gt.txt")):
-            return "gt-folder"
-        xml_files = sorted(path.rglob("*.xml"))
-        kinds = {xml_kind(xml) for xml in xml_files} - {None}
-        if len(kinds) == 1:
-            return kinds.pop()
-        if not kinds and any(path.glob("*.json")):
-            return "label-studio"
-        found = f"both PAGE and ALTO files ({', '.join(sorted(kinds))})" if kinds else "no .gt.txt, PAGE, ALTO or Label Studio files"
-        raise ValueError(f"cannot tell what {path} holds: {found}; name the source with --from")
+        return _folder_kind(path)
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".csv"):
+    if suffix in MANIFEST_SUFFIXES:
         return suffix[1:]
     if suffix == ".json":
-        return "label-studio"
-    if suffix == ".xml" and xml_kind(path):
-        return xml_kind(path)
-    raise ValueError(f"cannot tell what {path.name} holds: name the source with --from ({', '.join(SOURCE_KINDS)})")
+        return json_kind(path)
+    start = xml_start(path)
+    if start.kind is not None:
+        return start.kind
+    what = f"its root element is <{start.root}>, not PAGE <PcGts> or ALTO <alto>" if start.root else "not a manifest, PAGE, ALTO or Label Studio file"
+    raise ValueError(f"cannot tell what {path.name} holds ({what}): name the source with --from ({', '.join(SOURCE_KINDS)})")
 
 
-def xml_kind(path: Path) -> str | None:
-    """``page`` or ``alto`` from the root element of an XML file (reads only its start)."""
-    from xml.etree.ElementTree import iterparse
+def _folder_kind(folder: Path) -> str:
+    kinds = folder_kinds(folder)
+    if not kinds:
+        raise ValueError(f"cannot tell what {folder} holds: no {LINE_TEXT_SUFFIX}, PAGE, ALTO or Label Studio files; name the source with --from")
+    if kinds.keys() <= _MANIFEST_KINDS:
+        manifests = [file.relative_to(folder).as_posix() for files in kinds.values() for file in files]
+        raise ValueError(
+            f"{folder} holds {counted(len(manifests), 'manifest')} ({listed(manifests)}); a manifest is given as a file, "
+            f"not as the folder holding it: --input {folder / manifests[0]}"
+        )
+    if len(kinds) == 1:
+        return next(iter(kinds))
+    found = ", ".join(counted(len(files), _KIND_UNITS[kind]) for kind, files in sorted(kinds.items()))
+    raise ValueError(f"cannot tell what {folder} holds: {found}; name the one to read with --from ({', '.join(sorted(kinds))})")
 
-    try:
-        for _, element in iterparse(path, events=("start",)):
-            local = element.tag.rsplit("}", 1)[-1]
-            return {"PcGts": "page", "alto": "alto"}.get(local)
-    except Exception:  # not XML at all: not a source we read
-        return None
-    return None
 
-
-__all__ = ["SOURCE_KINDS", "CropOptions", "CroppedSample", "guess_source", "read_manifest", "read_samples"]
+__all__ = ["SOURCE_KINDS", "CropOptions", "CroppedSample", "SourceNotice", "guess_source", "read_manifest", "read_samples"]

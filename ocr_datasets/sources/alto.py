@@ -1,9 +1,14 @@
 """ALTO (v2 to v4, any namespace) in pixel units: one sample per TextLine, cut from its page image.
 
-A line's text is its ``String`` CONTENTs: joined by a space where an ``SP`` stands between two of
-them and by nothing where none does, or, in files that use no SP at all, always by a space; a
-``HYP`` adds its hyphen to the string before it. Its image is the bounding box of its
-``Shape/Polygon``, else of its HPOS/VPOS/WIDTH/HEIGHT box. Lines come in document order.
+A line's text is its ``String`` CONTENTs, joined by a space where an ``SP`` stands between two of
+them and by nothing where none does. Files that use no SP at all (OCR-D's ALTO ground truth,
+ABBYY) leave the spaces to geometry: a space where the gap between two String boxes
+(HPOS/WIDTH) is wider than a tenth of the line's height, none where the boxes touch or overlap
+("Monatsſchrift" "." is "Monatsſchrift."); where boxes cannot tell (missing, or every String
+carrying the whole line's box, as eScriptorium writes them), always a space. A ``HYP`` adds its
+hyphen to the string before it; a soft hyphen (U+00AD, as ABBYY writes) at the end of a line is
+written as the hyphen the page shows. Its image is the bounding box of its ``Shape/Polygon``,
+else of its HPOS/VPOS/WIDTH/HEIGHT box. Lines come in document order.
 """
 
 from __future__ import annotations
@@ -15,21 +20,28 @@ from xml.etree.ElementTree import Element
 
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, Point, box_points, parse_points
-from .locate import (
-    LineSampleFactory,
-    children_named,
-    descendants_named,
-    file_error,
-    find_page_image,
-    first_child,
-    image_not_found,
-    local_name,
+from .locate import children_named, descendants_named, first_child, local_name
+from .xml_pages import (
+    ParsedLine,
+    ParsedPage,
+    UnreadableFile,
+    declared_size,
     parse_xml,
     read_xml_sources,
 )
 
 # ALTO's other units (mm10, inch1200) need the scan's resolution, which the file does not give.
 SUPPORTED_UNIT = "pixel"
+# A gap between two String boxes wider than this share of the line's height is a space. Word
+# spaces in print are a quarter em or more (a fifth of a line's height and up), while a word and
+# the punctuation after it touch or stand a pixel or two apart. On the Kant pages every space is
+# 0.15 or more of the line height, and every String that belongs to the word before it touches it.
+SPACE_GAP = 0.1
+# Boxes that overlap by more than this share of the narrower one do not separate two words
+# (eScriptorium gives every String the whole line's box): their Strings are joined by a space.
+SAME_BOX_OVERLAP = 0.5
+SOFT_HYPHEN = "\u00ad"
+PRINTED_HYPHEN = "-"
 
 
 def read(
@@ -40,53 +52,92 @@ def read(
     errors: str = "raise",
 ) -> Iterator[TrainingSample | SampleError]:
     """The lines of an ALTO file, or of every ALTO file below a folder (METS and PAGE files are skipped)."""
-    return read_xml_sources(Path(path), "alto", read_alto_file, image_dir=image_dir, crop=crop, errors=errors)
+    return read_xml_sources(path, "alto", parse_alto_file, image_dir=image_dir, crop=crop, errors=errors)
 
 
-def read_alto_file(xml_path: Path, input_root: Path, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
-    root = parse_xml(xml_path, "alto", "ALTO")
-    if isinstance(root, SampleError):
-        yield root
-        return
+def parse_alto_file(xml_path: Path) -> ParsedPage:
+    root = parse_xml(xml_path, "alto")
+    lines = [(block, line) for block in descendants_named(root, "TextBlock") for line in children_named(block, "TextLine")]
     description = first_child(root, "Description")
     unit = _child_text(description, "MeasurementUnit") or SUPPORTED_UNIT
-    if unit != SUPPORTED_UNIT:
-        yield file_error(
-            xml_path,
+    if lines and unit != SUPPORTED_UNIT:
+        raise UnreadableFile(
             f"coordinates are in {unit!r}; only {SUPPORTED_UNIT!r} (MeasurementUnit pixel) is supported",
             "export the ALTO with pixel coordinates, or convert them with the scan's resolution",
+            len(lines),
         )
-        return
     image_info = first_child(description, "sourceImageInformation") if description is not None else None
-    reference = _child_text(image_info, "fileName")
-    lines = [(block, line) for block in descendants_named(root, "TextBlock") for line in children_named(block, "TextLine")]
-    image = find_page_image(xml_path, reference, input_root=input_root, image_dir=image_dir)
-    if image is None:
-        yield image_not_found(xml_path, reference, len(lines))
-        return
+    page = next(descendants_named(root, "Page"), None)
+    size = declared_size(page.get("WIDTH"), page.get("HEIGHT")) if page is not None else None
     spaces_marked = any(True for _ in descendants_named(root, "SP"))
     positions = {id(line): position for position, line in enumerate(descendants_named(root, "TextLine"), start=1)}
-    samples = LineSampleFactory(xml_path, image, crop)
-    for block, line in lines:
-        yield samples.sample(line.get("ID"), positions[id(line)], line_text(line, spaces_marked), line_polygon(line), block.get("ID"))
+    parsed = [
+        ParsedLine(line.get("ID"), positions[id(line)], line_text(line, spaces_marked), line_polygon(line), block.get("ID")) for block, line in lines
+    ]
+    return ParsedPage(parsed, _child_text(image_info, "fileName"), size)
 
 
 def line_text(line: Element, spaces_marked: bool) -> str:
     """The line's strings joined as the module docstring says; ``spaces_marked``: the file uses SP."""
     text = ""
-    space_before_next = False
+    previous: Element | None = None
+    space_marked = False
+    height = _line_height(line)
     for child in line:
         name = local_name(child)
         if name == "String":
-            if text and (space_before_next or not spaces_marked):
+            if text and (space_marked if spaces_marked else _space_between(previous, child, height)):
                 text += " "
             text += child.get("CONTENT") or ""
-            space_before_next = False
+            previous, space_marked = child, False
         elif name == "SP":
-            space_before_next = True
+            space_marked = True
         elif name == "HYP":
-            text += child.get("CONTENT") or ""
-    return text
+            # The page shows a hyphen where ABBYY writes the invisible soft hyphen.
+            hyphen = child.get("CONTENT") or ""
+            text += PRINTED_HYPHEN if hyphen == SOFT_HYPHEN else hyphen
+    return text[: -len(SOFT_HYPHEN)] + PRINTED_HYPHEN if text.endswith(SOFT_HYPHEN) else text
+
+
+def _space_between(previous: Element | None, following: Element, height: float | None) -> bool:
+    gap = _gap(_span(previous), _span(following)) if previous is not None else None
+    return gap is None or height is None or gap > SPACE_GAP * height
+
+
+def _gap(first: tuple[float, float] | None, second: tuple[float, float] | None) -> float | None:
+    """The horizontal distance between two boxes (left, right), negative where they overlap, in
+    either order (right-to-left scripts); None when the boxes cannot tell two words apart."""
+    if first is None or second is None:
+        return None
+    overlap = min(first[1], second[1]) - max(first[0], second[0])
+    if overlap > SAME_BOX_OVERLAP * min(first[1] - first[0], second[1] - second[0]):
+        return None
+    return -overlap
+
+
+def _span(string: Element) -> tuple[float, float] | None:
+    """A String's (left, right), None without a usable HPOS and WIDTH."""
+    try:
+        left, width = float(string.get("HPOS")), float(string.get("WIDTH"))
+    except (TypeError, ValueError):
+        return None
+    return (left, left + width) if width > 0 else None
+
+
+def _line_height(line: Element) -> float | None:
+    """The line's HEIGHT, else its tallest String's: the scale a word space is measured against."""
+    own = _positive_number(line.get("HEIGHT"))
+    if own is not None:
+        return own
+    return max(filter(None, (_positive_number(string.get("HEIGHT")) for string in children_named(line, "String"))), default=None)
+
+
+def _positive_number(value: str | None) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number > 0 else None
 
 
 def line_polygon(line: Element) -> tuple[Point, ...]:

@@ -1,7 +1,6 @@
-"""What the PAGE and ALTO sources share: which XML files to read, where their page images are,
-and the line samples they make.
+"""Finding page images on disk, for every source that cuts lines from pages (PAGE, ALTO, Label Studio).
 
-Page images are looked for, in this order:
+PAGE and ALTO page images are looked for, in this order:
 
 1. the file's own reference (PAGE ``imageFilename``, ALTO ``sourceImageInformation/fileName``)
    relative to the XML file's folder;
@@ -14,20 +13,22 @@ Page images are looked for, in this order:
 
 With no reference at all, an image with the XML file's stem (``page.tif`` for ``page.xml``) is
 looked for beside the XML and in ``image_dir``.
+
+Everywhere a file name whose case differs from the one on disk (``scan.jpg`` for ``Scan.JPG``)
+is taken when it is the only such file in its folder: files made on Windows or macOS, whose
+disks ignore case, name their images carelessly, and the image is still the right one.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
 from xml.etree import ElementTree
 
-from ..samples import SampleError, TrainingSample
-from .crop import CropOptions, CroppedSample, Point
+from PIL import Image
 
 METS_NAME = "mets.xml"
 # File groups that hold page images in OCR-D workspaces when a METS file gives no MIME type.
@@ -35,13 +36,13 @@ IMAGE_FILE_GROUP_HINTS = ("IMG", "IMAGE", "MASTER", "DEFAULT", "MAX")
 # Tried with the XML file's stem when neither the XML nor a METS names the page image.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jp2", ".webp", ".bmp")
 IMAGES_FIX = "pass --images DIR (image_dir= in Python) naming the folder that holds the page images"
-
-# (xml_path, input_root, image_dir, crop) -> the samples or errors of one XML file
-FileReader = Callable[[Path, Path, "Path | None", CropOptions], Iterator["TrainingSample | SampleError"]]
+EXIF_ORIENTATION = 0x0112
+# Orientations that turn the stored image a quarter: its width and height swap when displayed.
+TURNED_ORIENTATIONS = {5, 6, 7, 8}
 
 
 def local_name(element: ElementTree.Element) -> str:
-    """An element's name without its namespace, so every PAGE and ALTO version reads alike."""
+    """An element's name without its namespace, so every PAGE, ALTO and METS version reads alike."""
     return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
 
 
@@ -57,133 +58,102 @@ def descendants_named(element: ElementTree.Element, name: str) -> Iterator[Eleme
     return (node for node in element.iter() if local_name(node) == name)
 
 
-def read_xml_sources(
-    path: Path,
-    kind: str,
-    read_file: FileReader,
-    *,
-    image_dir: str | os.PathLike[str] | None,
-    crop: CropOptions,
-    errors: str,
-) -> Iterator[TrainingSample | SampleError]:
-    """The samples of one XML file, or of every XML file of ``kind`` below a folder (sorted by
-    path, so runs read lines in the same order). A ``SampleError`` raises with ``errors="raise"``."""
-    if errors not in ("raise", "report"):
-        raise ValueError(f"errors must be 'raise' or 'report', not {errors!r}")
-    from . import xml_kind  # at call time: the package may import the sources before it defines xml_kind
-
-    path = Path(path)
-    if path.is_dir():
-        files = [file for file in sorted(path.rglob("*")) if file.suffix.lower() == ".xml" and file.is_file() and xml_kind(file) == kind]
-        root = path
-    elif path.is_file():
-        files, root = [path], path.parent
-    else:
-        raise FileNotFoundError(f"input not found: {path}")
-    images = None if image_dir is None else Path(image_dir)
-    for file in files:
-        for item in read_file(file, root, images, crop):
-            if isinstance(item, SampleError) and errors == "raise":
-                raise item
-            yield item
+def checked_image_dir(image_dir: str | os.PathLike[str] | None) -> Path | None:
+    """``image_dir`` as a path, refused at once when it is no folder: else every page would
+    later say "pass --images DIR" with the folder passed."""
+    if image_dir is None:
+        return None
+    folder = Path(image_dir)
+    if not folder.exists():
+        raise FileNotFoundError(f"images folder not found (--images, image_dir=): {folder}")
+    if not folder.is_dir():
+        raise NotADirectoryError(f"images folder is a file, not a folder (--images, image_dir=): {folder}")
+    return folder
 
 
-def parse_xml(xml_path: Path, root_name: str, label: str) -> ElementTree.Element | SampleError:
-    """The root element of a PAGE or ALTO file, or the error saying why it cannot be read."""
+def displayed_size(image_path: Path) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(width, height) of an image as displayed (its EXIF orientation applied, as the crop does)
+    and as stored, read from its header without decoding the pixels."""
+    with Image.open(image_path) as image:
+        stored = image.size
+        turned = image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
+    return (stored[::-1] if turned else stored), stored
+
+
+def existing_file(path: Path) -> Path | None:
+    """``path`` if it is a file, else the one file in its folder whose name differs only in case."""
+    if path.is_file():
+        return path
     try:
-        root = ElementTree.parse(xml_path).getroot()
-    except ElementTree.ParseError as error:
-        return file_error(xml_path, f"not well-formed XML ({error})", f"repair {xml_path.name} or remove it from the input")
-    except OSError as error:
-        return file_error(xml_path, f"cannot be read ({error.strerror})", "check the file's permissions")
-    if local_name(root) != root_name:
-        return file_error(
-            xml_path, f"not a {label} file (its root element is <{local_name(root)}>)", f"read it as its own kind (--from), not as {label}"
-        )
-    return root
+        version = path.parent.stat().st_mtime_ns
+    except OSError:
+        return None
+    names = _names_by_case_folded(os.fspath(path.parent), version).get(path.name.casefold(), ())
+    matches = [path.parent / name for name in names if (path.parent / name).is_file()]
+    return matches[0] if len(matches) == 1 else None
 
 
-def file_error(xml_path: Path, problem: str, fix: str) -> SampleError:
-    """A problem of a whole XML file, reported once for the file rather than once per line."""
-    return SampleError(None, problem, fix, location=xml_path.name)
+@lru_cache(maxsize=64)
+def _names_by_case_folded(folder: str, mtime_ns: int) -> dict[str, tuple[str, ...]]:
+    """The names in a folder by their case-folded form, listed once per folder version (a folder of
+    10,000 scans is listed once, not once per page)."""
+    names: dict[str, tuple[str, ...]] = {}
+    try:
+        for name in sorted(os.listdir(folder)):
+            names[name.casefold()] = names.get(name.casefold(), ()) + (name,)
+    except OSError:
+        pass
+    return names
 
 
-@dataclass(frozen=True)
-class LineSampleFactory:
-    """Makes the samples of one XML file's lines: ids from the file stem and the line's own id
-    (stable across runs), the crop of its page image, and the metadata both sources share."""
-
-    xml_path: Path
-    page_image: Path
-    crop: CropOptions
-
-    def sample(self, line_id: str | None, position: int, text: str, polygon: tuple[Point, ...], region_id: str | None) -> CroppedSample:
-        """``position`` (1-based, in document order) names lines that have no id of their own."""
-        element_id = line_id or f"l{position:04d}"
-        sample_id = f"{self.xml_path.stem}_{element_id}"
-        return CroppedSample(
-            id=sample_id,
-            image_path=f"{sample_id}.png",
-            ground_truth=text,
-            metadata={
-                "document": self.xml_path.stem,
-                "page": self.page_image.name,
-                "region": region_id,
-                "line": element_id,
-                "polygon": [[_plain_number(x), _plain_number(y)] for x, y in polygon],
-            },
-            page_image=self.page_image,
-            polygon=polygon,
-            crop=self.crop,
-            source=f"{self.xml_path.name}:{element_id}",
-        )
+def case_differs(reference: str | None, found: Path) -> bool:
+    """Whether ``found`` was taken for ``reference`` only because case was ignored."""
+    name = reference_name(reference)
+    return name is not None and name != found.name and name.casefold() == found.name.casefold()
 
 
-def _plain_number(value: float) -> int | float:
-    return int(value) if float(value).is_integer() else value
+def reference_name(reference: str | None) -> str | None:
+    relative = _reference_path(reference)
+    return None if relative is None else relative.name
 
 
-def image_not_found(xml_path: Path, reference: str | None, line_count: int) -> SampleError:
-    named = f"page image {reference!r}" if reference else "the page image (the file names none)"
-    return file_error(
-        xml_path,
-        f"{named} not found beside the file, in its parent folders up to the METS, via mets.xml or in the images folder; "
-        f"its {line_count} line(s) are left out",
-        IMAGES_FIX,
-    )
+def stem_candidates(xml_path: Path) -> list[str]:
+    """The image names tried for an XML file that names no image: its stem with each image suffix."""
+    return [xml_path.stem + suffix for suffix in IMAGE_SUFFIXES]
 
 
 def find_page_image(xml_path: Path, reference: str | None, *, input_root: Path, image_dir: Path | None) -> Path | None:
-    """The page image of an XML file (see the module docstring for the order), or None."""
-    xml_path = Path(os.path.abspath(xml_path))
+    """The page image of an XML file (see the module docstring for the order), or None. A file
+    whose name matches exactly anywhere wins over one whose name differs only in case."""
+    candidates = list(_page_image_candidates(Path(os.path.abspath(xml_path)), reference, Path(os.path.abspath(input_root)), image_dir))
+    exact = next((candidate for candidate in candidates if candidate.is_file()), None)
+    return exact or next(filter(None, map(existing_file, candidates)), None)
+
+
+def _page_image_candidates(xml_path: Path, reference: str | None, input_root: Path, image_dir: Path | None) -> Iterator[Path]:
     relative = _reference_path(reference)
     if relative is not None and relative.is_absolute():
-        if relative.is_file():
-            return relative
+        yield relative
         relative = Path(relative.name)
     mets = nearest_mets(xml_path.parent)
     if relative is not None:
-        for folder in _folders_to_search(xml_path.parent, mets, Path(os.path.abspath(input_root))):
-            if (folder / relative).is_file():
-                return folder / relative
+        for folder in _folders_to_search(xml_path.parent, mets, input_root):
+            yield folder / relative
     mets_image = _image_from_mets(mets, xml_path) if mets is not None else None
-    if mets_image is not None and mets_image.is_file():
-        return mets_image
+    if mets_image is not None:
+        yield mets_image
     names = [relative] if relative is not None else []
     if mets_image is not None:
         # The METS names an image that is not where it says: its file name may still be in image_dir.
         names.append(Path(mets_image.name))
     if image_dir is not None:
         for name in names:
-            for candidate in (image_dir / name, image_dir / name.name):
-                if candidate.is_file():
-                    return candidate
+            yield image_dir / name
+            yield image_dir / name.name
     if relative is None and mets_image is None:
         for folder in (xml_path.parent, image_dir):
-            for suffix in IMAGE_SUFFIXES if folder is not None else ():
-                if (folder / (xml_path.stem + suffix)).is_file():
-                    return folder / (xml_path.stem + suffix)
-    return None
+            for name in stem_candidates(xml_path) if folder is not None else ():
+                yield folder / name
 
 
 def _reference_path(reference: str | None) -> Path | None:

@@ -1,9 +1,11 @@
 """PAGE XML (2013 and 2019 schemas, any namespace): one sample per TextLine, cut from its page image.
 
-A line's text is its own ``TextEquiv/Unicode`` (not its words' or glyphs'); its image is the
-bounding box of its ``Coords`` polygon. Lines follow the page's ``ReadingOrder``; regions it
-does not name follow in document order. A line without text is yielded with an empty
-ground truth, so validation rejects it by name instead of it vanishing from the count.
+A line's text is its own ``TextEquiv/Unicode`` (with several, the lowest ``index``); when that is
+empty, its own ``TextEquiv/PlainText``, then its words' texts joined by spaces (as kraken reads
+them), and the sample's metadata says so (``text_from``). Its image is the bounding box of its
+``Coords`` polygon. Lines follow the page's ``ReadingOrder``; regions it does not name follow in
+document order. A line without text is yielded with an empty ground truth, so validation
+rejects it by name instead of it vanishing from the count.
 """
 
 from __future__ import annotations
@@ -16,15 +18,12 @@ from xml.etree.ElementTree import Element
 
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, Point, parse_points
-from .locate import (
-    LineSampleFactory,
-    children_named,
-    descendants_named,
-    file_error,
-    find_page_image,
-    first_child,
-    image_not_found,
-    local_name,
+from .locate import children_named, descendants_named, first_child, local_name
+from .xml_pages import (
+    ParsedLine,
+    ParsedPage,
+    UnreadableFile,
+    declared_size,
     parse_xml,
     read_xml_sources,
 )
@@ -42,28 +41,21 @@ def read(
     errors: str = "raise",
 ) -> Iterator[TrainingSample | SampleError]:
     """The lines of a PAGE file, or of every PAGE file below a folder (METS and ALTO files are skipped)."""
-    return read_xml_sources(Path(path), "page", read_page_file, image_dir=image_dir, crop=crop, errors=errors)
+    return read_xml_sources(path, "page", parse_page_file, image_dir=image_dir, crop=crop, errors=errors)
 
 
-def read_page_file(xml_path: Path, input_root: Path, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
-    root = parse_xml(xml_path, "PcGts", "PAGE XML")
-    if isinstance(root, SampleError):
-        yield root
-        return
+def parse_page_file(xml_path: Path) -> ParsedPage:
+    root = parse_xml(xml_path, "page")
     page = first_child(root, "Page")
     if page is None:
-        yield file_error(xml_path, "has no <Page> element", "check that the file is complete PAGE XML")
-        return
-    lines = list(lines_in_reading_order(page))
-    reference = page.get("imageFilename")
-    image = find_page_image(xml_path, reference, input_root=input_root, image_dir=image_dir)
-    if image is None:
-        yield image_not_found(xml_path, reference, len(lines))
-        return
+        raise UnreadableFile("has no <Page> element", "check that the file is complete PAGE XML")
     positions = {id(line): position for position, line in enumerate(descendants_named(page, "TextLine"), start=1)}
-    samples = LineSampleFactory(xml_path, image, crop)
-    for region, line in lines:
-        yield samples.sample(line.get("id"), positions[id(line)], line_text(line), line_polygon(line), region.get("id"))
+    lines = []
+    for region, line in lines_in_reading_order(page):
+        text, text_from = line_text(line)
+        lines.append(ParsedLine(line.get("id"), positions[id(line)], text, line_polygon(line), region.get("id"), text_from))
+    why_empty = "no TextLine" + ("; its text is on regions only, and samples are lines" if _regions_hold_text(page) else "")
+    return ParsedPage(lines, page.get("imageFilename"), declared_size(page.get("imageWidth"), page.get("imageHeight")), why_empty)
 
 
 def lines_in_reading_order(page: Element) -> Iterator[tuple[Element, Element]]:
@@ -120,14 +112,40 @@ def _index(element: Element) -> float:
         return math.inf  # unindexed members after the indexed ones, in document order (sort is stable)
 
 
-def line_text(line: Element) -> str:
-    """The line's own TextEquiv (the lowest index when there are several), "" when it has none."""
-    equivalents = children_named(line, "TextEquiv")
-    if not equivalents:
-        return ""
-    chosen = min(equivalents, key=_index)
-    unicode = first_child(chosen, "Unicode")
+def line_text(line: Element) -> tuple[str, str | None]:
+    """The line's text and, when it is not the line's own Unicode, where it came from."""
+    own = _unicode(line)
+    if own.strip():
+        return own, None
+    plain = _plain_text(line)
+    if plain.strip():
+        return plain, "plain_text"
+    words = [text for word in children_named(line, "Word") if (text := _unicode(word).strip() or _plain_text(word).strip())]
+    if words:
+        return " ".join(words), "words"
+    return own, None  # empty: validation rejects the line by name
+
+
+def _chosen_equiv(element: Element) -> Element | None:
+    """The element's own TextEquiv, the lowest index when there are several."""
+    equivalents = children_named(element, "TextEquiv")
+    return min(equivalents, key=_index) if equivalents else None
+
+
+def _unicode(element: Element) -> str:
+    equiv = _chosen_equiv(element)
+    unicode = first_child(equiv, "Unicode") if equiv is not None else None
     return (unicode.text or "") if unicode is not None else ""
+
+
+def _plain_text(element: Element) -> str:
+    equiv = _chosen_equiv(element)
+    plain = first_child(equiv, "PlainText") if equiv is not None else None
+    return (plain.text or "") if plain is not None else ""
+
+
+def _regions_hold_text(page: Element) -> bool:
+    return any(_unicode(region).strip() or _plain_text(region).strip() for region in page.iter() if _is_region(region))
 
 
 def line_polygon(line: Element) -> tuple[Point, ...]:
