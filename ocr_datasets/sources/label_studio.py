@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample, Point
+from .locate import displayed_size, existing_file
+from .notices import ReadSummary
 
 LABEL_TYPES = ("rectanglelabels", "polygonlabels", "labels")
 # Result types that only describe a region or the task; any other type without a box or polygon
@@ -27,8 +29,6 @@ IMAGE_FIELDS = ("image", "ocr")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 # Label Studio stores an upload as /data/upload/<project>/<8 hex digits>-<original name>.
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?P<original>.+)$")
-EXIF_ORIENTATION = 0x0112
-TURNED_ORIENTATIONS = {5, 6, 7, 8}
 NO_TIME = datetime.min.replace(tzinfo=timezone.utc)
 
 
@@ -47,7 +47,9 @@ def read(path: Path, *, image_dir=None, crop: CropOptions = CropOptions(), error
 
     Per task one annotation is used: the one marked as ground truth, else the latest by
     ``updated_at`` (or ``created_at``; among equal times, the last listed). Cancelled (skipped)
-    annotations and predictions are ignored; tasks without an annotation give nothing. A region is a
+    annotations, drafts and predictions are ignored; a task that gives no line (no annotation,
+    only a draft, or no region) is named in the ``SourceNotice`` said when each export has been
+    read, with the counts of tasks and lines read. A region is a
     ``rectangle`` (``x``, ``y``, ``width``, ``height`` in percent of the image, turned by
     ``rotation`` degrees clockwise about its top-left corner) or a ``polygon`` (``points`` in
     percent), with a ``textarea`` result of the same id holding its text (several entries are
@@ -56,8 +58,9 @@ def read(path: Path, *, image_dir=None, crop: CropOptions = CropOptions(), error
     for the uploaded file, and a rescaled copy of it is cut right too.
 
     Images are never downloaded: each is looked for under ``image_dir`` (recursively) by its file
-    name, for uploads also without the 8-hex-digit prefix Label Studio adds; plain paths are also
-    tried as they stand (relative to the export). A region without text, a task whose image is not
+    name, for uploads also without the 8-hex-digit prefix Label Studio adds, and when no name matches
+    exactly, the one file whose name differs only in case (named in the notice); plain paths are
+    also tried as they stand (relative to the export). A region without text, a task whose image is not
     found or is only a URL, and shapes other than boxes and polygons are ``SampleError``s (one per
     region): raised, or with ``errors="report"`` yielded in the region's place.
     """
@@ -72,6 +75,14 @@ def read(path: Path, *, image_dir=None, crop: CropOptions = CropOptions(), error
 
 
 def _export_items(export: Path, finder: _ImageFinder, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
+    summary = ReadSummary(export, "task")
+    for item in _tasks_items(export, finder, crop, summary):
+        summary.lines += 1
+        yield item
+    summary.warn()
+
+
+def _tasks_items(export: Path, finder: _ImageFinder, crop: CropOptions, summary: ReadSummary) -> Iterator[TrainingSample | SampleError]:
     fix = "export the project from Label Studio as JSON (not JSON-MIN or CSV)"
     try:
         tasks = json.loads(export.read_text(encoding="utf-8-sig"))
@@ -82,13 +93,33 @@ def _export_items(export: Path, finder: _ImageFinder, crop: CropOptions) -> Iter
         yield SampleError(None, f"a Label Studio export is a list of tasks, not a {type(tasks).__name__}", fix, location=export.name)
         return
     for number, task in enumerate(tasks, start=1):
+        summary.units += 1
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict) or task.get("id") is None:
             yield SampleError(None, "not a Label Studio task (no 'id' and 'data')", fix, location=f"{export.name}: task #{number}")
             continue
-        yield from _task_items(task, f"{export.name}: task {task['id']}", export.parent, finder, crop)
+        gave = False
+        for item in _task_items(task, f"{export.name}: task {task['id']}", export.parent, finder, crop, summary):
+            gave = True
+            yield item
+        if not gave:
+            summary.empty.append(f"task {task['id']} ({_why_no_lines(task)})")
 
 
-def _task_items(task: dict, location: str, export_dir: Path, finder: _ImageFinder, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
+def _why_no_lines(task: dict) -> str:
+    annotations = [annotation for annotation in task.get("annotations") or [] if isinstance(annotation, dict)]
+    if not annotations:
+        drafts = task.get("drafts") or []
+        if drafts:
+            return ("only a draft" if len(drafts) == 1 else f"only {len(drafts)} drafts") + ": submit it in Label Studio"
+        return "no annotation"
+    if all(annotation.get("was_cancelled") for annotation in annotations):
+        return "its annotation was skipped"
+    return "no region in its annotation"
+
+
+def _task_items(
+    task: dict, location: str, export_dir: Path, finder: _ImageFinder, crop: CropOptions, summary: ReadSummary
+) -> Iterator[TrainingSample | SampleError]:
     annotation = _chosen_annotation(task.get("annotations") or [])
     if annotation is None:
         return
@@ -111,6 +142,8 @@ def _task_items(task: dict, location: str, export_dir: Path, finder: _ImageFinde
             continue
         if page is None:
             page = _page(reference, export_dir, finder)
+            if not isinstance(page, SampleError) and page[0] in finder.found_by_case:
+                summary.notes.append(f"task {task['id']} names {_reference_name(reference)!r}; took {page[0].name} (the names differ in case)")
         if isinstance(page, SampleError):
             yield SampleError(sample_id, page.problem, page.fix, location=location)
             continue
@@ -224,13 +257,11 @@ def _page(reference: str | None, export_dir: Path, finder: _ImageFinder) -> tupl
     if isinstance(found, SampleError):
         return found
     try:
-        with Image.open(found) as image:
-            width, height = image.size
-            turned = image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
-    except (OSError, UnidentifiedImageError) as error:
+        # Percentages are of the image as Label Studio showed it: turned upright, as the crop will be.
+        size, _ = displayed_size(found)
+    except (OSError, Image.DecompressionBombError) as error:
         return SampleError(None, f"image {found.name} cannot be read ({error.__class__.__name__})", "replace the image file")
-    # Percentages are of the image as Label Studio showed it: turned upright, as the crop will be.
-    return found, ((height, width) if turned else (width, height))
+    return found, size
 
 
 class _ImageFinder:
@@ -239,6 +270,9 @@ class _ImageFinder:
     def __init__(self, image_dir: Path | None):
         self.image_dir = image_dir
         self._by_name: dict[str, list[Path]] | None = None
+        self._by_case_folded_name: dict[str, list[Path]] = {}
+        # Files found only by ignoring case, so the notice can name them.
+        self.found_by_case: set[Path] = set()
 
     def find(self, reference: str, export_dir: Path) -> Path | SampleError:
         parts = urlsplit(reference)
@@ -251,22 +285,28 @@ class _ImageFinder:
         elif not remote and not local_files and "/data/upload/" not in parts.path:
             direct.append(export_dir / unquote(parts.path))  # an absolute path stays absolute
         for candidate in direct:
-            if candidate.is_file():
-                return candidate
+            found = existing_file(candidate)
+            if found is not None:
+                if found != candidate:
+                    self.found_by_case.add(found)
+                return found
         names = [name]
         upload = UPLOAD_PREFIX.match(name) if "/data/upload/" in parts.path else None
         if upload:
             names.append(upload["original"])
-        for candidate_name in names:
-            matches = self._files_named(candidate_name)
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                return SampleError(
-                    None,
-                    f"{len(matches)} files named {candidate_name} under the image folder",
-                    "keep one, or pass the folder holding the right one with --images DIR",
-                )
+        for ignoring_case in (False, True):
+            for candidate_name in names:
+                matches = self._files_named(candidate_name, ignoring_case)
+                if len(matches) == 1:
+                    if ignoring_case:
+                        self.found_by_case.add(matches[0])
+                    return matches[0]
+                if len(matches) > 1:
+                    return SampleError(
+                        None,
+                        f"{len(matches)} files named {candidate_name} under the image folder" + (" (ignoring case)" if ignoring_case else ""),
+                        "keep one, or pass the folder holding the right one with --images DIR",
+                    )
         looked_for = " or ".join(names)
         if remote:
             # The query is left out: presigned storage URLs carry credentials in it.
@@ -279,7 +319,7 @@ class _ImageFinder:
         where = "in the image folder" if self.image_dir is not None else "(no image folder given)"
         return SampleError(None, f"image {looked_for} not found {where}", "pass the folder holding the task images with --images DIR")
 
-    def _files_named(self, name: str) -> list[Path]:
+    def _files_named(self, name: str, ignoring_case: bool = False) -> list[Path]:
         if self.image_dir is None:
             return []
         if self._by_name is None:
@@ -288,4 +328,5 @@ class _ImageFinder:
                 subfolders.sort()
                 for file_name in sorted(names):
                     self._by_name.setdefault(file_name, []).append(Path(folder, file_name))
-        return self._by_name.get(name, [])
+                    self._by_case_folded_name.setdefault(file_name.casefold(), []).append(Path(folder, file_name))
+        return self._by_case_folded_name.get(name.casefold(), []) if ignoring_case else self._by_name.get(name, [])
