@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from .files import NotARegularFile, read_regular_file
+
 
 @dataclass(slots=True)
 class TrainingSample:
@@ -43,14 +45,14 @@ class TrainingSample:
             if not isinstance(path, str):
                 raise TypeError(path)
             name = os.path.basename(path)
-            with open(path, "rb") as file:
-                return file.read()
+            # Only a regular file is read: a named pipe would wait forever, /dev/zero never end.
+            return read_regular_file(path)
         except TypeError:
             raise SampleError(self.id, f"image_path {self.image_path!r} is not a path", "give image_path as a string") from None
         except FileNotFoundError:
             raise SampleError(self.id, f"image file not found: {name}", "fix image_path or restore the file") from None
-        except IsADirectoryError:
-            raise SampleError(self.id, f"image_path is a folder: {name}", "point image_path at an image file") from None
+        except NotARegularFile as error:
+            raise SampleError(self.id, f"image_path is {error.kind}, not an image file: {name}", "point image_path at an image file") from None
         except OSError as error:
             raise SampleError(self.id, f"cannot read image {name}: {error.strerror}", "check the file's permissions") from None
 
