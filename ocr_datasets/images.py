@@ -27,7 +27,13 @@ _SUFFIX_FORMATS = {suffix: name for name, (suffix, _) in _KNOWN_FORMATS.items()}
 
 # What OpenAI-style consumers of data: URLs read; anything else is converted to PNG for them.
 _DATA_URL_FORMATS = {"PNG", "JPEG", "GIF", "WEBP"}
-_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+# Modes PNG holds as they are (at 8 bits a channel: deeper greyscale is made 8-bit first).
+_PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}
+# Greyscale deeper than 8 bits: 16-bit (as scanners write it), 32-bit integer and float.
+# Pillow's convert() clips these at 255 instead of scaling them, so a scan comes out white.
+_DEEP_GREY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
+# The ranges I and F values are scaled from: the smallest that holds all of an image's values.
+_USUAL_RANGES = {"F": (1.0, 255.0, 65535.0), "I": (255.0, 65535.0)}
 
 
 @dataclass(frozen=True)
@@ -55,9 +61,43 @@ def identify(data: bytes, sample_id: str) -> ImageInfo:
     return ImageInfo(image_format, suffix, mime_type, width, height)
 
 
+def eight_bit(image: Image.Image) -> Image.Image:
+    """``image`` with greyscale deeper than 8 bits scaled to 8-bit ``L``; any other image as it is.
+
+    Pillow's ``convert`` clips such values at 255 instead of scaling them (a 16-bit scan comes
+    out white), so every place that converts or re-encodes pixels goes through here first.
+    16-bit modes (``I;16``, ``I;16B``, ...) are scaled from their full range, 0 to 65535, so the
+    tones and the contrast stay as scanned. ``I`` (32-bit integer) and ``F`` (float) have no
+    range that files keep to: they are scaled from the smallest usual range that holds every
+    value of the image (0 to 1 for floats, 0 to 255, 0 to 65535), and when none does (negative
+    values, or beyond 65535), from the image's own minimum to its maximum.
+    """
+    if image.mode not in _DEEP_GREY_MODES:
+        return image
+    # Exact for every such mode, and point() scales only I and F images.
+    grey = image.convert("F")
+    if image.mode.startswith("I;16"):
+        low, high = 0.0, 65535.0
+    else:
+        low, high = grey.getextrema()
+        top = next((top for top in _USUAL_RANGES[image.mode] if low >= 0 and high <= top), None)
+        if top is not None:
+            low, high = 0.0, top
+    scale = 255.0 / (high - low) if high > low else 0.0
+    # + 0.5: the conversion to L truncates, and rounding keeps 257 * n at n.
+    return grey.point(lambda value: (value - low) * scale + 0.5).convert("L")
+
+
+def rgb(image: Image.Image) -> Image.Image:
+    """``image`` as 8-bit RGB, what image processors expect (deep greyscale scaled, see ``eight_bit``)."""
+    return eight_bit(image).convert("RGB")
+
+
 def png_bytes(image: Image.Image) -> bytes:
-    """``image`` encoded as PNG, losslessly where PNG holds its mode (CMYK, YCbCr and the like
-    become RGB), and with none of its metadata."""
+    """``image`` encoded as PNG, losslessly where PNG holds its mode at 8 bits a channel (CMYK,
+    YCbCr and the like become RGB; deeper greyscale is scaled to 8 bits, see ``eight_bit``),
+    and with none of its metadata."""
+    image = eight_bit(image)
     if image.mode not in _PNG_MODES:
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     buffer = io.BytesIO()

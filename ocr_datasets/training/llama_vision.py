@@ -22,6 +22,7 @@ from transformers import (
 )
 
 from ..adapters import DEFAULT_INSTRUCTION
+from ..images import rgb
 from .common import byte_level_bpe
 
 # Verbatim chat template of meta-llama/Llama-3.2-11B-Vision-Instruct (chat_template.json), taken from
@@ -281,8 +282,9 @@ def _render(processor: MllamaProcessor, messages: Sequence[dict], add_generation
 
 
 def _rgb_images(row: dict) -> list:
-    # Scans come as bilevel or grey TIFF/PNG; the image processor expects three channels.
-    return [image.convert("RGB") for image in row["images"]]
+    # Scans come as bilevel or grey (8- or 16-bit) TIFF/PNG; the image processor expects three
+    # 8-bit channels, and convert("RGB") alone would clip 16-bit grey to white.
+    return [rgb(image) for image in row["images"]]
 
 
 def _require_pad_token(processor: MllamaProcessor) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..images import rgb
 from .common import byte_level_bpe
 
 BOS, PAD, EOS, UNK = "<s>", "<pad>", "</s>", "<unk>"
@@ -18,8 +19,9 @@ class TrOCRCollator:
     """Turns rows of a ``trocr`` batch (``image``, ``text``, ``id``) into ``pixel_values`` and
     ``labels`` for ``VisionEncoderDecoderModel`` and ``Seq2SeqTrainer``.
 
-    Images are converted to RGB (scanned lines are often greyscale or bitonal, and the image
-    processor normalises three channels). Texts are tokenised, padded to the longest in the
+    Images are converted to 8-bit RGB (scanned lines are often greyscale or bitonal, and the
+    image processor normalises three channels); 16-bit and float greyscale is scaled, not
+    clipped to white (``ocr_datasets.images.eight_bit``). Texts are tokenised, padded to the longest in the
     batch, truncated at ``max_target_length`` tokens, and padding is set to -100 so the loss
     ignores it (the processor does not do that).
 
@@ -39,7 +41,7 @@ class TrOCRCollator:
     max_target_length: int = 128
 
     def pixel_values(self, images: Sequence[Any]):
-        return self.processor(images=[image.convert("RGB") for image in images], return_tensors="pt").pixel_values
+        return self.processor(images=[rgb(image) for image in images], return_tensors="pt").pixel_values
 
     def __call__(self, rows: Sequence[dict]) -> dict:
         tokens = self.processor.tokenizer(
