@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass
 from pathlib import PurePath
 
@@ -34,6 +35,9 @@ _PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}
 _DEEP_GREY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 # The ranges I and F values are scaled from: the smallest that holds all of an image's values.
 _USUAL_RANGES = {"F": (1.0, 255.0, 65535.0), "I": (255.0, 65535.0)}
+# Pillow names the file it read in some messages, as a path or a file object whose repr holds
+# the path; messages written into a batch name files, never folders.
+_NAMED_FILE = re.compile(r"<_io\.\w+ name=[^>]*>|'[^']*[/\\][^']*'|\"[^\"]*[/\\][^\"]*\"")
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,30 @@ def identify(data: bytes, sample_id: str) -> ImageInfo:
         with Image.open(io.BytesIO(data)) as image:
             image_format, (width, height) = image.format, image.size
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        detail = "the file is empty" if not data else f"Pillow cannot read it ({error})"
+        detail = "the file is empty" if not data else f"Pillow cannot read it ({reading_problem(error)})"
         raise SampleError(sample_id, f"image is not a readable image: {detail}", "replace the image file with a valid image") from None
     suffix, mime_type = _KNOWN_FORMATS.get(image_format, (f".{image_format.lower()}", f"image/{image_format.lower()}"))
     return ImageInfo(image_format, suffix, mime_type, width, height)
+
+
+def frame_count(image: Image.Image) -> int:
+    """How many frames (pages of a TIFF, frames of a GIF, PNG or WebP animation) the opened, not
+    yet loaded ``image`` holds, without decoding them. The pictures an MPO appends to its JPEG
+    (previews, depth or gain maps, as phones write them) are not counted: they lie after the
+    JPEG's end, and the privacy step drops them with whatever else follows it."""
+    if image.format == "MPO" or not getattr(image, "is_animated", False):
+        return 1
+    return image.n_frames
+
+
+def reading_problem(error: Exception) -> str:
+    """What went wrong reading an image, for a message that may travel with a batch: Pillow's
+    own words, without the path some of them carry."""
+    if isinstance(error, UnidentifiedImageError):
+        return "not an image format Pillow reads"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror  # str() of FileNotFoundError and the like adds the path
+    return _NAMED_FILE.sub("the file", str(error)) or type(error).__name__
 
 
 def eight_bit(image: Image.Image) -> Image.Image:
@@ -96,12 +120,13 @@ def rgb(image: Image.Image) -> Image.Image:
 def png_bytes(image: Image.Image) -> bytes:
     """``image`` encoded as PNG, losslessly where PNG holds its mode at 8 bits a channel (CMYK,
     YCbCr and the like become RGB; deeper greyscale is scaled to 8 bits, see ``eight_bit``),
-    and with none of its metadata."""
+    only its current frame, and with none of its metadata."""
     image = eight_bit(image)
     if image.mode not in _PNG_MODES:
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    # Pillow writes the decoded image's ICC profile into the PNG unless told not to.
+    image.save(buffer, format="PNG", icc_profile=None)
     return buffer.getvalue()
 
 
