@@ -1,31 +1,90 @@
 """Image privacy: what a photo or scan says about its maker stays on the machine.
 
-EXIF orientation is applied to the pixels; EXIF (GPS included), XMP, IPTC, ICC profiles,
-comments and PNG text chunks are dropped. Clean images (the usual scanned line) pass through
-byte for byte; JPEG and PNG lose only their metadata segments, losslessly; anything else that
-carries metadata, or needs rotating, is re-encoded as PNG from its decoded pixels.
+EXIF orientation is applied to the pixels. Of the formats scans come in, only what decoding
+needs is kept (allow-lists, not lists of what to drop: metadata hides in places no list names):
+
+- JPEG keeps its frame, table, restart and scan segments, JFIF (APP0) and Adobe (APP14); EXIF,
+  XMP, ICC, IPTC, comments and every other segment go, and so does everything after the end of
+  the image (the video of a phone's "motion photo", the pictures an MPO appends).
+- PNG keeps the chunks that carry pixels or how to show them; text, EXIF, ICC, time and private
+  chunks go, and so does everything after IEND.
+- TIFF passes only when it holds nothing but the tags decoding needs, on a single page.
+
+JPEG and PNG lose only those bytes, losslessly; clean images (the usual scanned line) pass
+through byte for byte. A TIFF holding any other tag, an image that needs turning, and every
+other format (GIF, BMP, WebP, JPEG 2000, ...: their bytes are not parsed here, so they cannot be
+vouched for) are re-encoded as PNG from their decoded pixels (one frame, 8 bits a channel).
 """
 
 from __future__ import annotations
 
 import io
+import re
 import struct
 
 from PIL import Image, ImageOps
 
-from .images import png_bytes
+from .images import frame_count, png_bytes
 
 _ORIENTATION = 0x0112
-# TIFF tags that describe the maker rather than the pixels: EXIF and GPS directories, XMP, IPTC,
-# Photoshop resources, ICC profile, and the free-text fields.
-_PRIVATE_TIFF_TAGS = {34665, 34853, 700, 33723, 34377, 34675, 269, 270, 271, 272, 305, 306, 315, 316, 33432}
+# TIFF tags that say how to decode the pixels (and their resolution): a TIFF holding any other
+# (Artist, Software, DateTime, PageName, XPAuthor, EXIF, GPS, XMP, ICC, private tags, ...) is
+# re-encoded. Orientation other than 1 is applied to the pixels before this list is consulted.
+_TIFF_DECODING_TAGS = {
+    254,  # NewSubfileType
+    255,  # SubfileType
+    256,  # ImageWidth
+    257,  # ImageLength
+    258,  # BitsPerSample
+    259,  # Compression
+    262,  # PhotometricInterpretation
+    266,  # FillOrder
+    273,  # StripOffsets
+    274,  # Orientation
+    277,  # SamplesPerPixel
+    278,  # RowsPerStrip
+    279,  # StripByteCounts
+    280,  # MinSampleValue
+    281,  # MaxSampleValue
+    282,  # XResolution
+    283,  # YResolution
+    284,  # PlanarConfiguration
+    292,  # T4Options
+    293,  # T6Options
+    296,  # ResolutionUnit
+    317,  # Predictor
+    320,  # ColorMap
+    322,  # TileWidth
+    323,  # TileLength
+    324,  # TileOffsets
+    325,  # TileByteCounts
+    338,  # ExtraSamples
+    339,  # SampleFormat
+    340,  # SMinSampleValue
+    341,  # SMaxSampleValue
+    347,  # JPEGTables
+    529,  # YCbCrCoefficients
+    530,  # YCbCrSubSampling
+    531,  # YCbCrPositioning
+    532,  # ReferenceBlackWhite
+}
 # PNG chunks that carry pixels or how to show them; every other chunk (tEXt, zTXt, iTXt, eXIf,
-# tIME, iCCP, private chunks) is dropped.
+# tIME, iCCP, animation chunks, private chunks) is dropped.
 _PNG_KEPT_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD", b"pHYs"}
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-# JPEG segments kept: APP0 (JFIF) and APP14 (Adobe, says how to read the colours); APP1-APP13
-# and APP15 (EXIF, XMP, ICC, IPTC, ...) and COM (comments) go.
-_JPEG_DROPPED = {*range(0xE1, 0xEE), 0xEF, 0xFE}
+# JPEG: Pillow reads a JPEG with pictures appended (multi-picture format) as "MPO".
+_JPEG_FORMATS = {"JPEG", "MPO"}
+_EOI, _SOS = 0xD9, 0xDA
+# Segments kept: frames (SOF0-15 but for the reserved C8, with DHT C4 and DAC CC among them),
+# quantisation tables, restart interval, number of lines, scans.
+_JPEG_KEPT = (set(range(0xC0, 0xD0)) - {0xC8}) | {0xDB, 0xDD, 0xDC, _SOS}
+# And application segments by what they start with: JFIF and Adobe (says how to read the colours).
+_JPEG_KEPT_APPS = {0xE0: b"JFIF\0", 0xEE: b"Adobe"}
+# Markers without a length: RST0-7 and TEM.
+_JPEG_STANDALONE = {*range(0xD0, 0xD8), 0x01}
+# Within compressed data a 0xFF byte is followed by 0x00 (stuffing) or a restart marker; any
+# other byte after it starts a marker (tables between progressive scans, the next scan, the end).
+_JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 
 def without_private_metadata(data: bytes) -> bytes:
@@ -33,11 +92,12 @@ def without_private_metadata(data: bytes) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
         if _needs_turning(image):
             return png_bytes(ImageOps.exif_transpose(image))
-        if image.format == "JPEG":
-            return _jpeg_without_segments(data)
+        if image.format in _JPEG_FORMATS:
+            cleaned = _jpeg_without_segments(data)
+            return png_bytes(image) if cleaned is None else cleaned
         if image.format == "PNG":
             return _png_without_chunks(data)
-        return png_bytes(image) if _other_metadata(image) else data
+        return png_bytes(image) if _must_reencode(image) else data
 
 
 def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
@@ -46,11 +106,11 @@ def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
     it again)."""
     if _needs_turning(image):
         return True
-    if image.format == "JPEG":
+    if image.format in _JPEG_FORMATS:
         return _jpeg_without_segments(data) is not data
     if image.format == "PNG":
         return _png_without_chunks(data) is not data
-    return _other_metadata(image)
+    return _must_reencode(image)
 
 
 def _needs_turning(image: Image.Image) -> bool:
@@ -60,10 +120,11 @@ def _needs_turning(image: Image.Image) -> bool:
     return tags.get(_ORIENTATION, 1) not in (0, 1)
 
 
-def _other_metadata(image: Image.Image) -> bool:
+def _must_reencode(image: Image.Image) -> bool:
     if image.format == "TIFF":
-        return bool(set(image.tag_v2) & _PRIVATE_TIFF_TAGS)
-    return any(key in image.info for key in ("exif", "xmp", "icc_profile", "comment", "photoshop", "iptc"))
+        # Later pages have tags of their own (and validation refuses them; see frame_count).
+        return not _TIFF_DECODING_TAGS.issuperset(image.tag_v2) or frame_count(image) > 1
+    return True
 
 
 def _png_without_chunks(data: bytes) -> bytes:
@@ -75,24 +136,41 @@ def _png_without_chunks(data: bytes) -> bytes:
             kept.append(data[position:end])
         position = end
         if kind == b"IEND":
-            break
+            break  # whatever follows is no part of the image
     result = b"".join(kept)
     return data if len(result) == len(data) else result
 
 
-def _jpeg_without_segments(data: bytes) -> bytes:
+def _jpeg_without_segments(data: bytes) -> bytes | None:
+    """``data`` itself when it holds only what decoding needs and ends at its end-of-image marker;
+    else its kept segments up to that marker; None when its structure cannot be followed (the
+    caller then re-encodes the decoded pixels instead)."""
     kept, position = [data[:2]], 2
-    while position + 4 <= len(data) and data[position] == 0xFF:
+    while True:
+        if position + 2 > len(data) or data[position] != 0xFF:
+            return None
         marker = data[position + 1]
         if marker == 0xFF:  # fill byte before a marker
             position += 1
             continue
-        if marker == 0xDA:  # start of scan: the rest is image data
-            break
-        length = struct.unpack(">H", data[position + 2 : position + 4])[0]
-        if marker not in _JPEG_DROPPED:
-            kept.append(data[position : position + 2 + length])
-        position += 2 + length
-    kept.append(data[position:])
+        if marker == _EOI:
+            kept.append(data[position : position + 2])
+            break  # whatever follows is no part of the image
+        if marker in _JPEG_STANDALONE:
+            position += 2
+            continue
+        if position + 4 > len(data):
+            return None
+        end = position + 2 + struct.unpack(">H", data[position + 2 : position + 4])[0]
+        if marker in _JPEG_KEPT or (marker in _JPEG_KEPT_APPS and data[position + 4 : end].startswith(_JPEG_KEPT_APPS[marker])):
+            kept.append(data[position:end])
+        position = end
+        if marker == _SOS:
+            # The compressed data, kept whole up to the next marker (its restarts included).
+            following = _JPEG_MARKER_IN_SCAN.search(data, position)
+            if following is None:
+                return None
+            kept.append(data[position : following.start()])
+            position = following.start()
     result = b"".join(kept)
     return data if len(result) == len(data) else result
