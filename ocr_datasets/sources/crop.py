@@ -11,7 +11,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps
 
-from ..images import png_bytes
+from ..files import NotARegularFile, open_regular_file
+from ..images import eight_bit, frame_count, png_bytes, reading_problem
 from ..samples import SampleError, TrainingSample
 
 Point = tuple[float, float]
@@ -47,12 +48,22 @@ class CroppedSample(TrainingSample):
     crop: CropOptions = field(default_factory=CropOptions)
 
     def read_image_bytes(self) -> bytes:
+        # Problems name the page's file, never its folder: they end up in rejected.jsonl.
+        name = Path(self.page_image).name
         try:
             page = _decoded_page(os.fspath(self.page_image), *_file_version(self.page_image))
         except FileNotFoundError:
-            raise SampleError(self.id, f"page image not found: {Path(self.page_image).name}", "restore the page image or name its folder") from None
-        except OSError as error:
-            raise SampleError(self.id, f"page image {Path(self.page_image).name} cannot be read ({error})", "replace the page image") from None
+            raise SampleError(self.id, f"page image not found: {name}", "restore the page image or name its folder") from None
+        except NotARegularFile as error:
+            raise SampleError(self.id, f"page image {name} is {error.kind}, not an image file", "point the page at its image file") from None
+        except _ManyFrames as error:
+            raise SampleError(
+                self.id,
+                f"page image {name} holds {error.frames} frames (pages of a TIFF, frames of an animation); a page image must be a single frame",
+                "save the page as an image file of its own",
+            ) from None
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise SampleError(self.id, f"page image {name} cannot be read ({reading_problem(error)})", "replace the page image") from None
         return crop_to_png(page, self.polygon, self.crop, self.id)
 
 
@@ -95,13 +106,25 @@ def _file_version(path) -> tuple[int, int]:
     return stat.st_size, stat.st_mtime_ns
 
 
+class _ManyFrames(ValueError):
+    def __init__(self, frames: int):
+        super().__init__(f"{frames} frames")
+        self.frames = frames
+
+
 @lru_cache(maxsize=2)
 def _decoded_page(path: str, size: int, mtime_ns: int) -> Image.Image:
     """A page image with its EXIF orientation applied, decoded once (keyed by size and mtime,
-    so a changed file is read anew)."""
-    with Image.open(path) as image:
+    so a changed file is read anew), its greyscale at 8 bits. Only a regular file of a single
+    frame is a page image (as a line image: see validation)."""
+    with open_regular_file(path) as file, Image.open(file) as image:
+        frames = frame_count(image)
+        if frames > 1:
+            raise _ManyFrames(frames)
         page = ImageOps.exif_transpose(image)
         page.load()
+    # convert() below would clip 16-bit and float greyscale to white.
+    page = eight_bit(page)
     if page.mode not in ("1", "L", "RGB"):
         page = page.convert("RGB")
     # Else every line's PNG carries the page's metadata: a scanner's ICC profile alone made each
