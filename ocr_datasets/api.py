@@ -23,7 +23,7 @@ from .splits import assign_splits, check_split_strategy, parse_split_spec
 from .statistics import split_statistics
 from .validation import CheckedSample, ValidationError, ValidationReport, check_normalization, validate
 from .workers import check_num_proc
-from .writer import BatchContents, batch_exists_error, write_batch
+from .writer import BatchContents, prepare_batches, write_batches
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
 ALL_FORMATS = "all"
@@ -137,11 +137,8 @@ def export(
     )
     check_num_proc(num_proc)
     root = resolve_output_dir(output_dir)
-    if not overwrite:
-        # Checked for every format first, so "all" does not stop after writing some of them.
-        for adapter in adapters:
-            if (root / adapter.folder / batch_id).exists():
-                raise batch_exists_error(root / adapter.folder / batch_id)
+    # Before validation, so that a batch id that is taken is reported at once.
+    prepare_batches(root, adapters, batch_id, overwrite)
     with _progress_bars(progress):
         report = _validated(
             samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, skip_invalid=skip_invalid, num_proc=num_proc
@@ -154,10 +151,7 @@ def export(
             rejected=report.rejected,
             duplicates=report.duplicates,
         )
-        results = [
-            write_batch(contents, adapter=adapter, batch_id=batch_id, format_root=root / adapter.folder, options=options, num_proc=num_proc, overwrite=overwrite)
-            for adapter in adapters
-        ]
+        results = write_batches(contents, adapters=adapters, batch_id=batch_id, export_root=root, options=options, num_proc=num_proc, overwrite=overwrite)
     return results if export_format == ALL_FORMATS else results[0]
 
 

@@ -1,7 +1,8 @@
-"""The only module that touches the export folder: one batch, built aside and renamed into place."""
+"""The only module that touches the export folder: a batch per format, each built aside, all renamed into place together."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.utils.tqdm import tqdm
 
-from .adapters import ExportOptions, FormatAdapter, ViewImage
+from .adapters import ADAPTERS, ExportOptions, FormatAdapter, ViewImage
 from .builders import OcrSamples
 from .card import dataset_card
 from .images import data_url
@@ -32,7 +33,12 @@ from .validation import CheckedSample
 
 VIEW_ROWS_PER_BATCH = 256
 STAGING_SUFFIX = ".partial"
-_REPLACED = re.compile(r"\.(?P<batch>.+)\.replaced-(?P<pid>\d+)")
+# An old batch set aside by --overwrite until its replacement is published: ".<batch>.<token>.replaced".
+ASIDE_SUFFIX = ".replaced"
+# The journal of one publish, in the export root: ".publish-<token>.<pid>.<state>". While it says
+# "swapping", the batches are being moved into place and a crash is undone; once it says
+# "committed", every new batch is in place and only the old ones remain to be removed.
+_JOURNAL = re.compile(r"\.publish-(?P<token>[0-9a-f]+)\.(?P<pid>\d+)\.(?P<state>swapping|committed)")
 IMAGES_FOLDER = "images"
 # Where the view pass notes each image's checksum as it writes it; removed before the batch is published.
 IMAGE_CHECKSUM_LOG = ".image-checksums.jsonl"
@@ -52,107 +58,294 @@ class BatchContents:
     duplicates: list[tuple[str, str]]
 
 
-def write_batch(
+@dataclass
+class _Staged:
+    """One format's batch, written into its staging folder (locked through ``lock``) to be
+    renamed to ``final``, and its manifest once complete."""
+
+    staging: Path
+    lock: int
+    final: Path
+    manifest: dict | None = None
+
+
+@dataclass(frozen=True)
+class _Move:
+    """What the journal notes of one format's swap, by names inside ``export_root/folder``: the
+    staging folder, the batch, where the old batch is set aside (if there is one), and the
+    sha256 of the new batch's manifest, which tells the new batch from any other."""
+
+    folder: str
+    staging: str
+    batch: str
+    aside: str | None
+    manifest_sha256: str
+
+
+def prepare_batches(export_root: Path, adapters: list[FormatAdapter], batch_id: str, overwrite: bool) -> None:
+    """Ready ``export_root`` for a batch ``batch_id`` of each format, before anything is
+    validated or built: put right what killed exports left (so that an interrupted command can
+    simply be run again), then refuse a batch that exists unless ``overwrite``, and a folder
+    that is not a batch even then."""
+    try:
+        clean_leftovers(export_root)
+    except OSError as error:
+        raise _write_error(error, batch_id, export_root) from error
+    _check_batch_folders([export_root / adapter.folder / batch_id for adapter in adapters], overwrite)
+
+
+def _check_batch_folders(batch_folders: list[Path], overwrite: bool) -> None:
+    for folder in batch_folders:
+        if not folder.exists():
+            continue
+        if not overwrite:
+            raise batch_exists_error(folder)
+        if not (folder / MANIFEST_NAME).is_file():
+            raise FileExistsError(
+                f"{folder} is not a batch (it has no {MANIFEST_NAME}): overwrite=True (--overwrite) replaces batches only, "
+                "so it is left as it is; move it away or choose another batch id"
+            )
+
+
+def write_batches(
     contents: BatchContents,
     *,
-    adapter: FormatAdapter,
+    adapters: list[FormatAdapter],
     batch_id: str,
-    format_root: Path,
+    export_root: Path,
     options: ExportOptions,
     num_proc: int | None = None,
     overwrite: bool = False,
-) -> ExportResult:
-    """Write one batch folder ``format_root/batch_id`` and return its result.
+) -> list[ExportResult]:
+    """Write one batch folder per format, ``export_root/<format folder>/batch_id``, and return
+    their results. The batches are published all together or not at all.
 
-    Everything is written into a hidden staging folder beside the final one and renamed at the
-    end, so a batch appears complete or not at all.
+    Every batch is built in a hidden staging folder beside its final place; only when all are
+    complete are they renamed into place (``_publish``). Whatever goes wrong before, every
+    staging folder is removed and nothing was written.
     """
     check_batch_id(batch_id)
-    final = format_root / batch_id
-    if final.exists() and not overwrite:
-        raise batch_exists_error(final)
+    staged: list[_Staged] = []
+    where = export_root
     try:
-        format_root.mkdir(parents=True, exist_ok=True)
-        # The format folder's lock keeps another export's clean-up from taking a staging folder
-        # between its mkdir and its lock.
-        root_lock = _lock(format_root)
-        try:
-            clean_leftovers(format_root)
-            # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
-            staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
-            staging.mkdir()
-            # Held until the batch is renamed into place: a staging folder nobody holds is a leftover.
-            lock = _lock(staging)
-        finally:
-            os.close(root_lock)
-    except OSError as error:
-        raise _write_error(error, batch_id, format_root) from error
-    try:
-        created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-        splits = {name: samples for name, samples in contents.splits.items() if samples}
-        data_files = _write_parquet(staging, splits, adapter, options, num_proc)
-        image_log = staging / IMAGE_CHECKSUM_LOG
-        if options.copy_images or options.include_base64:
-            with image_log.open("w", encoding="utf-8") as log:
-                _write_views(staging, adapter, data_files, options, log)
-        _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
-        _write_jsonl(staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates])
-        fingerprint = content_fingerprint(staging, data_files)
-        config_name = f"{adapter.folder}-{batch_id}-{fingerprint[:12]}"
-        split_counts = {split: len(samples) for split, samples in contents.splits.items()}
-        (staging / "README.md").write_text(
-            dataset_card(
-                adapter=adapter,
-                batch_id=batch_id,
-                config_name=config_name,
-                data_files=data_files,
-                created_at=created_at,
-                counts=contents.counts,
-                statistics=contents.statistics,
-            ),
-            encoding="utf-8",
-        )
-        files = _relative_files(staging, leaving_out=IMAGE_CHECKSUM_LOG)
-        manifest = build_manifest(
-            export_format=adapter.name,
-            batch_id=batch_id,
-            created_at=created_at,
-            config_name=config_name,
-            fingerprint=fingerprint,
-            counts=contents.counts,
-            splits=split_counts,
-            statistics=contents.statistics,
-            options=asdict(options),
-            model_config=adapter.model_config,
-            files=files,
-        )
-        write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, image_log))
-        image_log.unlink(missing_ok=True)
-        _publish(staging, final, overwrite)
+        for adapter in adapters:
+            where = export_root / adapter.folder
+            staging, lock = _new_staging(where, batch_id)
+            staged.append(_Staged(staging, lock, where / batch_id))
+            staged[-1].manifest = _fill_staging(staging, contents, adapter, batch_id, options, num_proc)
+        where = export_root
+        _publish(export_root, batch_id, staged, overwrite)
     except BaseException as error:
-        shutil.rmtree(staging, ignore_errors=True)
+        for batch in staged:
+            shutil.rmtree(batch.staging, ignore_errors=True)
         if isinstance(error, OSError) and not isinstance(error, FileExistsError):
-            raise _write_error(error, batch_id, format_root) from error
+            raise _write_error(error, batch_id, where) from error
         raise
     finally:
-        os.close(lock)
-    return result_from_manifest(final / MANIFEST_NAME, manifest)
+        for batch in staged:
+            os.close(batch.lock)
+    return [result_from_manifest(batch.final / MANIFEST_NAME, batch.manifest) for batch in staged]
 
 
-def clean_leftovers(format_root: Path) -> None:
-    """Remove what killed exports left behind: staging folders no live process holds, and an old
-    batch set aside by an interrupted overwrite (restored if its replacement never arrived)."""
-    for entry in format_root.iterdir():
-        if not entry.name.startswith(".") or not entry.is_dir():
-            continue
-        if entry.name.endswith(STAGING_SUFFIX) and _abandoned(entry):
-            shutil.rmtree(entry, ignore_errors=True)
-        elif (match := _REPLACED.fullmatch(entry.name)) and not _process_alive(int(match["pid"])):
-            original = format_root / match["batch"]
-            if original.exists():
+def _new_staging(format_root: Path, batch_id: str) -> tuple[Path, int]:
+    """A new staging folder in ``format_root`` and the lock that holds it until it is published."""
+    format_root.mkdir(parents=True, exist_ok=True)
+    # The format folder's lock keeps another export's clean-up from taking a staging folder
+    # between its mkdir and its lock.
+    root_lock = _lock(format_root)
+    try:
+        # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
+        staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
+        staging.mkdir()
+        # Held until the batch is renamed into place: a staging folder nobody holds is a leftover.
+        return staging, _lock(staging)
+    finally:
+        os.close(root_lock)
+
+
+def _fill_staging(
+    staging: Path, contents: BatchContents, adapter: FormatAdapter, batch_id: str, options: ExportOptions, num_proc: int | None
+) -> dict:
+    """Write one format's batch into ``staging`` and return its manifest."""
+    created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    splits = {name: samples for name, samples in contents.splits.items() if samples}
+    data_files = _write_parquet(staging, splits, adapter, options, num_proc)
+    image_log = staging / IMAGE_CHECKSUM_LOG
+    if options.copy_images or options.include_base64:
+        with image_log.open("w", encoding="utf-8") as log:
+            _write_views(staging, adapter, data_files, options, log)
+    _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
+    _write_jsonl(staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates])
+    fingerprint = content_fingerprint(staging, data_files)
+    config_name = f"{adapter.folder}-{batch_id}-{fingerprint[:12]}"
+    split_counts = {split: len(samples) for split, samples in contents.splits.items()}
+    (staging / "README.md").write_text(
+        dataset_card(
+            adapter=adapter,
+            batch_id=batch_id,
+            config_name=config_name,
+            data_files=data_files,
+            created_at=created_at,
+            counts=contents.counts,
+            statistics=contents.statistics,
+        ),
+        encoding="utf-8",
+    )
+    files = _relative_files(staging, leaving_out=IMAGE_CHECKSUM_LOG)
+    manifest = build_manifest(
+        export_format=adapter.name,
+        batch_id=batch_id,
+        created_at=created_at,
+        config_name=config_name,
+        fingerprint=fingerprint,
+        counts=contents.counts,
+        splits=split_counts,
+        statistics=contents.statistics,
+        options=asdict(options),
+        model_config=adapter.model_config,
+        files=files,
+    )
+    write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, image_log))
+    image_log.unlink(missing_ok=True)
+    return manifest
+
+
+def clean_leftovers(export_root: Path) -> None:
+    """Put right what killed exports left under ``export_root``: a publish cut short is undone
+    (every format back to its old batch, or to none) or, if it had committed, finished (the old
+    batches removed); then staging folders no live process holds are removed."""
+    if not export_root.is_dir():
+        return
+    for entry in sorted(export_root.iterdir()):
+        if (match := _JOURNAL.fullmatch(entry.name)) and not _process_alive(int(match["pid"])):
+            _recover(export_root, entry, match["token"], match["state"])
+    for adapter in ADAPTERS.values():
+        if (export_root / adapter.folder).is_dir():
+            _remove_abandoned_staging(export_root / adapter.folder)
+
+
+def _remove_abandoned_staging(format_root: Path) -> None:
+    root_lock = _lock(format_root)
+    try:
+        for entry in format_root.iterdir():
+            if entry.name.startswith(".") and entry.name.endswith(STAGING_SUFFIX) and entry.is_dir() and _abandoned(entry):
                 shutil.rmtree(entry, ignore_errors=True)
+    finally:
+        os.close(root_lock)
+
+
+def _publish(export_root: Path, batch_id: str, staged: list[_Staged], overwrite: bool) -> None:
+    """Rename every finished batch into place, all or none; an old batch is replaced only now
+    that every new one is whole.
+
+    A journal naming every move is written first. If anything fails before every batch is in
+    place, the moves done so far are undone here; if the process dies, the next export's
+    ``clean_leftovers`` undoes them from the journal. Once every batch is in place the journal
+    is marked committed (one rename, the moment the new batches count as published), and the
+    old batches are removed.
+    """
+    # Checked again: another export may have published this batch id while this one was building.
+    _check_batch_folders([batch.final for batch in staged], overwrite)
+    token = secrets.token_hex(6)
+    moves = [
+        _Move(
+            folder=batch.final.parent.name,
+            staging=batch.staging.name,
+            batch=batch_id,
+            aside=f".{batch_id}.{token}{ASIDE_SUFFIX}" if batch.final.exists() else None,
+            manifest_sha256=_file_sha256(batch.staging / MANIFEST_NAME),
+        )
+        for batch in staged
+    ]
+    swapping = export_root / _journal_name(token, os.getpid(), "swapping")
+    committed = export_root / _journal_name(token, os.getpid(), "committed")
+    try:
+        with swapping.open("x", encoding="utf-8") as journal:
+            json.dump([asdict(move) for move in moves], journal)
+        for move in moves:
+            folder = export_root / move.folder
+            if move.aside is not None:
+                (folder / move.batch).rename(folder / move.aside)
+            try:
+                (folder / move.staging).rename(folder / move.batch)
+            except OSError as error:
+                if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+                raise FileExistsError(
+                    f"batch {batch_id!r} appeared at {folder / move.batch} while this export ran: export again with another batch id"
+                ) from None
+        swapping.rename(committed)
+        _finish(export_root, moves)
+        committed.unlink()
+    except BaseException as error:
+        # Told by the journal's name rather than by how far this code got: an interruption can
+        # land just after the rename that commits.
+        if not committed.exists():
+            # If undoing fails too, the journal stays for the next export to undo.
+            _undo(export_root, moves)
+            swapping.unlink(missing_ok=True)
+            raise
+        if not isinstance(error, (KeyboardInterrupt, OSError)):
+            raise
+        # Published already, and only tidying up was cut short: what is left of the old batches,
+        # and the journal, the next export removes.
+
+
+def _recover(export_root: Path, journal: Path, token: str, state: str) -> None:
+    """Undo or finish the publish that ``journal`` describes, whose process died."""
+    # Claimed by renaming it under this process's id: of two exports cleaning up at once, one
+    # succeeds and the other finds it gone (or held by a live process).
+    claimed = export_root / _journal_name(token, os.getpid(), state)
+    try:
+        journal.rename(claimed)
+    except FileNotFoundError:
+        return
+    try:
+        moves = [_Move(**move) for move in json.loads(claimed.read_text(encoding="utf-8"))]
+    except ValueError:
+        # Cut short while being written, which is before anything was moved.
+        moves = []
+    if state == "committed":
+        _finish(export_root, moves)
+    else:
+        _undo(export_root, moves)
+    claimed.unlink()
+
+
+def _undo(export_root: Path, moves: list[_Move]) -> None:
+    """Put every format back as it was before the swap. Each step is one rename or a removal
+    of what is no longer needed, and each is skipped once done, so an undo cut short can be
+    run again."""
+    for move in reversed(moves):
+        folder = export_root / move.folder
+        batch, staging = folder / move.batch, folder / move.staging
+        if _file_sha256(batch / MANIFEST_NAME) == move.manifest_sha256:
+            batch.rename(staging)
+        if move.aside is not None and (folder / move.aside).exists():
+            if batch.exists():
+                # Another export published this batch id meanwhile: its batch is kept.
+                shutil.rmtree(folder / move.aside)
             else:
-                entry.rename(original)
+                (folder / move.aside).rename(batch)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _finish(export_root: Path, moves: list[_Move]) -> None:
+    for move in moves:
+        if move.aside is not None:
+            shutil.rmtree(export_root / move.folder / move.aside, ignore_errors=True)
+
+
+def _journal_name(token: str, pid: int, state: str) -> str:
+    return f".publish-{token}.{pid}.{state}"
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        with path.open("rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def _lock(folder: Path) -> int:
@@ -352,19 +545,3 @@ def _checksums(folder: Path, files: list[str], image_log: Path) -> Iterator[tupl
             for line in log:
                 name, digest, size = json.loads(line)
                 yield name, {"sha256": digest, "bytes": size}
-
-
-def _publish(staging: Path, final: Path, overwrite: bool) -> None:
-    """Rename the finished batch into place; an old batch is replaced only now that the new one is whole."""
-    replaced = None
-    if overwrite and final.exists():
-        replaced = final.with_name(f".{final.name}.replaced-{os.getpid()}")
-        final.rename(replaced)
-    try:
-        staging.rename(final)
-    except OSError:
-        if replaced is not None:
-            replaced.rename(final)
-        raise FileExistsError(f"batch {final.name!r} appeared at {final} while this export ran: export again with another batch id") from None
-    if replaced is not None:
-        shutil.rmtree(replaced)

@@ -120,22 +120,23 @@ def test_an_export_leaves_nothing_in_home_caches_or_the_temp_folder(corpus, tmp_
     assert hidden_leftovers(tmp_path / "exports") == []
 
 
-def _in_a_small_mount(tmp_path: Path, corpus: Path, mount_options: str) -> subprocess.CompletedProcess:
-    """Export into a tmpfs mounted (in a private mount namespace) with ``mount_options``."""
+def export_in_a_small_mount(tmp_path: Path, corpus: Path, mount_options: str, export_format: str = "trocr") -> subprocess.CompletedProcess:
+    """Export ``export_format`` into a tmpfs mounted (in a private mount namespace) with
+    ``mount_options``; stdout lists what the mount holds afterwards."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small or read-only file system needs root (CI runs as root)")
     target = tmp_path / "mount"
     target.mkdir()
     script = (
         f"mount -t tmpfs -o {mount_options} tmpfs {target} && "
-        f"{sys.executable} -m ocr_datasets.cli export --input {corpus} --format trocr --output {target}/exports --batch-id b1 --quiet; "
+        f"{sys.executable} -m ocr_datasets.cli export --input {corpus} --format {export_format} --output {target}/exports --batch-id b1 --quiet; "
         f'code=$?; find {target} -mindepth 1 | sed "s|{target}/||"; exit $code'
     )
     return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
 
 
 def test_a_full_disk_gives_a_clear_error_and_no_partial_batch(corpus, tmp_path):
-    completed = _in_a_small_mount(tmp_path, corpus, "size=256k")
+    completed = export_in_a_small_mount(tmp_path, corpus, "size=256k")
     assert completed.returncode == 2, completed.stderr
     assert "No space left on device" in completed.stderr and "nothing was written" in completed.stderr
     assert "Traceback" not in completed.stderr
@@ -144,7 +145,7 @@ def test_a_full_disk_gives_a_clear_error_and_no_partial_batch(corpus, tmp_path):
 
 
 def test_a_read_only_output_gives_a_clear_error(corpus, tmp_path):
-    completed = _in_a_small_mount(tmp_path, corpus, "ro,size=1m")
+    completed = export_in_a_small_mount(tmp_path, corpus, "ro,size=1m")
     assert completed.returncode == 2, completed.stderr
     assert "Read-only file system" in completed.stderr and "nothing was written" in completed.stderr
     assert completed.stdout.strip() == ""
