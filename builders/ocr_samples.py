@@ -59,13 +59,20 @@ class OcrSamples(datasets.ArrowBasedBuilder):
 
     def prepare(self, **download_and_prepare_kwargs) -> None:
         """``download_and_prepare``, raising a bad sample's own ``SampleError`` (or the disk's
-        ``OSError``) rather than the ``DatasetGenerationError`` that ``datasets`` wraps around it."""
+        ``OSError``) rather than the ``DatasetGenerationError`` that ``datasets`` wraps around it,
+        and an interruption as ``KeyboardInterrupt``."""
         # A forked worker starts with every page of this process. A full collection first lets
         # CPython return what validation left in its free lists: at 100,000 lines ~17 MB.
         gc.collect()
         try:
             self.download_and_prepare(**download_and_prepare_kwargs)
-        except datasets.exceptions.DatasetGenerationError as error:
+        except Exception as error:
+            # Interrupted while its workers ran, datasets collects their results on the way out,
+            # and raises the TimeoutError of that collection instead.
+            if _interrupted(error):
+                raise KeyboardInterrupt from None
+            if not isinstance(error, datasets.exceptions.DatasetGenerationError):
+                raise
             cause = error.__cause__
             while cause is not None and not isinstance(cause, (SampleError, OSError)):
                 cause = cause.__cause__
@@ -101,3 +108,12 @@ class OcrSamples(datasets.ArrowBasedBuilder):
                 projected = adapter.project(table.to_pydict(), self.config.options)
                 table = pa.Table.from_pydict(projected, schema=adapter.features.arrow_schema)
             yield Key(index, 0), table
+
+
+def _interrupted(error: BaseException) -> bool:
+    """Whether ``error`` was raised while handling a ``KeyboardInterrupt``."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

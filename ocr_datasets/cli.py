@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
+import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import api
@@ -14,7 +18,7 @@ from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES
 from .example import write_example_manifest
 from .manifest import ExportResult
 from .samples import SampleError
-from .sources import SOURCE_KINDS, CropOptions, read_samples
+from .sources import SOURCE_KINDS, STDIN, CropOptions, read_samples
 from .verify import inspect_batch, verify_batch
 
 _DESCRIPTION = """\
@@ -43,14 +47,56 @@ Example:
 """
 
 
+INTERRUPTED_EXIT_CODE = 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args)
+        with _interrupts_for_this_process_only():
+            code = args.run(args)
+        # Flushed here rather than at exit, so that a reader who stopped early is noticed where
+        # it can be handled.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # `ocr-datasets ... | head -1`: the reader has what it wanted, and the work is done.
+        # Whatever output is left goes nowhere, so the interpreter's last flush has no pipe to fail on.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        # Raised only before an export published (after, Ctrl-C cuts short its tidying up, and
+        # it returns): it has removed what it had written.
+        print("ocr-datasets: interrupted: nothing was published", file=sys.stderr)
+        return INTERRUPTED_EXIT_CODE
     except (SampleError, ValueError, OSError, TypeError) as error:
         print(f"ocr-datasets: error: {error}", file=sys.stderr)
         return 2
+
+
+@contextmanager
+def _interrupts_for_this_process_only() -> Iterator[None]:
+    """Ctrl-C reaches every process of the terminal's process group, the worker processes that
+    validation and ``datasets`` fork included, and each would print its own traceback (and,
+    as their pools are shut down around them, more errors). Only this process turns it into
+    ``KeyboardInterrupt``, reports it and stops its workers on the way out; a forked worker
+    carries on until stopped, with its error output muted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    this_process = os.getpid()
+
+    def interrupt(signal_number, frame):
+        if os.getpid() == this_process:
+            raise KeyboardInterrupt
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stderr.fileno())
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,8 +114,9 @@ def _parser() -> argparse.ArgumentParser:
         "--input",
         required=True,
         action="append",
+        type=_input_path,
         metavar="PATH",
-        help="a manifest, XML file, Label Studio export or folder; repeat for several",
+        help="a manifest, XML file, Label Studio export or folder; - for a manifest on standard input; repeat for several",
     )
     export.add_argument(
         "--from",
@@ -171,6 +218,12 @@ def _parser() -> argparse.ArgumentParser:
     example.add_argument("--count", type=int, default=24, help="number of lines (default: 24)")
     example.set_defaults(run=_run_example)
     return parser
+
+
+def _input_path(value: str) -> str:
+    # Standard input by either name: read as /dev/stdin, a redirected file would have its image
+    # paths taken relative to /dev rather than to the current folder.
+    return STDIN if value == "/dev/stdin" else value
 
 
 def _format_name(value: str) -> str:

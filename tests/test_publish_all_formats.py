@@ -5,6 +5,7 @@ input."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -15,6 +16,7 @@ import traceback
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from test_atomic_batches import export_in_a_small_mount
 
 from ocr_datasets import export, list_exports, read_manifest, verify_batch
@@ -23,6 +25,7 @@ from ocr_datasets.example import write_example_manifest
 from ocr_datasets.writer import STAGING_SUFFIX, clean_leftovers
 
 FOLDERS = ("trocr", "llama-vision", "generic")
+INTERRUPTED = "ocr-datasets: interrupted: nothing was published\n"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -91,7 +94,19 @@ def wait_until(process: subprocess.Popen, condition) -> bool:
     return False
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGKILL], ids=["SIGKILL"])
+def assert_interrupted_or_done(process: subprocess.Popen, stderr: str, root: Path, batch_id: str, before: dict[str, bytes | None]) -> None:
+    """After Ctrl-C: one line and exit 130, with every format as it was (the export put back
+    what it had done itself, before any clean-up); or the export was done."""
+    if process.returncode == 130:
+        assert stderr == INTERRUPTED
+        assert whole_set(root, batch_id, before) == "before"
+    else:
+        # Done, or done and then interrupted while Python shut down (no message, killed by the signal).
+        assert process.returncode in (0, -signal.SIGINT) and stderr == "", (process.returncode, stderr)
+        assert whole_set(root, batch_id, before) == "new"
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_export_all_killed_or_interrupted_at_any_moment_publishes_every_format_or_none(signal_number, corpus, tmp_path):
     root = tmp_path / "exports"
     rng = random.Random(signal_number)
@@ -112,7 +127,9 @@ def test_export_all_killed_or_interrupted_at_any_moment_publishes_every_format_o
         wait_until(process, lambda: writing(root))
         time.sleep(rng.uniform(0, writing_time))
         os.killpg(process.pid, signal_number)
-        process.communicate(timeout=120)
+        _, stderr = process.communicate(timeout=120)
+        if signal_number == signal.SIGINT:
+            assert_interrupted_or_done(process, stderr, root, batch_id, before)
         clean_leftovers(root)
         if whole_set(root, batch_id, before) == "before":
             interrupted.append(command)
@@ -195,6 +212,52 @@ def test_a_full_disk_during_the_third_format_publishes_none(corpus, tmp_path):
     assert [line for line in completed.stdout.splitlines() if line not in ("exports", *(f"exports/{folder}" for folder in FOLDERS))] == []
 
 
+@pytest.fixture(scope="module")
+def many_lines(tmp_path_factory) -> Path:
+    """Over 2,000 small line images that differ from each other (quicker to make than rendered
+    text): enough for validation and the parquet writer to run two worker processes each."""
+    folder, count = tmp_path_factory.mktemp("many-lines"), 2100
+    (folder / "images").mkdir()
+    with (folder / "samples.jsonl").open("w", encoding="utf-8") as manifest:
+        for number in range(count):
+            image = Image.new("L", (48, 16), 255)
+            for bit in range(16):
+                if number >> bit & 1:
+                    image.paste(0, (2 + 2 * bit, 4, 3 + 2 * bit, 12))
+            image.save(folder / "images" / f"line-{number}.png")
+            manifest.write(json.dumps({"id": f"line-{number}", "image_path": f"images/line-{number}.png", "ground_truth": f"Zeile {number}"}) + "\n")
+    return folder / "samples.jsonl"
+
+
+def worker_processes(process: subprocess.Popen) -> int:
+    return len(Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split())
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        pytest.param(lambda root: not writing(root), id="validating"),
+        pytest.param(lambda root: writing(root, "trocr"), id="writing the first format"),
+        pytest.param(lambda root: writing(root, "generic"), id="writing the third format"),
+    ],
+)
+def test_ctrl_c_while_worker_processes_run_prints_one_line_and_exits_130(moment, many_lines, tmp_path):
+    root = tmp_path / "exports"
+    process = start(cli("export", "--input", many_lines, "--format", "all", "--output", root, "--batch-id", "b1", "--quiet", "--num-proc", "2"))
+    assert wait_until(process, lambda: worker_processes(process) >= 2 and moment(root)), "the export ended before the moment came"
+    # Not while Python forks: a KeyboardInterrupt raised in its at-fork hooks is printed and lost.
+    time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stderr) == (130, INTERRUPTED)
+    assert manifests(root, "b1") == dict.fromkeys(FOLDERS) and hidden_leftovers(root) == []
+    # No worker outlives the command.
+    with pytest.raises(ProcessLookupError):
+        for _ in range(50):
+            os.killpg(process.pid, 0)
+            time.sleep(0.1)
+
+
 def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_path):
     root = tmp_path / "exports"
     precious = root / "generic" / "b1"
@@ -216,3 +279,34 @@ def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_pa
     )
     assert completed.returncode == 2 and completed.stderr.startswith("ocr-datasets: error:") and str(precious) in completed.stderr
     assert (precious / "notes.txt").exists() and list_exports(output_dir=root) == []
+
+
+@pytest.mark.parametrize("command", ["export", "list"])
+def test_a_reader_that_stops_early_is_no_error(command, example_manifest, tmp_path):
+    root = tmp_path / "exports"
+    export(read_manifest(example_manifest), "all", batch_id="listed", output_dir=root, progress=False)
+    args = ("export", "--input", example_manifest, "--format", "all", "--batch-id", "b1", "--quiet") if command == "export" else ("list",)
+    # `... | head -1` once head has gone: the pipe is closed before the command writes to it.
+    process = start(cli(*args, "--output", root))
+    process.stdout.close()
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0 and stderr == ""
+    if command == "export":
+        assert {result.batch_id for result in list_exports(output_dir=root)} == {"listed", "b1"}
+
+
+@pytest.mark.parametrize("how", ["- from a pipe", "/dev/stdin from a pipe", "/dev/stdin from a file"])
+def test_the_manifest_can_come_from_standard_input(how, example_manifest, tmp_path):
+    root = tmp_path / "exports"
+    name = "-" if how.startswith("-") else "/dev/stdin"
+    command = cli("export", "--input", name, "--from", "jsonl", "--format", "trocr", "--output", root, "--batch-id", "b1", "--quiet")
+    environment = {**os.environ, **OFFLINE}
+    # Image paths are relative to the current folder: the manifest's own folder is unknown.
+    if how.endswith("pipe"):
+        completed = subprocess.run(command, input=example_manifest.read_text(encoding="utf-8"), capture_output=True, text=True, cwd=example_manifest.parent, env=environment, timeout=120)
+    else:
+        with example_manifest.open("rb") as manifest:
+            completed = subprocess.run(command, stdin=manifest, capture_output=True, text=True, cwd=example_manifest.parent, env=environment, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    [result] = list_exports(output_dir=root)
+    assert result.sample_count == 12
