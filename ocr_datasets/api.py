@@ -99,7 +99,10 @@ def export(
 ) -> ExportResult | list[ExportResult]:
     """Export ``samples`` as one batch of ``export_format`` (``trocr``, ``llama_vision``,
     ``generic``) into ``<output_dir>/<format folder>/<batch_id>/``; ``"all"`` exports every
-    format under one batch id and returns a list of results.
+    format under one batch id and returns a list of results. Every format's batch is published
+    or none is: they are built aside and renamed into place together (see ``write_batches``).
+    An existing batch is an error unless ``overwrite``, which replaces it once the new batches
+    are complete, and which refuses a folder that is not a batch (no ``manifest.json``).
 
     Every sample is validated first. Strict by default: any invalid sample raises one
     ``ValidationError`` naming every problem, and nothing is written; ``skip_invalid`` exports

@@ -275,7 +275,7 @@ def _publish(export_root: Path, batch_id: str, staged: list[_Staged], overwrite:
                     f"batch {batch_id!r} appeared at {folder / move.batch} while this export ran: export again with another batch id"
                 ) from None
         swapping.rename(committed)
-        _finish(export_root, moves)
+        _remove_set_aside(export_root, moves)
         committed.unlink()
     except BaseException as error:
         # Told by the journal's name rather than by how far this code got: an interruption can
@@ -306,7 +306,7 @@ def _recover(export_root: Path, journal: Path, token: str, state: str) -> None:
         # Cut short while being written, which is before anything was moved.
         moves = []
     if state == "committed":
-        _finish(export_root, moves)
+        _remove_set_aside(export_root, moves)
     else:
         _undo(export_root, moves)
     claimed.unlink()
@@ -330,7 +330,8 @@ def _undo(export_root: Path, moves: list[_Move]) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _finish(export_root: Path, moves: list[_Move]) -> None:
+def _remove_set_aside(export_root: Path, moves: list[_Move]) -> None:
+    """Remove the old batches a committed publish replaced."""
     for move in moves:
         if move.aside is not None:
             shutil.rmtree(export_root / move.folder / move.aside, ignore_errors=True)
@@ -378,11 +379,11 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def _write_error(error: OSError, batch_id: str, format_root: Path) -> OSError:
+def _write_error(error: OSError, batch_id: str, folder: Path) -> OSError:
     where = f" ({error.filename})" if error.filename else ""
     return OSError(
         error.errno,
-        f"could not write batch {batch_id!r} under {format_root}: {error.strerror or error}{where}; nothing was written "
+        f"could not write batch {batch_id!r} under {folder}: {error.strerror or error}{where}; nothing was written "
         "(free some space, or choose an output folder you can write to)",
     )
 
