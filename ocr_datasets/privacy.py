@@ -27,9 +27,11 @@ from PIL import Image, ImageOps
 from .images import frame_count, png_bytes
 
 _ORIENTATION = 0x0112
-# TIFF tags that say how to decode the pixels (and their resolution): a TIFF holding any other
-# (Artist, Software, DateTime, PageName, XPAuthor, EXIF, GPS, XMP, ICC, private tags, ...) is
-# re-encoded. Orientation other than 1 is applied to the pixels before this list is consulted.
+# TIFF tags that say how to decode the pixels, and two numbers about them (resolution, and the
+# page number line corpora carry: every TIFF of ocrd-line-gt says "page 0 of 1"): a TIFF holding
+# any other tag (Artist, Software, DateTime, PageName, XPAuthor, EXIF, GPS, XMP, ICC, private
+# tags, ...) is re-encoded. Orientation other than 1 is applied to the pixels before this list
+# is consulted.
 _TIFF_DECODING_TAGS = {
     254,  # NewSubfileType
     255,  # SubfileType
@@ -52,6 +54,7 @@ _TIFF_DECODING_TAGS = {
     292,  # T4Options
     293,  # T6Options
     296,  # ResolutionUnit
+    297,  # PageNumber
     317,  # Predictor
     320,  # ColorMap
     322,  # TileWidth
@@ -68,6 +71,9 @@ _TIFF_DECODING_TAGS = {
     531,  # YCbCrPositioning
     532,  # ReferenceBlackWhite
 }
+# Of those, the one that holds bytes; the others hold numbers, and text or bytes in one of them
+# (a tag of the wrong type) is no way to decode pixels either.
+_TIFF_BYTES_TAGS = {347}
 # PNG chunks that carry pixels or how to show them; every other chunk (tEXt, zTXt, iTXt, eXIf,
 # tIME, iCCP, animation chunks, private chunks) is dropped.
 _PNG_KEPT_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD", b"pHYs"}
@@ -122,9 +128,19 @@ def _needs_turning(image: Image.Image) -> bool:
 
 def _must_reencode(image: Image.Image) -> bool:
     if image.format == "TIFF":
+        tags = image.tag_v2
+        if not _TIFF_DECODING_TAGS.issuperset(tags):
+            return True
+        if any(_holds_text(tags[tag]) for tag in tags if tag not in _TIFF_BYTES_TAGS):
+            return True
         # Later pages have tags of their own (and validation refuses them; see frame_count).
-        return not _TIFF_DECODING_TAGS.issuperset(image.tag_v2) or frame_count(image) > 1
+        return frame_count(image) > 1
     return True
+
+
+def _holds_text(value) -> bool:
+    # Pillow gives a tag's values as a tuple when there are several, or when the type is unexpected.
+    return isinstance(value, (str, bytes)) or (isinstance(value, tuple) and any(isinstance(item, (str, bytes)) for item in value))
 
 
 def _png_without_chunks(data: bytes) -> bytes:

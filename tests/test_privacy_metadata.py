@@ -171,11 +171,22 @@ def test_tiff_tags_outside_what_decoding_needs_never_reach_the_batch(tags, tmp_p
 @pytest.mark.parametrize("mode", ["L", "1", "RGB", "I;16"])
 def test_tiff_with_only_the_tags_decoding_needs_passes_byte_for_byte(mode):
     image = line_image().convert(mode) if mode != "I;16" else Image.new("I;16", (80, 24), 40000)
-    original = tiff(image, {})
+    # PageNumber "0 of 1", as every line of ocrd-line-gt carries it, is a pair of numbers.
+    original = tiff(image, {297: (0, 1)})
     with_resolution = io.BytesIO()
     image.save(with_resolution, format="TIFF", dpi=(300, 300), compression="tiff_lzw" if mode != "1" else "group4")
     for data in (original, with_resolution.getvalue()):
         assert without_private_metadata(data) is data
+
+
+def test_text_in_a_tag_that_should_hold_numbers_never_reaches_the_batch(tmp_path):
+    tags = TiffImagePlugin.ImageFileDirectory_v2()
+    tags[297] = PAGE_NAME  # PageNumber, written as text
+    tags.tagtype[297] = 2
+    original = tiff(line_image(), tags)
+    assert USER.encode() in original
+    batch, files = batch_files(tmp_path, [TrainingSample(id="scan", image_path="scan.tif", image_bytes=original, ground_truth="Zeile")])
+    assert_nowhere(USER_NEEDLES, files)
 
 
 def two_page_tiff_with_page_name_on_page_two() -> bytes:
