@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
-from .images import expected_format
+from .images import expected_format, frame_count, reading_problem
 from .notices import warn
 from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import holds_private_metadata
@@ -416,6 +416,14 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _open_image(data, named) as image:
                 image_format, (width, height) = image.format, image.size
+                frames = frame_count(image)
+                if frames > 1:
+                    # Only the first frame would be decoded and exported: a broken or private
+                    # second page would pass unseen, and which frame holds the line is a guess.
+                    return None, (
+                        f"image file holds {frames} frames (pages of a TIFF, frames of an animation); a line image must be a single frame",
+                        "save the frame that shows the line as an image file of its own",
+                    )
                 private = holds_private_metadata(data, image)
                 image.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
@@ -423,7 +431,9 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str
     except UnidentifiedImageError:
         return None, ("image file is not an image Pillow can read", replace)
     except (OSError, SyntaxError, ValueError) as error:
-        return None, (f"image is damaged or truncated ({error})", replace)
+        return None, (f"image is damaged or truncated ({reading_problem(error)})", replace)
+    if image_format == "MPO":
+        image_format = "JPEG"  # a JPEG with pictures appended, which the export drops (see frame_count)
     if named and named != image_format:
         return None, (f"image file is named as {named} but holds {image_format}", "rename the file to its real format, or convert it")
     if min(width, height) < MIN_IMAGE_SIDE:
