@@ -85,6 +85,11 @@ def reading_problem(error: Exception) -> str:
     return _NAMED_FILE.sub("the file", str(error)) or type(error).__name__
 
 
+def is_deep_greyscale(image: Image.Image) -> bool:
+    """Whether ``image`` is greyscale of more than 8 bits (16-bit, 32-bit integer, float)."""
+    return image.mode in _DEEP_GREY_MODES
+
+
 def eight_bit(image: Image.Image) -> Image.Image:
     """``image`` with greyscale deeper than 8 bits scaled to 8-bit ``L``; any other image as it is.
 
@@ -96,7 +101,7 @@ def eight_bit(image: Image.Image) -> Image.Image:
     value of the image (0 to 1 for floats, 0 to 255, 0 to 65535), and when none does (negative
     values, or beyond 65535), from the image's own minimum to its maximum.
     """
-    if image.mode not in _DEEP_GREY_MODES:
+    if not is_deep_greyscale(image):
         return image
     # Exact for every such mode, and point() scales only I and F images.
     grey = image.convert("F")

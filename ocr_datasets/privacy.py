@@ -11,7 +11,8 @@ needs is kept (allow-lists, not lists of what to drop: metadata hides in places 
 - TIFF passes only when it holds nothing but the tags decoding needs, on a single page.
 
 JPEG and PNG lose only those bytes, losslessly; clean images (the usual scanned line) pass
-through byte for byte. A TIFF holding any other tag, an image that needs turning, and every
+through byte for byte. A TIFF holding any other tag, an image that needs turning, greyscale
+deeper than 8 bits (training code's ``convert("RGB")`` would clip it to white), and every
 other format (GIF, BMP, WebP, JPEG 2000, ...: their bytes are not parsed here, so they cannot be
 vouched for) are re-encoded as PNG from their decoded pixels (one frame, 8 bits a channel).
 """
@@ -24,7 +25,7 @@ import struct
 
 from PIL import Image, ImageOps
 
-from .images import frame_count, png_bytes
+from .images import frame_count, is_deep_greyscale, png_bytes
 
 _ORIENTATION = 0x0112
 # TIFF tags that say how to decode the pixels, and two numbers about them (resolution, and the
@@ -96,7 +97,7 @@ _JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 def without_private_metadata(data: bytes) -> bytes:
     """``data`` with orientation applied and no private metadata (see the module's docstring)."""
     with Image.open(io.BytesIO(data)) as image:
-        if _needs_turning(image):
+        if _needs_turning(image) or is_deep_greyscale(image):
             return png_bytes(ImageOps.exif_transpose(image))
         if image.format in _JPEG_FORMATS:
             cleaned = _jpeg_without_segments(data)
@@ -110,7 +111,7 @@ def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
     """Whether ``without_private_metadata`` would change ``data``, judged on the already opened,
     not yet loaded ``image`` (validation opens every image anyway, so the export need not open
     it again)."""
-    if _needs_turning(image):
+    if _needs_turning(image) or is_deep_greyscale(image):
         return True
     if image.format in _JPEG_FORMATS:
         return _jpeg_without_segments(data) is not data

@@ -123,10 +123,9 @@ def test_deep_greyscale_scan_with_scanner_tags_keeps_its_text_when_its_metadata_
 
 @pytest.mark.parametrize("mode", ["I;16B", "F"])
 def test_deep_greyscale_scan_keeps_its_text_in_data_urls(mode, tmp_path):
-    # A clean TIFF is exported as it is; its data: URL is converted to PNG.
+    # Exported as an 8-bit PNG (see below), so its data: URL is a PNG too.
     original = tiff_bytes(deep_scan(mode))
     batch, records = exported(original, "scan.tif", tmp_path, include_base64=True)
-    assert stored_image(batch, "scan") == original
     [record] = [record for record in records if record["id"] == "scan"]
     header, encoded = record["image_base64"].split(",", 1)
     assert header == "data:image/png;base64"
@@ -188,12 +187,26 @@ def test_32_bit_integer_scan_with_metadata_is_exported_as_8_bit_with_its_text(tm
     assert not (batch / "rejected.jsonl").exists()
 
 
-def test_32_bit_integer_scan_without_metadata_passes_as_it_is_and_its_data_url_keeps_its_text(tmp_path):
-    original = tiff_bytes(deep_scan("I"))
-    batch, records = exported(original, "scan.tif", tmp_path, skip_invalid=True, include_base64=True)
-    assert stored_image(batch, "scan") == original
+def test_32_bit_integer_scan_without_metadata_is_exported_as_8_bit_and_its_data_url_keeps_its_text(tmp_path):
+    batch, records = exported(tiff_bytes(deep_scan("I")), "scan.tif", tmp_path, skip_invalid=True, include_base64=True)
+    assert_text_survives(stored_image(batch, "scan"))
     [record] = [record for record in records if record["id"] == "scan"]
     assert_text_survives(base64.b64decode(record["image_base64"].split(",", 1)[1]))
+
+
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "F"])
+def test_clean_deep_greyscale_is_exported_as_8_bit_so_training_code_sees_its_text(mode, tmp_path):
+    """Image processors (TRL's collators, transformers' convert_rgb) call convert("RGB"), which
+    clips a 16-bit image to white: a clean deep scan is exported as 8-bit grey too."""
+    batch, _ = exported(tiff_bytes(deep_scan(mode)), "scan.tif", tmp_path)
+    stored = Image.open(io.BytesIO(stored_image(batch, "scan")))
+    assert_text_survives(stored.convert("RGB"))
+
+
+def test_keep_image_metadata_keeps_a_deep_scan_byte_for_byte(tmp_path):
+    original = tiff_bytes(deep_scan("I;16"))
+    batch, _ = exported(original, "scan.tif", tmp_path, keep_image_metadata=True)
+    assert stored_image(batch, "scan") == original
 
 
 # --- one frame per image ----------------------------------------------------------------------
