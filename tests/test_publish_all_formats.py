@@ -40,6 +40,16 @@ def start(command: list[str], **popen) -> subprocess.Popen:
     return subprocess.Popen(command, **(settings | popen))
 
 
+def finished(process: subprocess.Popen) -> tuple[str, str]:
+    """The process's output once it has ended; a process (group) that hangs is killed, so that
+    a failing test leaves none behind."""
+    try:
+        return process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+
+
 def export_all(corpus: Path, root: Path, batch_id: str, *extra) -> list[str]:
     return cli("export", "--input", corpus, "--format", "all", "--output", root, "--batch-id", batch_id, "--quiet", *extra)
 
@@ -127,7 +137,7 @@ def test_export_all_killed_or_interrupted_at_any_moment_publishes_every_format_o
         wait_until(process, lambda: writing(root))
         time.sleep(rng.uniform(0, writing_time))
         os.killpg(process.pid, signal_number)
-        _, stderr = process.communicate(timeout=120)
+        _, stderr = finished(process)
         if signal_number == signal.SIGINT:
             assert_interrupted_or_done(process, stderr, root, batch_id, before)
         clean_leftovers(root)
@@ -248,7 +258,7 @@ def test_ctrl_c_while_worker_processes_run_prints_one_line_and_exits_130(moment,
     # Not while Python forks: a KeyboardInterrupt raised in its at-fork hooks is printed and lost.
     time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = finished(process)
     assert (process.returncode, stderr) == (130, INTERRUPTED)
     assert manifests(root, "b1") == dict.fromkeys(FOLDERS) and hidden_leftovers(root) == []
     # No worker outlives the command.
@@ -289,7 +299,7 @@ def test_a_reader_that_stops_early_is_no_error(command, example_manifest, tmp_pa
     # `... | head -1` once head has gone: the pipe is closed before the command writes to it.
     process = start(cli(*args, "--output", root))
     process.stdout.close()
-    _, stderr = process.communicate(timeout=120)
+    _, stderr = finished(process)
     assert process.returncode == 0 and stderr == ""
     if command == "export":
         assert {result.batch_id for result in list_exports(output_dir=root)} == {"listed", "b1"}
