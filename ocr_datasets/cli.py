@@ -18,7 +18,7 @@ from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES
 from .example import write_example_manifest
 from .manifest import ExportResult
 from .samples import SampleError
-from .sources import SOURCE_KINDS, STDIN, CropOptions, read_samples
+from .sources import SOURCE_KINDS, CropOptions, read_samples
 from .verify import inspect_batch, verify_batch
 
 _DESCRIPTION = """\
@@ -114,7 +114,6 @@ def _parser() -> argparse.ArgumentParser:
         "--input",
         required=True,
         action="append",
-        type=_input_path,
         metavar="PATH",
         help="a manifest, XML file, Label Studio export or folder; - for a manifest on standard input; repeat for several",
     )
@@ -218,12 +217,6 @@ def _parser() -> argparse.ArgumentParser:
     example.add_argument("--count", type=int, default=24, help="number of lines (default: 24)")
     example.set_defaults(run=_run_example)
     return parser
-
-
-def _input_path(value: str) -> str:
-    # Standard input by either name: read as /dev/stdin, a redirected file would have its image
-    # paths taken relative to /dev rather than to the current folder.
-    return STDIN if value == "/dev/stdin" else value
 
 
 def _format_name(value: str) -> str:

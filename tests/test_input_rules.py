@@ -259,3 +259,15 @@ def test_nbsp_survives_into_the_exported_text(images, tmp_path):
 def test_split_names_must_differ_in_more_than_case(spec):
     with pytest.raises(ValueError, match="twice"):
         parse_split_spec(spec)
+
+
+def test_standard_input_is_read_once_and_relative_to_the_current_folder(images, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="only once"):
+        list(read_samples(["-", "/dev/stdin"], "jsonl"))
+    manifest = tmp_path / "elsewhere.jsonl"
+    manifest.write_text(GOOD + "\n", encoding="utf-8")
+    monkeypatch.chdir(images)
+    with manifest.open("rb") as redirected:
+        monkeypatch.setattr("sys.stdin", type("Stdin", (), {"buffer": redirected})())
+        [sample] = read_manifest("/dev/stdin")
+    assert (sample.image_path, sample.source) == (Path.cwd() / "a.png", "stdin:1")

@@ -14,7 +14,7 @@ from pathlib import Path
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample
 from .locate import checked_image_dir
-from .manifest import STDIN, read_manifest
+from .manifest import STDIN_NAMES, read_manifest
 from .notices import SourceNotice, counted, listed
 from .sniff import LINE_TEXT_SUFFIX, MANIFEST_SUFFIXES, folder_kinds, json_kind, xml_start
 
@@ -57,16 +57,18 @@ def read_samples(
     before anything is read. ``crop`` says how lines are cut. Sources that cut lines from pages
     say what each input held as a ``SourceNotice`` warning once it has been read.
     ``errors="report"`` yields a ``SampleError`` in place of what cannot be read instead of raising.
-    The input ``"-"`` is standard input (a JSONL manifest, or CSV with ``source="csv"``).
+    The input ``"-"`` (or ``/dev/stdin``) is standard input (a JSONL manifest, or CSV with ``source="csv"``).
     """
     if errors not in ("raise", "report"):
         raise ValueError(f"errors must be 'raise' or 'report', not {errors!r}")
     if source is not None and source not in SOURCE_READERS:
         raise ValueError(f"unknown source {source!r}: choose one of {', '.join(SOURCE_KINDS)}")
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(path) for path in inputs]
+    if sum(str(path) in STDIN_NAMES for path in paths) > 1:
+        raise ValueError("standard input (- or /dev/stdin) can be read only once: name it as one input")
     image_dir = checked_image_dir(image_dir)
     for path in paths:
-        standard_input = str(path) == STDIN
+        standard_input = str(path) in STDIN_NAMES
         if not standard_input and not path.exists():
             raise FileNotFoundError(f"input not found: {path}")
         kind = source or ("jsonl" if standard_input else guess_source(path))

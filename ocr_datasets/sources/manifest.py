@@ -15,8 +15,9 @@ from typing import Any, BinaryIO
 
 from ..samples import SampleError, TrainingSample
 
-# The path that means standard input, as in most command-line tools.
-STDIN = "-"
+# The paths that mean standard input: "-" as in most command-line tools, and /dev/stdin, which
+# must not be opened as a file (a redirected one would have its image paths taken from /dev).
+STDIN_NAMES = ("-", "/dev/stdin")
 # image_base64 is what a generic batch's view adds with --include-base64 (the same image as its
 # image_path), so that such a view reads back as an input too.
 FIELDS = ("id", "image_path", "ground_truth", "ocr_text", "ocr_confidence", "metadata", "image_base64")
@@ -44,7 +45,7 @@ def read_manifest(path: str | Path, errors: str = "raise", kind: str | None = No
         raise ValueError(f"errors must be 'raise' or 'report', not {errors!r}")
     if kind not in (None, "jsonl", "csv"):
         raise ValueError(f"kind must be 'jsonl' or 'csv', not {kind!r}")
-    stdin = str(path) == STDIN
+    stdin = str(path) in STDIN_NAMES
     path = Path(path)
     if not stdin and (not path.exists() or path.is_dir()):
         raise FileNotFoundError(f"input manifest not found: {path}")
@@ -225,7 +226,9 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         return SampleError(None, f"the id is {json.dumps(record_id)[:40]}, not a string", 'write the id as a JSON string ("id": "...")', location=location)
     image_path = record.get("image_path")
     if isinstance(image_path, str) and image_path:
-        image_path = Path(image_path) if Path(image_path).is_absolute() else base / image_path
+        written, image_path = image_path, Path(image_path) if Path(image_path).is_absolute() else base / image_path
+        if not image_path.exists():
+            return _image_not_found(str(record_id), written, base, location)
     image_bytes = None
     if not image_path and record.get("image_base64") is not None:
         image_bytes = _data_url_bytes(record["image_base64"])
@@ -240,6 +243,19 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         metadata={} if record.get("metadata") is None else record["metadata"],
         image_bytes=image_bytes,
         source=location,
+    )
+
+
+def _image_not_found(sample_id: str, written: str, base: Path, location: str) -> SampleError:
+    # The message may travel in rejected.jsonl: it names the path as the manifest wrote it (and
+    # of an absolute path only the file name), never the folders above it.
+    if Path(written).is_absolute():
+        return SampleError(sample_id, f"image file not found: {Path(written).name} (an absolute path)", "fix image_path or restore the file", location=location)
+    fix = f"write image_path relative to the folder that holds the manifest ({base.name or '.'}), or restore the file"
+    if Path(written).exists():
+        fix = f"{written} exists relative to the current folder, but image paths are relative to the manifest's folder: {fix}"
+    return SampleError(
+        sample_id, f"image file not found: {written}, resolved from the manifest's folder ({base.name or '.'})", fix, location=location
     )
 
 
