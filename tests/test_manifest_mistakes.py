@@ -57,6 +57,7 @@ def test_a_german_excel_csv_is_read_with_its_semicolons_and_decimal_commas(tmp_p
     manifest = tmp_path / "samples.csv"
     rows = ["id;image_path;ground_truth;ocr_text;ocr_confidence", "a;a.png;Grüße, Welt;Grusse;0,85", 'b;b.png;"Straße; Haus";Strasse;1']
     manifest.write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
+    (tmp_path / "a.png").write_bytes(b""), (tmp_path / "b.png").write_bytes(b"")
     first, second = read_manifest(manifest)
     assert (first.id, first.ground_truth, first.ocr_text, first.ocr_confidence) == ("a", "Grüße, Welt", "Grusse", 0.85)
     assert (second.id, second.ground_truth, second.ocr_confidence) == ("b", "Straße; Haus", 1.0)
@@ -111,3 +112,18 @@ def test_a_library_warning_points_at_the_callers_line(tmp_path):
     with pytest.warns(UserWarning, match="long s") as caught:
         export([TrainingSample("a", path, "Gaſt")], "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, normalize="NFKC")
     assert [warning.filename for warning in caught] == [__file__]
+
+
+def test_a_missing_image_names_the_path_tried_and_where_relative_paths_start(tmp_path, monkeypatch):
+    project = tmp_path / "project"
+    (project / "labels").mkdir(parents=True)
+    (project / "images").mkdir()
+    line_images(project / "images", 1)
+    manifest = project / "labels" / "samples.jsonl"
+    # Written relative to the project folder (the working folder), not to the manifest's.
+    manifest.write_text('{"id": "a", "image_path": "images/0.png", "ground_truth": "x"}\n', encoding="utf-8")
+    monkeypatch.chdir(project)
+    [problem] = read_manifest(manifest, errors="report")
+    assert isinstance(problem, SampleError) and problem.location == "samples.jsonl:1"
+    assert "images/0.png" in problem.problem and "manifest's folder" in problem.problem
+    assert "current folder" in problem.fix and str(tmp_path) not in str(problem)

@@ -10,13 +10,20 @@ import pytest
 from ocr_datasets import SampleError, read_manifest
 
 
+@pytest.fixture(autouse=True)
+def image_files(tmp_path):
+    """The image files the records below name: the reader checks that an image_path exists."""
+    (tmp_path / "lines").mkdir()
+    for name in ("a.png", "b.png", "ok.png", "lines/a.png", "elsewhere.png"):
+        (tmp_path / name).write_bytes(b"")
+
+
 def write_jsonl(path, records):
     path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" if record is not None else "\n" for record in records), encoding="utf-8")
     return path
 
 
 def test_jsonl_fields_and_paths(tmp_path):
-    (tmp_path / "lines").mkdir()
     absolute = tmp_path / "elsewhere.png"
     manifest = write_jsonl(
         tmp_path / "samples.jsonl",
