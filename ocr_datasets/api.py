@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +16,7 @@ from .adapters import ADAPTERS, DEFAULT_INSTRUCTION, ExportOptions, get_adapter
 from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
+from .notices import warn
 from .offline import offline
 from .samples import SampleError, TrainingSample
 from .splits import assign_splits, check_split_strategy, parse_split_spec
@@ -62,7 +62,7 @@ def build_dataset(
             samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid, num_proc=num_proc
         )
         if report.rejected:
-            warnings.warn(f"left out {len(report.rejected)} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}", stacklevel=2)
+            warn(f"left out {report.counts['rejected']} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}")
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
             config_name=f"canonical-{_fingerprint(report.accepted)[:16]}{'-with-metadata' if keep_image_metadata else ''}",
@@ -183,7 +183,7 @@ def list_exports(export_format: str | None = None, output_dir: str | os.PathLike
             try:
                 results.append(result_from_manifest(manifest_path, json.loads(manifest_path.read_text(encoding="utf-8"))))
             except (OSError, ValueError, KeyError) as error:
-                warnings.warn(f"skipping {manifest_path}: not a readable batch manifest ({error!r})", stacklevel=2)
+                warn(f"skipping {manifest_path}: not a readable batch manifest ({error!r})")
     return sorted(results, key=lambda result: (result.created_at, result.batch_id), reverse=True)
 
 

@@ -61,7 +61,9 @@ class SampleError(ValueError):
     """A sample that cannot be exported: which one (its id, or where it stands in the input when
     it has no usable id), what is wrong, and what the user can do about it."""
 
-    def __init__(self, sample_id: str | None, problem: str, fix: str, *, location: str | None = None):
+    def __init__(self, sample_id: str | None, problem: str, fix: str, *, location: str | None = None, sample_count: int = 1):
+        # How many input samples this stands for: a problem of a whole page file, the lines it holds.
+        self.sample_count = sample_count
         # The message is written to rejected.jsonl and the terminal, which take only real
         # characters: a lone surrogate from the input (a broken JSON escape, a file name that is
         # not UTF-8) is shown as its escape instead.

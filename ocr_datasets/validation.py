@@ -46,7 +46,8 @@ class CheckedSample:
 
 @dataclass
 class ValidationReport:
-    """What validation made of the input: ``input_count = len(accepted) + len(rejected) + len(duplicates)``."""
+    """What validation made of the input: ``input_count = exported + rejected + duplicates`` of
+    ``counts``, where a rejection of a whole page file counts the lines it holds."""
 
     accepted: PackedSamples[CheckedSample] = field(default_factory=PackedSamples)
     rejected: list[SampleError] = field(default_factory=list)
@@ -56,7 +57,9 @@ class ValidationReport:
 
     @property
     def counts(self) -> dict[str, int]:
-        return {"input": self.input_count, "exported": len(self.accepted), "rejected": len(self.rejected), "duplicates": len(self.duplicates)}
+        # In samples: a rejected page file counts the lines it holds.
+        rejected = sum(error.sample_count for error in self.rejected)
+        return {"input": self.input_count, "exported": len(self.accepted), "rejected": rejected, "duplicates": len(self.duplicates)}
 
 
 class ValidationError(ValueError):
@@ -67,9 +70,10 @@ class ValidationError(ValueError):
         if not report.input_count:
             super().__init__("the input holds no samples (an empty manifest, only blank lines, or a CSV header without rows): nothing was written")
             return
-        lines = [f"{len(report.rejected)} of {report.input_count} samples are not valid; nothing was written:"]
+        lines = [f"{report.counts['rejected']} of {report.input_count} samples are not valid; nothing was written:"]
         lines += [f"  - {problem}" for problem in report.rejected]
-        lines.append("Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True (--skip-invalid).")
+        if report.accepted:
+            lines.append("Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True (--skip-invalid).")
         super().__init__("\n".join(lines))
 
 
@@ -142,7 +146,7 @@ def validate(
             decoded = [item for item, item_fields in zip(window, fields) if item_fields is not None and item_fields.image_checkable]
             image_results = iter(check_images(decoded))
             for item, item_fields in zip(window, fields):
-                report.input_count += 1
+                report.input_count += item.sample_count if isinstance(item, SampleError) else 1
                 if item_fields is None:
                     result = item
                 else:

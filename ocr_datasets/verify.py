@@ -88,10 +88,19 @@ def _count_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
             if path is not None and path.exists() and _line_count(path) != expected:
                 problems.append(f"{path.name}: {_line_count(path)} records, manifest says {expected}")
     for name, expected in ((REJECTED_NAME, counts["rejected"]), (DUPLICATES_NAME, counts["duplicates"])):
-        found = _line_count(batch / name) if (batch / name).exists() else 0
+        found = _listed_samples(batch / name)
         if found != expected:
-            problems.append(f"{name}: {found} lines, manifest counts {expected}")
+            problems.append(f"{name}: {found} samples listed, manifest counts {expected}")
     return problems
+
+
+def _listed_samples(path: Path) -> int:
+    """How many input samples a rejected.jsonl or duplicates.jsonl lists: one a line, unless a
+    record says it stands for more (a rejected page file, its lines)."""
+    if not path.exists():
+        return 0
+    with path.open(encoding="utf-8") as lines:
+        return sum(json.loads(line).get("samples", 1) for line in lines if line.strip())
 
 
 def _card_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:

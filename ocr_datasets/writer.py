@@ -520,7 +520,8 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
 
 def _rejection_record(problem: SampleError) -> dict:
     # The source path is left out on purpose: the batch may travel, the id and line suffice.
-    return {"id": problem.sample_id, "location": problem.location, "problem": problem.problem, "fix": problem.fix}
+    # "samples": how many input samples the record stands for (a page file: its lines).
+    return {"id": problem.sample_id, "location": problem.location, "problem": problem.problem, "fix": problem.fix, "samples": problem.sample_count}
 
 
 def _relative_files(folder: Path, leaving_out: str) -> list[str]:

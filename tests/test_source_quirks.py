@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageStat
 from support.data import repo_copy
 
-from ocr_datasets import CropOptions, SampleError, export, read_samples, validate
+from ocr_datasets import CropOptions, SampleError, ValidationError, export, read_samples, validate, verify_batch
 from ocr_datasets.sources import SourceNotice, guess_source
 
 PAGE_2019 = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
@@ -405,6 +405,11 @@ def test_a_rejected_file_counts_its_lines_in_the_input_and_rejected_counts(tmp_p
     counts = result.read_manifest()["counts"]
     assert counts == {"input": 5, "exported": 2, "rejected": 3, "duplicates": 0}
     assert counts["input"] == counts["exported"] + counts["rejected"] + counts["duplicates"]
+    [record] = [json.loads(line) for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert (record["location"], record["samples"]) == ("lost.xml", 3)
+    assert verify_batch(result.export_path) == []
+    with pytest.raises(ValidationError, match="3 of 5 samples are not valid"):
+        export(read_samples(folder, "page", errors="report"), "generic", batch_id="c", output_dir=tmp_path / "out", progress=False)
 
 
 # --- 9. text only on words, or only as PlainText ------------------------------------------------

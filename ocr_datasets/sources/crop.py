@@ -32,6 +32,9 @@ class CropOptions:
 
     padding: int = 0
     mask_outside: bool = False
+    # PAGE/ALTO: scale the coordinates to a page image of another size than the file declares,
+    # when the aspect ratios match (a scaled copy); else such a page is rejected. Readers apply it.
+    scale_to_image: bool = False
 
 
 @dataclass(slots=True)
