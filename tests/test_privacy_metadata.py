@@ -241,13 +241,15 @@ def test_re_encoded_images_carry_no_icc_profile(image_format, tmp_path):
 # --- no paths in messages ------------------------------------------------------------------------
 
 
-def write_page_xml(path: Path, image_name: str) -> Path:
-    # No imageWidth/imageHeight: the page image is first opened when its line is cut.
+def write_page_xml(path: Path, image_name: str, declared_size: bool = False) -> Path:
+    # Without imageWidth/imageHeight the page image is first opened when its line is cut; with
+    # them, when the reader compares the sizes.
+    size = ' imageWidth="200" imageHeight="100"' if declared_size else ""
     path.write_text(
         f"""<?xml version="1.0" encoding="UTF-8"?>
 <PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">
   <Metadata><Creator>test</Creator></Metadata>
-  <Page imageFilename="{image_name}">
+  <Page imageFilename="{image_name}"{size}>
     <TextRegion id="r1"><TextLine id="l1"><Coords points="10,10 150,10 150,40 10,40"/>
       <TextEquiv><Unicode>Zeile auf {path.stem}</Unicode></TextEquiv></TextLine></TextRegion>
   </Page>
@@ -263,16 +265,30 @@ def write_page_xml(path: Path, image_name: str) -> Path:
     [b"this is no image at all", b"II*\x00" + b"\x00" * 20, b"\x89PNG\r\n\x1a\n" + b"\x00" * 30],
     ids=["text", "broken-tiff-header", "broken-png-header"],
 )
-def test_unreadable_page_image_is_named_without_its_folder(garbage, tmp_path):
+@pytest.mark.parametrize("declared_size", [False, True], ids=["opened-to-crop", "opened-to-measure"])
+def test_unreadable_page_image_is_named_without_its_folder(garbage, declared_size, tmp_path):
     home = tmp_path / f"{USER}-private" / "Scans"
     home.mkdir(parents=True)
     Image.linear_gradient("L").resize((200, 100)).save(home / "good.png")
     (home / "broken.tif").write_bytes(garbage)
-    samples = [*read_samples(write_page_xml(home / "good.xml", "good.png"), "page"), *read_samples(write_page_xml(home / "broken.xml", "broken.tif"), "page")]
+    pages = [write_page_xml(home / f"{name}.xml", image, declared_size) for name, image in (("good", "good.png"), ("broken", "broken.tif"))]
+    samples = [item for page in pages for item in read_samples(page, "page", errors="report")]
     batch, files = batch_files(tmp_path, samples, skip_invalid=True)
     assert_nowhere([USER.encode(), str(tmp_path).encode(), b"Scans/", b"_io."], files)
     [rejected] = [json.loads(line) for line in files["rejected.jsonl"].decode().splitlines()]
-    assert rejected["id"] == "broken_l1" and "broken.tif" in rejected["problem"]
+    assert "broken.tif" in rejected["problem"] and "broken" in (rejected["id"] or rejected["location"])
+
+
+def test_a_page_image_reference_with_a_users_folder_is_named_by_its_file_name(tmp_path):
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    Image.linear_gradient("L").resize((200, 100)).save(folder / "good.png")
+    pages = [write_page_xml(folder / "good.xml", "good.png"), write_page_xml(folder / "lost.xml", f"C:\\Users\\{USER}\\Scans\\lost.tif")]
+    samples = [item for page in pages for item in read_samples(page, "page", errors="report")]
+    batch, files = batch_files(tmp_path, samples, skip_invalid=True)
+    assert_nowhere([USER.encode(), b"Scans"], files)
+    [rejected] = [json.loads(line) for line in files["rejected.jsonl"].decode().splitlines()]
+    assert "lost.tif" in rejected["problem"]
 
 
 def test_unreadable_line_image_is_named_without_its_folder(tmp_path):

@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image
 
+from ..images import reading_problem
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample, Point
 from .locate import displayed_size, existing_file
@@ -260,7 +261,7 @@ def _page(reference: str | None, export_dir: Path, finder: _ImageFinder) -> tupl
         # Percentages are of the image as Label Studio showed it: turned upright, as the crop will be.
         size, _ = displayed_size(found)
     except (OSError, Image.DecompressionBombError) as error:
-        return SampleError(None, f"image {found.name} cannot be read ({error.__class__.__name__})", "replace the image file")
+        return SampleError(None, f"image {found.name} cannot be read ({reading_problem(error)})", "replace the image file")
     return found, size
 
 

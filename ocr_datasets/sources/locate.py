@@ -30,6 +30,8 @@ from xml.etree import ElementTree
 
 from PIL import Image
 
+from ..files import open_regular_file
+
 METS_NAME = "mets.xml"
 # File groups that hold page images in OCR-D workspaces when a METS file gives no MIME type.
 IMAGE_FILE_GROUP_HINTS = ("IMG", "IMAGE", "MASTER", "DEFAULT", "MAX")
@@ -74,7 +76,7 @@ def checked_image_dir(image_dir: str | os.PathLike[str] | None) -> Path | None:
 def displayed_size(image_path: Path) -> tuple[tuple[int, int], tuple[int, int]]:
     """(width, height) of an image as displayed (its EXIF orientation applied, as the crop does)
     and as stored, read from its header without decoding the pixels."""
-    with Image.open(image_path) as image:
+    with open_regular_file(image_path) as file, Image.open(file) as image:
         stored = image.size
         turned = image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
     return (stored[::-1] if turned else stored), stored
@@ -110,6 +112,19 @@ def case_differs(reference: str | None, found: Path) -> bool:
     """Whether ``found`` was taken for ``reference`` only because case was ignored."""
     name = reference_name(reference)
     return name is not None and name != found.name and name.casefold() == found.name.casefold()
+
+
+def shown_reference(reference: str) -> str:
+    """A page image reference as a message may show it: a path relative to the XML file as
+    written, but of an absolute one (``C:\\Users\\jane\\Scans\\p.tif``, ``file:///home/...``) only
+    its file name, so no user's folders travel in a batch."""
+    relative = _reference_path(reference)
+    if relative is None:
+        return reference
+    parts = PurePosixPath(relative.as_posix()).parts
+    if relative.is_absolute() or ":" in relative.as_posix() or ".." in parts:
+        return relative.name
+    return relative.as_posix()
 
 
 def reference_name(reference: str | None) -> str | None:

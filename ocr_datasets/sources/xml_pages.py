@@ -21,9 +21,10 @@ from xml.etree import ElementTree
 
 from PIL import Image
 
+from ..images import reading_problem
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample, Point
-from .locate import IMAGES_FIX, case_differs, checked_image_dir, displayed_size, find_page_image, local_name, stem_candidates
+from .locate import IMAGES_FIX, case_differs, checked_image_dir, displayed_size, find_page_image, local_name, shown_reference, stem_candidates
 from .notices import ReadSummary
 from .sniff import PROMISING_SUFFIXES, ROOT_KINDS, XML_SUFFIXES, visible_files, xml_start
 
@@ -184,8 +185,9 @@ def _file_items(file: XmlFile, parse: Parser, image_dir: Path | None, crop: Crop
 def _image_not_found(file: XmlFile, reference: str | None, line_count: int, image_dir: Path | None) -> SampleError:
     images = ", in the images folder" if image_dir is not None else ""
     if reference:
+        # The file name only: a reference may hold a user's folders (C:\Users\jane\Scans\...).
         where = f"beside the file, in its parent folders up to the METS, via mets.xml{images or ' or in the images folder'}"
-        problem = f"page image {reference!r} not found {where}"
+        problem = f"page image {shown_reference(reference)!r} not found {where}"
     else:
         tried = ", ".join(stem_candidates(file.path))
         problem = f"the file names no page image, and none was found via mets.xml or by its own name ({tried}) beside it{images}"
@@ -207,7 +209,7 @@ def _coordinate_scale(
     try:
         (width, height), stored = displayed_size(image)
     except (OSError, Image.DecompressionBombError) as error:
-        return file.error(f"page image {image.name} cannot be read ({error})", "replace the page image", line_count)
+        return file.error(f"page image {image.name} cannot be read ({reading_problem(error)})", "replace the page image", line_count)
     declared_width, declared_height = (round(value) for value in declared)
     if (width, height) == (declared_width, declared_height):
         return None
