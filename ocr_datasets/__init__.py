@@ -1,5 +1,12 @@
 """ocr-datasets: human-labeled OCR samples to Hugging Face datasets for TrOCR and Llama 3.2 Vision, locally."""
 
+from importlib import metadata as _metadata
+
+try:
+    __version__ = _metadata.version("ocr-datasets")
+except _metadata.PackageNotFoundError:  # run from a source folder that was never installed
+    __version__ = "unknown"
+
 from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES, ExportOptions
 from .api import build_dataset, export, list_exports, load_batch, resolve_output_dir
 from .manifest import ExportResult

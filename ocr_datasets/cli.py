@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
+import re
 import signal
 import sys
 import threading
 import unicodedata
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import api
+from . import __version__, api
 from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES
 from .example import write_example_manifest
 from .manifest import ExportResult
@@ -54,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        with _interrupts_for_this_process_only():
+        with _interrupts_for_this_process_only(), warnings.catch_warnings():
+            warnings.showwarning = _print_warning
             code = args.run(args)
         # Flushed here rather than at exit, so that a reader who stopped early is noticed where
         # it can be handled.
@@ -71,8 +75,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("ocr-datasets: interrupted: nothing was published", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     except (SampleError, ValueError, OSError, TypeError) as error:
-        print(f"ocr-datasets: error: {error}", file=sys.stderr)
+        print(f"ocr-datasets: error: {in_cli_terms(str(error))}", file=sys.stderr)
         return 2
+
+
+def _python_names() -> frozenset[str]:
+    """The keyword arguments of the calls the commands make, whose flags the messages give too."""
+    calls = (api.export, api.build_dataset, read_samples, CropOptions)
+    return frozenset(name for call in calls for name in inspect.signature(call).parameters)
+
+
+# The library names an option as its keyword with the flag beside it, "skip_invalid=True
+# (--skip-invalid)" or "image_dir (--images DIR)"; on the command line only the flag means anything.
+_OPTION_WITH_FLAG = re.compile(r"\b(?P<name>[a-z_]+)(?:=(?:'[^']*'|[^\s()]+))? \((?P<flag>--[a-z][a-z-]*(?: [^()]*)?)\)")
+
+
+def in_cli_terms(message: str) -> str:
+    """``message`` with each option named by its flag alone."""
+    names = _python_names()
+    return _OPTION_WITH_FLAG.sub(lambda match: match["flag"] if match["name"] in names else match[0], message)
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # One line in the command's voice, not Python's "file:line: Category: ..." with the source line.
+    kind = "note" if category.__name__.endswith("Notice") else "warning"
+    print(f"ocr-datasets: {kind}: {in_cli_terms(str(message))}", file=sys.stderr)
 
 
 @contextmanager
@@ -101,6 +128,7 @@ def _interrupts_for_this_process_only() -> Iterator[None]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocr-datasets", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ocr-datasets {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
     export = commands.add_parser(
@@ -126,6 +154,12 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--images", metavar="DIR", help="folder to look for page images in when a file's own reference does not resolve")
     export.add_argument("--crop-padding", type=int, default=0, metavar="PX", help="pixels added around each line's box when cutting lines from pages")
     export.add_argument("--mask-outside", action="store_true", help="paint what lies outside a line's polygon white when cutting lines from pages")
+    export.add_argument(
+        "--scale-to-image",
+        action="store_true",
+        help="when a page image's size differs from the one its PAGE/ALTO file declares but the aspect ratio matches (a scaled copy), "
+        "scale the line coordinates to it (default: reject such pages)",
+    )
     export.add_argument(
         "--format", required=True, type=_format_name, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="export format, or 'all' for every format"
     )
@@ -182,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); default: one per core, 1 for serial",
     )
-    export.add_argument("--quiet", action="store_true", help="no progress bars")
+    export.add_argument("--quiet", action="store_true", help="no progress bars (they are shown only when the error output is a terminal)")
     export.set_defaults(run=_run_export)
 
     listing = commands.add_parser("list", help="list finished batches, newest first", description="List finished batches, newest first.")
@@ -236,7 +270,7 @@ def _add_output_argument(parser: argparse.ArgumentParser) -> None:
 
 def _run_export(args: argparse.Namespace) -> int:
     samples = read_samples(
-        args.input, args.source, image_dir=args.images, crop=CropOptions(padding=args.crop_padding, mask_outside=args.mask_outside), errors="report"
+        args.input, args.source, image_dir=args.images, crop=CropOptions(padding=args.crop_padding, mask_outside=args.mask_outside, scale_to_image=args.scale_to_image), errors="report"
     )
     results = api.export(
         samples,
@@ -258,16 +292,23 @@ def _run_export(args: argparse.Namespace) -> int:
         max_shard_size=args.max_shard_size,
         num_proc=args.num_proc,
         overwrite=args.overwrite,
-        progress=not args.quiet,
+        # In a log, a bar's redraws become lines of their own: bars are for terminals.
+        progress=not args.quiet and sys.stderr.isatty(),
     )
-    for result in results if isinstance(results, list) else [results]:
-        counts = result.read_manifest()["counts"]
-        print(
-            f"{result.export_format}: {result.sample_count} samples in {result.export_path} "
-            f"({counts['rejected']} rejected, {counts['duplicates']} duplicates left out)"
-        )
-    for result in results if isinstance(results, list) else [results]:
-        print(f'from datasets import load_dataset; dataset = load_dataset("{Path(result.export_path).resolve()}")')
+    results = results if isinstance(results, list) else [results]
+    for result in results:
+        splits = ", ".join(f"{split} {count}" for split, count in result.read_manifest()["splits"].items())
+        print(f"{result.export_format}: {result.sample_count} samples in {result.export_path} ({splits})")
+    # The same samples were left out of every format: said once, of the first batch.
+    manifest, batch = results[0].read_manifest(), Path(results[0].export_path).resolve()
+    if manifest["counts"]["rejected"]:
+        reasons = ", ".join(f"{count} × {reason}" for reason, count in list(manifest["rejection_reasons"].items())[:3])
+        print(f"{manifest['counts']['rejected']} left out: see {batch / 'rejected.jsonl'} (most often: {reasons})")
+    if manifest["counts"]["duplicates"]:
+        print(f"{manifest['counts']['duplicates']} duplicates exported once: see {batch / 'duplicates.jsonl'}")
+    for result in results:
+        # load_batch is load_dataset offline, with its cache inside the export folder.
+        print(f'from ocr_datasets import load_batch; dataset = load_batch("{Path(result.export_path).resolve()}")')
     return 0
 
 
@@ -278,8 +319,10 @@ def _run_list(args: argparse.Namespace) -> int:
         return 0
     if not results:
         print(f"no batches under {api.resolve_output_dir(args.output)}")
+        return 0
+    print(f"{'created':<32}  {'format':<12}  {'batch':<28}  {'samples':>8}  path")
     for result in results:
-        print(f"{result.created_at}  {result.export_format:<12}  {result.batch_id:<28}  {result.sample_count:>8}  {result.export_path}")
+        print(f"{result.created_at:<32}  {result.export_format:<12}  {result.batch_id:<28}  {result.sample_count:>8}  {result.export_path}")
     return 0
 
 

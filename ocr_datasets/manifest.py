@@ -56,9 +56,11 @@ def build_manifest(
     options: dict[str, Any],
     model_config: dict[str, Any],
     files: list[str],
+    rejection_reasons: dict[str, int],
 ) -> dict[str, Any]:
     """The first seven keys are the original service's, with the same meaning. ``checksums``
-    (sha256 and size of every file in ``files``) is added by ``write_manifest``."""
+    (sha256 and size of every file in ``files``) is added by ``write_manifest``.
+    ``rejection_reasons`` counts the rejected samples by reason, most common first."""
     return {
         "format": export_format,
         "version": MANIFEST_VERSION,
@@ -68,6 +70,7 @@ def build_manifest(
         "files": files,
         "model_config": model_config,
         "counts": counts,
+        "rejection_reasons": rejection_reasons,
         "splits": splits,
         "statistics": statistics,
         "config_name": config_name,

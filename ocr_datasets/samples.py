@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ class TrainingSample:
         if self.image_bytes is not None:
             return self.image_bytes
         if self.image_path is None:
-            raise SampleError(self.id, "has neither image_path nor image_bytes", "give the path of its image file")
+            raise SampleError(self.id, "has no image (neither image_path nor image_bytes)", "give the path of its image file")
         # Problems name the file, not its folder: they end up in rejected.jsonl, which travels.
         try:
             path = os.fspath(self.image_path)
@@ -76,6 +77,17 @@ class SampleError(ValueError):
         else:
             subject = f"sample {self.sample_id!r}" + (f" ({self.location})" if self.location else "")
         super().__init__(f"{subject}: {self.problem} (fix: {self.fix})")
+
+    @property
+    def reason(self) -> str:
+        """The problem without its particulars (the file, the value): what rejections have in
+        common, for counting them. Several problems of one sample give the first one's."""
+        return _PARTICULARS.split(self.problem, maxsplit=1)[0].strip()
+
+
+# Where a problem's particulars start: "image file not found: a.png", "conflict: the same image
+# as ...", "ocr_confidence 'x' is not a number" (a quoted value), "...; id is empty" (the next one).
+_PARTICULARS = re.compile(r"[:;(']| \d")
 
 
 def printable(text: str) -> str:

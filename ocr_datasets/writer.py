@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import secrets
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -204,6 +205,7 @@ def _fill_staging(
         options=asdict(options),
         model_config=adapter.model_config,
         files=files,
+        rejection_reasons=_rejection_reasons(contents.rejected),
     )
     write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, image_log))
     image_log.unlink(missing_ok=True)
@@ -516,6 +518,13 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
     if records:
         with path.open("w", encoding="utf-8") as lines:
             lines.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+
+
+def _rejection_reasons(rejected: list[SampleError]) -> dict[str, int]:
+    counts: Counter[str] = Counter()
+    for problem in rejected:
+        counts[problem.reason] += problem.sample_count
+    return dict(counts.most_common())
 
 
 def _rejection_record(problem: SampleError) -> dict:

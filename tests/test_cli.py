@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -19,13 +23,36 @@ MANIFEST_FIELDS = ("id", "image_path", "ground_truth", "ocr_text", "ocr_confiden
 PROGRESS_MARKS = ("%|", "examples/s")
 
 
-def run_cli(*args, cwd: Path | None = None, env: dict[str, str] | None = None, console_script: bool = False) -> subprocess.CompletedProcess:
-    """Run the command offline. ``OCR_EXPORT_PATH`` is dropped unless ``env`` sets it, so a
-    value in the developer's shell never decides where a test writes."""
+def run_cli(
+    *args, cwd: Path | None = None, env: dict[str, str] | None = None, console_script: bool = False, terminal: bool = False
+) -> subprocess.CompletedProcess:
+    """Run the command offline, its error output a terminal with ``terminal`` (as a user sees
+    it), else a pipe. ``OCR_EXPORT_PATH`` is dropped unless ``env`` sets it, so a value in the
+    developer's shell never decides where a test writes."""
     command = [str(CONSOLE_SCRIPT)] if console_script else [sys.executable, "-m", "ocr_datasets.cli"]
     environment = {key: value for key, value in os.environ.items() if key != "OCR_EXPORT_PATH"}
     environment.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
-    return subprocess.run([*command, *map(str, args)], capture_output=True, text=True, cwd=cwd, env=environment, timeout=120)
+    command = [*command, *map(str, args)]
+    if not terminal:
+        return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=120)
+    leader, follower = pty.openpty()
+    # A new terminal is 0 columns wide, and progress bars fit themselves into that.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower, text=True, cwd=cwd, env=environment) as process:
+        os.close(follower)
+        stderr = b""
+        # Read until the command closes its end (Linux then reports EIO).
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            stderr += chunk
+        os.close(leader)
+        stdout, _ = process.communicate(timeout=120)
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr.decode("utf-8", "replace"))
 
 
 def succeeded(completed: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
@@ -67,7 +94,7 @@ def exported_all(tmp_path_factory):
     example = succeeded(run_cli("example", base / "input", "--count", "12", env=env, console_script=True))
     root = base / "exports"
     export = succeeded(
-        run_cli("export", "--input", base / "input" / "samples.jsonl", "--format", "all", "--batch-id", "b1", "--output", root, env=env)
+        run_cli("export", "--input", base / "input" / "samples.jsonl", "--format", "all", "--batch-id", "b1", "--output", root, env=env, terminal=True)
     )
     return {"root": root, "input": base / "input", "example": example, "export": export, "env": env}
 
@@ -88,8 +115,8 @@ def test_export_all_writes_one_batch_per_format_and_says_how_to_load_each(export
         batch = root / folder / "b1"
         assert manifest_of(batch)["format"] == export_format
         assert f"{export_format}: 12 samples in {batch}" in stdout
-        assert f'load_dataset("{batch}")' in stdout
-    assert stdout.count("load_dataset(") == 3
+        assert f'load_batch("{batch}")' in stdout
+    assert stdout.count("load_batch(") == 3
 
 
 def test_export_without_quiet_shows_progress_on_stderr(exported_all):
@@ -100,8 +127,8 @@ def test_export_without_quiet_shows_progress_on_stderr(exported_all):
 
 
 def test_list_prints_one_row_per_batch(exported_all):
-    lines = succeeded(run_cli("list", "--output", exported_all["root"])).stdout.splitlines()
-    assert len(lines) == 3
+    header, *lines = succeeded(run_cli("list", "--output", exported_all["root"])).stdout.splitlines()
+    assert header.split() == ["created", "format", "batch", "samples", "path"] and len(lines) == 3
     for export_format, folder in FORMAT_FOLDERS.items():
         [line] = [line for line in lines if str(exported_all["root"] / folder / "b1") in line]
         assert export_format in line.split() and "b1" in line.split() and "12" in line.split()
@@ -256,12 +283,18 @@ def test_no_copy_images_writes_only_parquet_card_and_manifest(tmp_path, example_
         assert manifest_of(batch)["options"]["copy_images"] is False
 
 
+def test_progress_bars_are_for_terminals_only(tmp_path, example_manifest):
+    # Piped into a log, a bar's redraws become lines, and its last one comes twice.
+    completed = succeeded(run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "exports"))
+    assert not any(mark in completed.stderr for mark in PROGRESS_MARKS), completed.stderr
+
+
 def test_quiet_prints_no_progress_bar(tmp_path, example_manifest):
     completed = succeeded(
-        run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "exports", "--quiet", console_script=True)
+        run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "exports", "--quiet", console_script=True, terminal=True)
     )
     assert not any(mark in completed.stderr for mark in PROGRESS_MARKS), completed.stderr
-    assert "load_dataset(" in completed.stdout
+    assert "load_batch(" in completed.stdout
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "two"])

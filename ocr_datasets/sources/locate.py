@@ -37,7 +37,7 @@ METS_NAME = "mets.xml"
 IMAGE_FILE_GROUP_HINTS = ("IMG", "IMAGE", "MASTER", "DEFAULT", "MAX")
 # Tried with the XML file's stem when neither the XML nor a METS names the page image.
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jp2", ".webp", ".bmp")
-IMAGES_FIX = "pass --images DIR (image_dir= in Python) naming the folder that holds the page images"
+IMAGES_FIX = "pass image_dir (--images DIR) naming the folder that holds the page images"
 EXIF_ORIENTATION = 0x0112
 # Orientations that turn the stored image a quarter: its width and height swap when displayed.
 TURNED_ORIENTATIONS = {5, 6, 7, 8}
@@ -67,9 +67,9 @@ def checked_image_dir(image_dir: str | os.PathLike[str] | None) -> Path | None:
         return None
     folder = Path(image_dir)
     if not folder.exists():
-        raise FileNotFoundError(f"images folder not found (--images, image_dir=): {folder}")
+        raise FileNotFoundError(f"the images folder image_dir (--images) does not exist: {folder}")
     if not folder.is_dir():
-        raise NotADirectoryError(f"images folder is a file, not a folder (--images, image_dir=): {folder}")
+        raise NotADirectoryError(f"the images folder image_dir (--images) is a file, not a folder: {folder}")
     return folder
 
 

@@ -234,6 +234,8 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         image_bytes = _data_url_bytes(record["image_base64"])
         if image_bytes is None:
             return SampleError(str(record_id), "image_base64 is not a base64 data: URL", "give image_path, or a data:image/...;base64,... URL", location=location)
+    elif not image_path:
+        return SampleError(str(record_id), "the record has no image_path", "give the path of its image file, relative to the manifest's folder", location=location)
     return TrainingSample(
         id=str(record_id),
         image_path=image_path or None,
