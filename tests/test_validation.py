@@ -166,7 +166,7 @@ def test_unreadable_manifest_lines_are_rejected_in_lenient_cli_exports(tmp_path,
     assert lenient.returncode == 0, lenient.stderr
     [rejection] = [json.loads(line) for line in (tmp_path / "out" / "trocr" / "b1" / "rejected.jsonl").read_text().splitlines()]
     assert (rejection["id"], rejection["location"]) == (None, "samples.jsonl:2")
-    assert "12 samples" in lenient.stdout and "1 rejected" in lenient.stdout
+    assert "12 samples" in lenient.stdout and "1 left out" in lenient.stdout
 
 
 def test_every_sample_rejected_is_an_error_even_when_lenient(tmp_path):
