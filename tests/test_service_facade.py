@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import inspect
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import ocr_datasets
 from ocr_datasets import TrainingExportService, TrainingSample, get_training_export_service
 
 RESULT_FIELDS = ["export_format", "export_path", "sample_count", "batch_id", "created_at", "manifest_path"]
@@ -79,15 +81,11 @@ def test_original_calls_write_batches_where_the_original_service_did(call, folde
     assert Path(result.export_path) == export_root / folder / result.batch_id
     assert Path(result.manifest_path) == Path(result.export_path) / "manifest.json"
     manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
-    assert (manifest["format"], manifest["batch_id"], manifest["sample_count"], manifest["created_at"]) == (
-        result.export_format,
-        result.batch_id,
-        result.sample_count,
-        result.created_at,
-    )
-    created_at = datetime.fromisoformat(result.created_at)
-    assert created_at.utcoffset() == timedelta(0)
-    assert before <= created_at <= datetime.now(timezone.utc)
+    assert (manifest["format"], manifest["batch_id"], manifest["sample_count"]) == (result.export_format, result.batch_id, result.sample_count)
+    # The original's created_at is a datetime, the manifest holds it as ISO 8601 text.
+    assert datetime.fromisoformat(manifest["created_at"]) == result.created_at
+    assert result.created_at.utcoffset() == timedelta(0)
+    assert before <= result.created_at <= datetime.now(timezone.utc)
 
 
 def test_generated_batch_ids_differ_between_exports(samples, export_root):
@@ -112,12 +110,82 @@ def test_llama_vision_with_base64_carries_each_source_image_inline(samples, expo
     assert sorted(path.read_bytes() for path in (batch / "images").iterdir()) == sorted(sources.values())
 
 
+def test_export_result_is_used_as_the_original_callers_used_it(samples, export_root):
+    result = TrainingExportService().export(samples[:2], "trocr", "b1")
+
+    assert isinstance(result.created_at, datetime)
+    assert result.created_at.tzinfo is not None
+    assert result.created_at.isoformat().endswith("+00:00")
+    assert timedelta(0) <= datetime.now(timezone.utc) - result.created_at < timedelta(minutes=5)
+    assert dataclasses.asdict(result) == {
+        "export_format": "trocr",
+        "export_path": str(export_root / "trocr" / "b1"),
+        "sample_count": 2,
+        "batch_id": "b1",
+        "created_at": result.created_at,
+        "manifest_path": str(export_root / "trocr" / "b1" / "manifest.json"),
+    }
+
+
+def test_export_all_returns_one_original_result_per_format(samples, export_root):
+    results = TrainingExportService().export(samples[:2], "all", "b1")
+
+    assert [(result.export_format, result.batch_id, result.sample_count) for result in results] == [
+        ("trocr", "b1", 2),
+        ("llama_vision", "b1", 2),
+        ("generic", "b1", 2),
+    ]
+    for result in results:
+        assert [field.name for field in dataclasses.fields(result)] == RESULT_FIELDS
+        assert result.created_at.utcoffset() == timedelta(0)
+
+
 def test_list_exports_newest_first_and_by_format(samples, export_root):
     service = TrainingExportService()
-    exported = [service.export(samples[:3], "trocr", "t1"), service.export(samples[:3], "generic", "g1"), service.export(samples[:3], "trocr", "t2")]
-    assert service.list_exports() == exported[::-1]
-    assert service.list_exports("trocr") == [exported[2], exported[0]]
+    for export_format, batch_id in [("trocr", "t1"), ("generic", "g1"), ("trocr", "t2")]:
+        service.export(samples[:3], export_format, batch_id)
+
+    assert [m["batch_id"] for m in service.list_exports()] == ["t2", "g1", "t1"]
+    assert [(m["format"], m["batch_id"], m.get("sample_count")) for m in service.list_exports("trocr")] == [("trocr", "t2", 3), ("trocr", "t1", 3)]
     assert service.list_exports("llama_vision") == []
+
+
+def test_list_exports_gives_each_manifest_as_a_dict_with_its_export_path(samples, export_root):
+    service = TrainingExportService()
+    results = [service.export(samples[:3], "trocr", "t1"), service.export(samples[:2], "llama_vision", "l1")]
+
+    listed = []
+    for m in service.list_exports():
+        listed.append((m["batch_id"], m.get("sample_count"), m["export_path"]))
+        manifest = json.loads((Path(m["export_path"]) / "manifest.json").read_text(encoding="utf-8"))
+        assert type(m) is dict
+        assert m == {**manifest, "export_path": m["export_path"]}
+    assert listed == [(result.batch_id, result.sample_count, result.export_path) for result in results[::-1]]
+    # Callers stored or sent the listing as JSON.
+    assert json.loads(json.dumps(service.list_exports())) == service.list_exports()
+
+
+def test_every_keyword_of_the_library_export_passes_through(samples, export_root):
+    keywords = {name: parameter.default for name, parameter in inspect.signature(ocr_datasets.export).parameters.items() if parameter.kind is parameter.KEYWORD_ONLY}
+    keywords |= {"seed": 7, "progress": False}
+
+    result = TrainingExportService().export(samples[:2], "generic", "b1", **keywords)
+
+    manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
+    assert manifest["options"]["seed"] == 7
+
+
+@pytest.mark.parametrize(
+    "keyword, explanation",
+    [
+        pytest.param("copy_imgs", "copy_images", id="misspelt"),
+        pytest.param("output_dir", "export_path", id="output_dir-is-the-services-folder"),
+    ],
+)
+def test_an_unknown_keyword_is_a_type_error_naming_it(keyword, explanation, samples, export_root):
+    with pytest.raises(TypeError, match=rf"TrainingExportService\.export\(\).*'{keyword}'.*{explanation}"):
+        TrainingExportService().export(samples[:2], "trocr", "b1", **{keyword: False})
+    assert not export_root.exists()
 
 
 def test_service_reads_ocr_export_path_when_created(samples, tmp_path, monkeypatch):
@@ -141,4 +209,4 @@ def test_get_training_export_service_returns_one_shared_instance(samples, export
     assert get_training_export_service() is service
     assert service.export_path == export_root
     result = service.export(samples[:2], "trocr", "shared")
-    assert get_training_export_service().list_exports() == [result]
+    assert [(m["batch_id"], m["export_path"]) for m in get_training_export_service().list_exports()] == [("shared", result.export_path)]
