@@ -1,4 +1,4 @@
-"""Shared fixtures: real data from ../shared/data, the built-in example, and an offline, private HF home."""
+"""Shared fixtures: real data from tests/data, the built-in example, and an offline, private HF home."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from support.data import LINE_GT, private_copy
+from support.data import LINE_GT, repo_copy
 
 from ocr_datasets.example import write_example_manifest
 
@@ -56,5 +56,5 @@ def example_manifest(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def line_gt_copy(tmp_path_factory) -> Path:
-    """A private copy of the 363 real Fraktur lines."""
-    return private_copy(LINE_GT.name, tmp_path_factory)
+    """A private copy of the 114 real Fraktur lines of 38 works."""
+    return repo_copy(LINE_GT.name, tmp_path_factory)

@@ -1,4 +1,4 @@
-"""The 363 real Fraktur lines survive an export to every format: once the source images are gone, a
+"""The real Fraktur lines survive an export to every format: once the source images are gone, a
 fresh offline process loads every batch with the same ids, texts (long s, combining e) and pixels."""
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support.data import line_gt_samples, run_python
+from support.data import LINE_GT_LINES, line_gt_samples, run_python
 
 from ocr_datasets import FORMAT_NAMES, export
 
-LINE_COUNT = 363
+LINE_COUNT = LINE_GT_LINES
 BATCH_ID = "fraktur"
 LONG_S = "\u017f"
 COMBINING_E = "\u0364"

@@ -10,7 +10,7 @@ import pyarrow.dataset
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
-from support.data import line_gt_samples
+from support.data import LINE_GT_LINES, line_gt_samples
 
 from ocr_datasets import export, verify_batch
 from ocr_datasets.workers import available_cores
@@ -19,7 +19,8 @@ from ocr_datasets.workers import available_cores
 @pytest.fixture(scope="module")
 def sharded_batch(line_gt_copy, tmp_path_factory):
     lines = line_gt_samples(line_gt_copy)
-    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(3) for sample in lines]
+    # Over a thousand rows: datasets starts a new shard between its tables of 1,000 rows.
+    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(-(-1100 // LINE_GT_LINES)) for sample in lines]
     root = tmp_path_factory.mktemp("sharded")
     result = export(samples, "trocr", batch_id="b1", output_dir=root, copy_images=False, keep_duplicates=True, max_shard_size="1MB", progress=False)
     return Path(result.export_path), [sample.id for sample in samples]
@@ -53,7 +54,7 @@ def test_streaming_load_reads_every_row_in_order(sharded_batch, tmp_path):
 def test_a_parallel_build_holds_the_same_rows_in_the_same_order_with_the_same_fingerprint(line_gt_copy, tmp_path):
     lines = line_gt_samples(line_gt_copy)
     # Over a thousand rows, so datasets has two tables to share between two processes.
-    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(3) for sample in lines]
+    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(-(-1100 // LINE_GT_LINES)) for sample in lines]
     options = {"copy_images": False, "keep_duplicates": True, "progress": False}
     serial = export(samples, "trocr", batch_id="serial", output_dir=tmp_path, num_proc=1, **options)
     parallel = export(samples, "trocr", batch_id="parallel", output_dir=tmp_path, num_proc=2, **options)

@@ -9,11 +9,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from support.data import loaded_texts
+from support.data import LINE_GT_LINES, loaded_texts
 
 from ocr_datasets import SampleError, export, read_samples
 
-REAL_LINE_COUNT = 363
+REAL_LINE_COUNT = LINE_GT_LINES
 
 
 def write_line(folder: Path, name: str, text: str | None, image_suffix: str | None = ".png") -> None:

@@ -12,11 +12,11 @@ from pathlib import Path
 import datasets
 import pytest
 from PIL import Image, ImageDraw
-from support.data import SHARED_DATA, private_copy
+from support.data import REPO_DATA, repo_copy
 
 from ocr_datasets import CropOptions, SampleError, export, read_samples, validate
 
-KANT = SHARED_DATA / "ocrd-kant-1784"
+KANT = REPO_DATA / "ocrd-kant-1784"
 PAGE_2019 = "{http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15}"
 ALTO_2 = "{http://www.loc.gov/standards/alto/ns-v2#}"
 LINES_PER_PAGE = {"0017": 24, "0020": 31}
@@ -25,7 +25,7 @@ LINES_PER_PAGE = {"0017": 24, "0020": 31}
 @pytest.fixture(scope="module")
 def kant(tmp_path_factory) -> Path:
     """A private copy of the OCR-D workspace (its ``data`` folder, which holds mets.xml)."""
-    return private_copy(KANT.name, tmp_path_factory) / "data"
+    return repo_copy(KANT.name, tmp_path_factory) / "data"
 
 
 def decoded(sample) -> Image.Image:

@@ -8,9 +8,9 @@ import shutil
 import subprocess
 import sys
 
-from support.data import SHARED_DATA
+from support.data import REPO_DATA
 
-KANT = SHARED_DATA / "ocrd-kant-1784" / "data"
+KANT = REPO_DATA / "ocrd-kant-1784" / "data"
 
 
 def export(*args: str) -> subprocess.CompletedProcess:

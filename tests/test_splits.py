@@ -1,4 +1,4 @@
-"""Splits on the 363 real lines grouped by work: leak-free, deterministic, stable, and near their ratios."""
+"""Splits on the real lines grouped by work: leak-free, deterministic, stable, and near their ratios."""
 
 from __future__ import annotations
 
@@ -76,7 +76,8 @@ def test_balanced_splits_are_within_one_work_of_their_ratios(real_lines):
 def test_hash_split_sizes_on_the_real_lines_are_what_the_readme_quotes(real_lines):
     # The price of stability with few groups (38 works): proportions stray from the ratios.
     _, checked = real_lines
-    assert {name: len(ids) for name, ids in split_ids(checked).items()} == {"train": 295, "validation": 48, "test": 20}
+    assert {name: len(ids) for name, ids in split_ids(checked).items()} == {"train": 93, "validation": 15, "test": 6}
+    assert {name: len(ids) for name, ids in split_ids(checked, "balanced").items()} == {"train": 90, "validation": 12, "test": 12}
 
 
 def test_exported_splits_load_as_splits_and_have_their_own_views(real_lines, tmp_path):

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard
 from PIL import Image, ImageDraw
-from support.data import line_gt_samples
+from support.data import LINE_GT_LINES, line_gt_samples
 
 from ocr_datasets import TrainingSample, export
 from ocr_datasets.statistics import error_rates
@@ -321,7 +321,7 @@ def test_empty_split_has_no_data_files_and_the_other_split_still_loads(batch_wit
     assert {split: loaded[split].num_rows for split in loaded} == {full: 2}
 
 
-# --- the 363 real Fraktur lines ------------------------------------------------------------------
+# --- the real Fraktur lines ------------------------------------------------------------------------
 
 
 def test_real_lines_alphabet_counts_long_s_and_combining_e_as_the_gt_files_do(line_gt_copy, tmp_path):
@@ -334,7 +334,7 @@ def test_real_lines_alphabet_counts_long_s_and_combining_e_as_the_gt_files_do(li
     batch = Path(result.export_path)
     manifest = read_manifest(batch)
 
-    assert manifest["counts"] == {"input": 363, "exported": 363, "rejected": 0, "duplicates": 0}
+    assert manifest["counts"] == {"input": LINE_GT_LINES, "exported": LINE_GT_LINES, "rejected": 0, "duplicates": 0}
     alphabet = manifest["statistics"]["train"]["alphabet"]
     assert {char: alphabet[char] for char in expected} == expected
     section = card_section(read_card(batch), "train").splitlines()

@@ -1,4 +1,4 @@
-"""From an exported llama_vision batch of the 363 real Fraktur lines to a fine-tuned Llama 3.2
+"""From an exported llama_vision batch of the real Fraktur lines to a fine-tuned Llama 3.2
 Vision: the collator's label mask, Trainer on a tiny local Mllama, greedy transcription, and
 scripts/finetune_llama_vision.py end to end. Offline, on a CPU: the model is built here, never
 downloaded, with the real model's chat template, special tokens and vocabulary layout."""
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel
-from support.data import line_gt_samples
+from support.data import LINE_GT_LINES, line_gt_samples
 from transformers import AutoProcessor, MllamaForConditionalGeneration, Trainer, TrainingArguments
 
 from ocr_datasets import export
@@ -57,7 +57,7 @@ def line_batch_dir(line_gt_copy, tmp_path_factory) -> Path:
 def line_batch(line_batch_dir):
     batch = load_batch(line_batch_dir)
     assert set(batch) == {"train", "validation"}
-    assert batch["train"].num_rows + batch["validation"].num_rows == 363
+    assert batch["train"].num_rows + batch["validation"].num_rows == LINE_GT_LINES
     return batch
 
 

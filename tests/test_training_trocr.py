@@ -1,4 +1,4 @@
-"""TrOCR fine-tuning from an exported batch of the 363 real Fraktur lines: the collator's tensors,
+"""TrOCR fine-tuning from an exported batch of the real Fraktur lines: the collator's tensors,
 a tiny local TrOCR that learns under Seq2SeqTrainer, and scripts/finetune_trocr.py end to end.
 All offline, on CPU, with real transformers, datasets and torch."""
 
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.data import line_gt_samples
+from support.data import LINE_GT_LINES, line_gt_samples
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrOCRProcessor, VisionEncoderDecoderModel
 
 from ocr_datasets import export
 from ocr_datasets.training import TrOCRCollator, load_batch
 from ocr_datasets.training.trocr import TINY_IMAGE_SIZE, prepare_trocr_model, tiny_trocr
 
-LINE_COUNT = 363
+LINE_COUNT = LINE_GT_LINES
 ROW_COUNT = 8
 TRAINING_STEPS = 30
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finetune_trocr.py"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
-from support.data import line_gt_samples
+from support.data import LINE_GT_LINES, line_gt_samples
 
 from ocr_datasets import TrainingSample, ValidationError, export, validate
 from ocr_datasets.validation import check_normalization, normalize_text
@@ -210,7 +210,7 @@ def test_nfkc_warns_that_it_folds_long_s(tmp_path):
 def test_real_lines_keep_long_s_by_default(line_gt_copy):
     samples = line_gt_samples(line_gt_copy)
     report = validate(samples)
-    assert report.counts == {"input": 363, "exported": 363, "rejected": 0, "duplicates": 0}
+    assert report.counts == {"input": LINE_GT_LINES, "exported": LINE_GT_LINES, "rejected": 0, "duplicates": 0}
     texts = {item.sample.id: item.sample.ground_truth for item in report.accepted}
     for sample in samples:
         assert texts[sample.id] == " ".join(sample.ground_truth.split())
@@ -222,20 +222,21 @@ def test_real_lines_under_nfkc_lose_every_long_s(line_gt_copy):
     with pytest.warns(UserWarning, match="long s"):
         check_normalization("NFKC")
     accepted = validate(line_gt_samples(line_gt_copy), normalize="NFKC").accepted
-    assert len(accepted) == 363
+    assert len(accepted) == LINE_GT_LINES
     assert not any("ſ" in item.sample.ground_truth for item in accepted)
 
 
 def test_validation_in_two_processes_reports_exactly_what_one_process_does(line_gt_copy):
     lines = line_gt_samples(line_gt_copy)
-    # Three copies of every line under new ids (duplicates), and one broken image among them.
-    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(3) for sample in lines]
-    samples[500] = dataclasses.replace(samples[500], image_path=line_gt_copy / "missing.tif")
+    # Ten copies of every line under new ids (duplicates), and one broken image among them:
+    # over 1,000 samples, so two processes are really used.
+    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(10) for sample in lines]
+    samples[200] = dataclasses.replace(samples[200], image_path=line_gt_copy / "missing.tif")
 
     def summary(report):
         return ([item.sample.id for item in report.accepted], [str(problem) for problem in report.rejected], report.duplicates, report.counts)
 
     serial, parallel = validate(samples, num_proc=1), validate(samples, num_proc=2)
     assert summary(parallel) == summary(serial)
-    assert serial.counts == {"input": 1089, "exported": 363, "rejected": 1, "duplicates": 725}
+    assert serial.counts == {"input": 10 * LINE_GT_LINES, "exported": LINE_GT_LINES, "rejected": 1, "duplicates": 9 * LINE_GT_LINES - 1}
     assert [item.image_sha256 for item in parallel.accepted] == [item.image_sha256 for item in serial.accepted]

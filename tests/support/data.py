@@ -13,16 +13,18 @@ import pytest
 
 from ocr_datasets import TrainingSample
 
-# ../shared/data beside the project: real OCR-D ground truth (see its README).
-SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-LINE_GT = SHARED_DATA / "ocrd-line-gt"
+# tests/data inside the repository: real data a plain clone carries (see tests/data/README.md).
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+LINE_GT = REPO_DATA / "ocrd-line-gt"
+# Lines and works in it, counted once by hand (ls *.gt.txt): the tests compare against these.
+LINE_GT_LINES, LINE_GT_WORKS = 114, 38
 
 
-def private_copy(name: str, tmp_path_factory) -> Path:
-    """A writable copy of ``../shared/data/<name>`` (the shared folder is read-only)."""
-    source = SHARED_DATA / name
+def repo_copy(name: str, tmp_path_factory) -> Path:
+    """A writable copy of ``tests/data/<name>``, so no test can change the data another reads."""
+    source = REPO_DATA / name
     if not source.is_dir():
-        pytest.fail(f"real test data missing: {source} (../shared/data beside the project)")
+        pytest.fail(f"test data missing from the repository: {source}")
     copy = tmp_path_factory.mktemp(name) / name
     shutil.copytree(source, copy)
     return copy
@@ -58,17 +60,3 @@ def loaded_texts(result, cache_dir: Path) -> dict[str, str]:
     if result.export_format == "llama_vision":
         return {row["id"]: row["messages"][1]["content"][0]["text"] for row in rows}
     return {row["id"]: row["text" if result.export_format == "trocr" else "ground_truth"] for row in rows}
-
-
-# tests/data inside the repository: real data a plain clone carries (see tests/data/README.md).
-REPO_DATA = Path(__file__).resolve().parents[1] / "data"
-
-
-def repo_copy(name: str, tmp_path_factory) -> Path:
-    """A writable copy of ``tests/data/<name>``, so no test can change the data another reads."""
-    source = REPO_DATA / name
-    if not source.is_dir():
-        pytest.fail(f"test data missing from the repository: {source}")
-    copy = tmp_path_factory.mktemp(name) / name
-    shutil.copytree(source, copy)
-    return copy
