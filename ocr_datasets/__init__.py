@@ -1,5 +1,10 @@
-"""ocr-datasets: human-labeled OCR samples to Hugging Face datasets for TrOCR and Llama 3.2 Vision, locally."""
+"""ocr-datasets: human-labeled OCR samples to Hugging Face datasets for TrOCR and Llama 3.2 Vision, locally.
 
+The names below are imported from their modules when first used, so that ``import ocr_datasets``
+(and ``ocr-datasets --help``) does not pay for ``datasets`` and ``pyarrow`` until they are needed.
+"""
+
+from importlib import import_module
 from importlib import metadata as _metadata
 
 try:
@@ -7,36 +12,41 @@ try:
 except _metadata.PackageNotFoundError:  # run from a source folder that was never installed
     __version__ = "unknown"
 
-from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES, ExportOptions
-from .api import build_dataset, export, list_exports, load_batch, resolve_output_dir
-from .manifest import ExportResult
-from .samples import SampleError, TrainingSample
-from .service import TrainingExportService, get_training_export_service
-from .sources import SOURCE_KINDS, CropOptions, read_manifest, read_samples
-from .validation import ValidationError, ValidationReport, validate
-from .verify import inspect_batch, verify_batch
+# Public name -> the module that defines it.
+_MODULE_OF = {
+    "DEFAULT_INSTRUCTION": "adapters",
+    "FORMAT_NAMES": "adapters",
+    "ExportOptions": "adapters",
+    "build_dataset": "api",
+    "export": "api",
+    "list_exports": "api",
+    "load_batch": "api",
+    "resolve_output_dir": "api",
+    "ExportResult": "manifest",
+    "SampleError": "samples",
+    "TrainingSample": "samples",
+    "TrainingExportService": "service",
+    "get_training_export_service": "service",
+    "SOURCE_KINDS": "sources",
+    "CropOptions": "sources",
+    "read_manifest": "sources",
+    "read_samples": "sources",
+    "ValidationError": "validation",
+    "ValidationReport": "validation",
+    "validate": "validation",
+    "inspect_batch": "verify",
+    "verify_batch": "verify",
+}
+__all__ = sorted(_MODULE_OF)
 
-__all__ = [
-    "DEFAULT_INSTRUCTION",
-    "SOURCE_KINDS",
-    "CropOptions",
-    "FORMAT_NAMES",
-    "ExportOptions",
-    "ExportResult",
-    "SampleError",
-    "TrainingExportService",
-    "TrainingSample",
-    "ValidationError",
-    "ValidationReport",
-    "build_dataset",
-    "export",
-    "get_training_export_service",
-    "inspect_batch",
-    "list_exports",
-    "load_batch",
-    "read_manifest",
-    "read_samples",
-    "resolve_output_dir",
-    "validate",
-    "verify_batch",
-]
+
+def __getattr__(name: str):
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_MODULE_OF[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -12,7 +12,7 @@ from pathlib import Path
 import datasets
 from datasets.utils.tqdm import are_progress_bars_disabled
 
-from .adapters import ADAPTERS, DEFAULT_INSTRUCTION, ExportOptions, get_adapter
+from .adapters import ADAPTERS, ALL_FORMATS, DEFAULT_INSTRUCTION, ExportOptions, get_adapter
 from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
@@ -26,7 +26,6 @@ from .workers import check_num_proc
 from .writer import BatchContents, prepare_batches, write_batches
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
-ALL_FORMATS = "all"
 
 
 def resolve_output_dir(output_dir: str | os.PathLike[str] | None = None) -> Path:

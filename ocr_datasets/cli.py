@@ -15,14 +15,18 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import __version__, api
-from .adapters import DEFAULT_INSTRUCTION, FORMAT_NAMES
-from .example import write_example_manifest
-from .manifest import ExportResult
+from . import __version__
+from .adapters import ALL_FORMATS, DEFAULT_INSTRUCTION, FORMAT_NAMES
 from .samples import SampleError
 from .sources import SOURCE_KINDS, CropOptions, read_samples
-from .verify import inspect_batch, verify_batch
+
+if TYPE_CHECKING:
+    from .manifest import ExportResult
+
+# The API (and with it datasets and pyarrow, half a second) is imported by the commands that
+# call it, so that --help, --version and a mistyped argument answer at once.
 
 _DESCRIPTION = """\
 Turn labeled OCR samples into Hugging Face datasets for TrOCR, Llama 3.2 Vision or any tool
@@ -81,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _python_names() -> frozenset[str]:
     """The keyword arguments of the calls the commands make, whose flags the messages give too."""
+    from . import api
+
     calls = (api.export, api.build_dataset, read_samples, CropOptions)
     return frozenset(name for call in calls for name in inspect.signature(call).parameters)
 
@@ -161,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
         "scale the line coordinates to it (default: reject such pages)",
     )
     export.add_argument(
-        "--format", required=True, type=_format_name, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="export format, or 'all' for every format"
+        "--format", required=True, type=_format_name, choices=[*FORMAT_NAMES, ALL_FORMATS], help="export format, or 'all' for every format"
     )
     _add_output_argument(export)
     export.add_argument("--batch-id", metavar="ID", help="name of the batch folder (default: UTC time plus a random suffix)")
@@ -220,7 +226,7 @@ def _parser() -> argparse.ArgumentParser:
     export.set_defaults(run=_run_export)
 
     listing = commands.add_parser("list", help="list finished batches, newest first", description="List finished batches, newest first.")
-    listing.add_argument("--format", type=_format_name, choices=[*FORMAT_NAMES, api.ALL_FORMATS], help="only batches of this format")
+    listing.add_argument("--format", type=_format_name, choices=[*FORMAT_NAMES, ALL_FORMATS], help="only batches of this format")
     _add_output_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=_run_list)
@@ -269,6 +275,8 @@ def _add_output_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _run_export(args: argparse.Namespace) -> int:
+    from . import api
+
     samples = read_samples(
         args.input, args.source, image_dir=args.images, crop=CropOptions(padding=args.crop_padding, mask_outside=args.mask_outside, scale_to_image=args.scale_to_image), errors="report"
     )
@@ -313,6 +321,8 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _run_list(args: argparse.Namespace) -> int:
+    from . import api
+
     results = api.list_exports(args.format, output_dir=args.output)
     if args.json:
         print(json.dumps([_listing_row(result) for result in results], ensure_ascii=False, indent=2))
@@ -332,6 +342,8 @@ def _listing_row(result: ExportResult) -> dict:
 
 
 def _run_verify(args: argparse.Namespace) -> int:
+    from .verify import verify_batch
+
     problems = verify_batch(args.batch)
     for problem in problems:
         print(f"{args.batch}: {problem}", file=sys.stderr)
@@ -341,6 +353,8 @@ def _run_verify(args: argparse.Namespace) -> int:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
+    from .verify import inspect_batch
+
     figures = inspect_batch(args.batch)
     if args.json:
         print(json.dumps(figures, ensure_ascii=False, indent=2))
@@ -363,6 +377,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
 
 
 def _run_example(args: argparse.Namespace) -> int:
+    from .example import write_example_manifest
+
     manifest = write_example_manifest(args.folder, count=args.count)
     print(f"wrote {args.count} example samples: {manifest}")
     return 0

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from datasets import Features
+if TYPE_CHECKING:
+    from datasets import Features
 
 DEFAULT_INSTRUCTION = (
     "Du bist ein OCR-Experte für deutsche Handschrift. "
