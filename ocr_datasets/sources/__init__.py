@@ -13,10 +13,11 @@ from pathlib import Path
 
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample
-from .locate import checked_image_dir
+from .page_images import checked_image_dir
 from .manifest import STDIN_NAMES, read_manifest
 from .notices import SourceNotice, counted, listed
-from .sniff import LINE_TEXT_SUFFIX, MANIFEST_SUFFIXES, folder_kinds, json_kind, xml_start
+from .sniff import LINE_TEXT_SUFFIX, MANIFEST_SUFFIXES, ROOT_KINDS, folder_kinds, json_kind
+from .xml_common import xml_start
 
 # Source kind -> (module, function) where function(path, *, image_dir, crop, errors) yields
 # the samples of one input path.
@@ -94,8 +95,8 @@ def guess_source(path: Path) -> str:
     if suffix == ".json":
         return json_kind(path)
     start = xml_start(path)
-    if start.kind is not None:
-        return start.kind
+    if start.root in ROOT_KINDS:
+        return ROOT_KINDS[start.root]
     what = f"its root element is <{start.root}>, not PAGE <PcGts> or ALTO <alto>" if start.root else "not a manifest, PAGE, ALTO or Label Studio file"
     raise ValueError(f"cannot tell what {path.name} holds ({what}): name the source with --from ({', '.join(SOURCE_KINDS)})")
 

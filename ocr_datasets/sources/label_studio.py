@@ -18,7 +18,7 @@ from PIL import Image
 from ..images import reading_problem
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample, Point
-from .locate import displayed_size, existing_file
+from .page_images import displayed_size, existing_file
 from .notices import ReadSummary
 
 LABEL_TYPES = ("rectanglelabels", "polygonlabels", "labels")

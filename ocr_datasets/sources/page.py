@@ -18,7 +18,7 @@ from xml.etree.ElementTree import Element
 
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, Point, parse_points
-from .locate import children_named, descendants_named, first_child, local_name
+from .xml_common import children_named, descendants_named, first_child, local_name
 from .xml_pages import (
     ParsedLine,
     ParsedPage,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from xml.etree import ElementTree
+
+from .xml_common import xml_start
 
 # Root element -> source kind.
 ROOT_KINDS = {"PcGts": "page", "alto": "alto"}
@@ -25,44 +25,7 @@ LINE_TEXT_SUFFIX = ".gt.txt"
 # Files beside a line's .gt.txt that hold its metadata, not a source of their own.
 LINE_METADATA_SUFFIXES = (".json", ".yml", ".yaml")
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
-# Enough for any XML declaration, doctype and comments before the root element.
-_SNIFF_BYTES = 64 * 1024
 _CHUNK = 8 * 1024
-
-
-@dataclass(frozen=True)
-class XmlStart:
-    """What the start of a file says: its root element's local name, or why there is none;
-    ``holds_nothing`` when the file ends before any element (empty, or blank)."""
-
-    root: str | None
-    problem: str | None = None
-    holds_nothing: bool = False
-
-    @property
-    def kind(self) -> str | None:
-        return ROOT_KINDS.get(self.root) if self.root else None
-
-
-def xml_start(path: Path) -> XmlStart:
-    """The root element of an XML file, parsing only as far as its start tag."""
-    parser = ElementTree.XMLPullParser(events=("start",))
-    try:
-        with open(path, "rb") as file:
-            read = 0
-            while read < _SNIFF_BYTES:
-                chunk = file.read(_CHUNK)
-                if not chunk:
-                    return XmlStart(None, "empty" if read == 0 else "no element in it", holds_nothing=True)
-                read += len(chunk)
-                parser.feed(chunk)
-                for _, element in parser.read_events():
-                    return XmlStart(element.tag.rsplit("}", 1)[-1])
-    except ElementTree.ParseError as error:
-        return XmlStart(None, f"not XML ({error})")
-    except OSError as error:
-        return XmlStart(None, f"cannot be read ({error.strerror})")
-    return XmlStart(None, f"no root element in its first {_SNIFF_BYTES // 1024} KB")
 
 
 def json_kind(path: Path) -> str:
@@ -118,7 +81,7 @@ def folder_kinds(folder: Path) -> dict[str, list[Path]]:
         elif suffix in LINE_METADATA_SUFFIXES and file.with_suffix("") in line_stems:
             continue  # a line's metadata
         elif suffix in XML_SUFFIXES:
-            kind = xml_start(file).kind
+            kind = ROOT_KINDS.get(xml_start(file).root)
         elif suffix == ".json":
             # In a folder only a list counts as a Label Studio export: other JSON (settings,
             # dataset_info.json) is no source at all.

@@ -24,9 +24,10 @@ from PIL import Image
 from ..images import reading_problem
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample, Point
-from .locate import IMAGES_FIX, case_differs, checked_image_dir, displayed_size, find_page_image, local_name, shown_reference, stem_candidates
+from .page_images import IMAGES_FIX, case_differs, checked_image_dir, displayed_size, find_page_image, shown_reference, stem_candidates
 from .notices import ReadSummary
-from .sniff import PROMISING_SUFFIXES, ROOT_KINDS, XML_SUFFIXES, visible_files, xml_start
+from .sniff import PROMISING_SUFFIXES, ROOT_KINDS, XML_SUFFIXES, visible_files
+from .xml_common import local_name, xml_start
 
 # How the formats are named in messages.
 KIND_LABELS = {"page": "PAGE", "alto": "ALTO"}
@@ -141,14 +142,14 @@ def _files_of_kind(folder: Path, kind: str, summary: ReadSummary) -> Iterator[Xm
             continue
         file = XmlFile.below(path, folder)
         start = xml_start(path)
-        if start.kind == kind:
+        if ROOT_KINDS.get(start.root) == kind:
             yield file
         elif start.holds_nothing:
             summary.skipped.append(f"{file.location} ({start.problem})")
         elif start.root is None:
             # Not even its start parses: it may be a page file of this kind, broken.
             yield file.error(f"{start.problem}: cannot tell whether it is a {KIND_LABELS[kind]} file", f"repair {path.name} or remove it from the input")
-        elif start.kind is None and PROMISING_SUFFIXES.get(suffix):
+        elif start.root not in ROOT_KINDS and PROMISING_SUFFIXES.get(suffix):
             promised = PROMISING_SUFFIXES[suffix]
             summary.skipped.append(f"{file.location} (named {suffix}, but its root element is <{start.root}>, not <{ROOT_NAMES[promised]}>)")
 

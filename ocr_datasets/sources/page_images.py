@@ -31,6 +31,7 @@ from xml.etree import ElementTree
 from PIL import Image
 
 from ..files import open_regular_file
+from .xml_common import children_named, descendants_named, first_child, unqualified
 
 METS_NAME = "mets.xml"
 # File groups that hold page images in OCR-D workspaces when a METS file gives no MIME type.
@@ -41,23 +42,6 @@ IMAGES_FIX = "pass image_dir (--images DIR) naming the folder that holds the pag
 EXIF_ORIENTATION = 0x0112
 # Orientations that turn the stored image a quarter: its width and height swap when displayed.
 TURNED_ORIENTATIONS = {5, 6, 7, 8}
-
-
-def local_name(element: ElementTree.Element) -> str:
-    """An element's name without its namespace, so every PAGE, ALTO and METS version reads alike."""
-    return element.tag.rsplit("}", 1)[-1] if isinstance(element.tag, str) else ""
-
-
-def children_named(element: ElementTree.Element, name: str) -> list[ElementTree.Element]:
-    return [child for child in element if local_name(child) == name]
-
-
-def first_child(element: ElementTree.Element, name: str) -> ElementTree.Element | None:
-    return next((child for child in element if local_name(child) == name), None)
-
-
-def descendants_named(element: ElementTree.Element, name: str) -> Iterator[ElementTree.Element]:
-    return (node for node in element.iter() if local_name(node) == name)
 
 
 def checked_image_dir(image_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -253,7 +237,7 @@ def _mets_page_images(mets: str, size: int, mtime_ns: int) -> dict[str, str]:
 
 def _local_href(location: ElementTree.Element) -> str | None:
     """An FLocat's href relative to the METS folder, normalised like the paths it is compared with."""
-    href = next((value for key, value in location.attrib.items() if key.rsplit("}", 1)[-1] == "href"), None)
+    href = next((value for key, value in location.attrib.items() if unqualified(key) == "href"), None)
     if not href:
         return None
     parsed = urlparse(href)
