@@ -1,9 +1,12 @@
-"""The ``ocr-datasets`` command end to end, in subprocesses, as a user types it."""
+"""The ``ocr-datasets`` command end to end, as a user types it: in-process through ``main``
+(what the console script calls), and through the installed command where a terminal or the
+installation itself is what is tested."""
 
 from __future__ import annotations
 
 import csv
 import fcntl
+import io
 import json
 import os
 import pty
@@ -11,10 +14,12 @@ import struct
 import subprocess
 import sys
 import termios
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 
+from ocr_datasets.cli import main
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ocr-datasets")
 FORMAT_FOLDERS = {"trocr": "trocr", "llama_vision": "llama-vision", "generic": "generic"}
@@ -26,13 +31,35 @@ PROGRESS_MARKS = ("%|", "examples/s")
 def run_cli(
     *args, cwd: Path | None = None, env: dict[str, str] | None = None, console_script: bool = False, terminal: bool = False
 ) -> subprocess.CompletedProcess:
-    """Run the command offline, its error output a terminal with ``terminal`` (as a user sees
-    it), else a pipe. ``OCR_EXPORT_PATH`` is dropped unless ``env`` sets it, so a value in the
-    developer's shell never decides where a test writes."""
-    command = [str(CONSOLE_SCRIPT)] if console_script else [sys.executable, "-m", "ocr_datasets.cli"]
+    """Run the command offline: in this process, or with ``console_script`` or ``terminal`` as
+    the installed command, its error output a terminal with ``terminal`` (as a user sees it).
+    ``OCR_EXPORT_PATH`` is dropped unless ``env`` sets it, so a value in the developer's shell
+    never decides where a test writes."""
     environment = {key: value for key, value in os.environ.items() if key != "OCR_EXPORT_PATH"}
     environment.update({"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", **(env or {})})
-    command = [*command, *map(str, args)]
+    arguments = [str(argument) for argument in args]
+    if console_script or terminal:
+        return _run_installed([str(CONSOLE_SCRIPT), *arguments], cwd, environment, terminal)
+    saved_environment, saved_cwd = dict(os.environ), os.getcwd()
+    stdout, stderr = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(environment)
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            try:
+                code = main(arguments)
+            except SystemExit as exit:  # argparse's usage errors and --help
+                code = exit.code or 0
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_environment)
+    return subprocess.CompletedProcess(["ocr-datasets", *arguments], code, stdout.getvalue(), stderr.getvalue())
+
+
+def _run_installed(command: list[str], cwd: Path | None, environment: dict[str, str], terminal: bool) -> subprocess.CompletedProcess:
     if not terminal:
         return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=120)
     leader, follower = pty.openpty()
@@ -86,8 +113,8 @@ def write_records(manifest: Path, records: list[dict]) -> None:
 
 @pytest.fixture(scope="module")
 def exported_all(tmp_path_factory):
-    """``example`` through the installed console script, then ``export --format all`` through
-    ``python -m``, without ``--quiet``: the walk-through a new user follows. Module-scoped because
+    """``example``, then ``export --format all`` through the installed command on a terminal,
+    without ``--quiet``: the walk-through a new user follows. Module-scoped because
     several read-only tests inspect it; it gets its own HF home since the autouse one is per test."""
     base = tmp_path_factory.mktemp("cli-walkthrough")
     env = {"HF_HOME": str(base / "hf-home"), "HF_DATASETS_CACHE": str(base / "hf-home" / "datasets")}
