@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
+from support.cli import run_cli
 from support.data import REPO_DATA
 
 KANT = REPO_DATA / "ocrd-kant-1784" / "data"
 
 
-def export(*args: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "ocr_datasets.cli", "export", "--format", "generic", "--quiet", *map(str, args)]
-    return subprocess.run(command, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+def export(*args: str):
+    return run_cli("export", "--format", "generic", "--quiet", *args)
 
 
 def exported_ids(batch) -> list[str]:
