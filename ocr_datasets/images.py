@@ -35,6 +35,13 @@ _PNG_MODES = {"1", "L", "LA", "P", "RGB", "RGBA"}
 _DEEP_GREY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}
 # The ranges I and F values are scaled from: the smallest that holds all of an image's values.
 _USUAL_RANGES = {"F": (1.0, 255.0, 65535.0), "I": (255.0, 65535.0)}
+# The EXIF (and TIFF) tag that says how a stored image is to be turned for display.
+EXIF_ORIENTATION = 0x0112
+# Orientations that turn the stored image a quarter: its width and height swap when displayed.
+QUARTER_TURNS = frozenset({5, 6, 7, 8})
+# Suffixes of page images (scans, photos of pages), which lines are cut from: what a labeling
+# task's image may be called, and in this order what a page file's image is looked for by.
+PAGE_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jp2", ".webp", ".bmp", ".gif")
 # Pillow names the file it read in some messages, as a path or a file object whose repr holds
 # the path; messages written into a batch name files, never folders.
 _NAMED_FILE = re.compile(r"<_io\.\w+ name=[^>]*>|'[^']*[/\\][^']*'|\"[^\"]*[/\\][^\"]*\"")

@@ -13,11 +13,13 @@ import yaml
 
 from ..samples import SampleError, TrainingSample
 
-TEXT_SUFFIX = ".gt.txt"
-# In order of preference: when a line has several images (ocropus keeps name.bin.png and
-# name.nrm.png side by side), the scan as it is wins over its binarised and normalised versions.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bin.png", ".nrm.png")
-METADATA_SUFFIXES = (".yml", ".yaml", ".json")
+LINE_TEXT_SUFFIX = ".gt.txt"
+# Line images as tesstrain, kraken and Calamari name them, in order of preference: when a line
+# has several images (ocropus keeps name.bin.png and name.nrm.png side by side), the scan as it
+# is wins over its binarised and normalised versions.
+LINE_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bin.png", ".nrm.png")
+# Files beside a line's .gt.txt that hold its metadata (not a source of their own), merged in this order.
+LINE_METADATA_SUFFIXES = (".yml", ".yaml", ".json")
 
 
 @dataclass
@@ -68,12 +70,12 @@ def _visible_files(root: Path, recursive: bool) -> list[Path]:
 def _group_lines(files: list[Path], root: Path) -> list[_Line]:
     lines: dict[str, _Line] = {}
     for file in files:
-        if file.name.lower().endswith(TEXT_SUFFIX):
-            line_id = _line_id(file, root, TEXT_SUFFIX)
+        if file.name.lower().endswith(LINE_TEXT_SUFFIX):
+            line_id = _line_id(file, root, LINE_TEXT_SUFFIX)
             lines[line_id] = _Line(line_id, root, text=file)
     for file in files:
         # Longest suffix first, so name.bin.png belongs to name; unless only name.bin.gt.txt exists.
-        suffixes = sorted((suffix for suffix in IMAGE_SUFFIXES if file.name.lower().endswith(suffix)), key=len, reverse=True)
+        suffixes = sorted((suffix for suffix in LINE_IMAGE_SUFFIXES if file.name.lower().endswith(suffix)), key=len, reverse=True)
         if not suffixes:
             continue
         candidates = [(suffix, _line_id(file, root, suffix)) for suffix in suffixes]
@@ -98,13 +100,13 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
     if line.text is None:
         names = ", ".join(image.name for _, image in line.images)
         return SampleError(
-            line.id, f"image {names} has no transcription", f"add {Path(line.id).name}{TEXT_SUFFIX} beside it, or move the image away", location=location
+            line.id, f"image {names} has no transcription", f"add {Path(line.id).name}{LINE_TEXT_SUFFIX} beside it, or move the image away", location=location
         )
     if not line.images:
         return SampleError(
             line.id,
             f"no line image beside {line.text.name}",
-            f"add {Path(line.id).name} with one of the suffixes {', '.join(IMAGE_SUFFIXES)}, or remove {line.text.name}",
+            f"add {Path(line.id).name} with one of the suffixes {', '.join(LINE_IMAGE_SUFFIXES)}, or remove {line.text.name}",
             location=location,
         )
     try:
@@ -120,16 +122,16 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
         return SampleError(line.id, f"{line.text.name} is not UTF-8 text", "save it as UTF-8", location=location)
     except OSError as error:
         return SampleError(line.id, f"cannot read {line.text.name}: {error.strerror}", "check the file's permissions", location=location)
-    metadata = _metadata(line.text.with_name(line.text.name[: -len(TEXT_SUFFIX)]), line.id, location)
+    metadata = _metadata(line.text.with_name(line.text.name[: -len(LINE_TEXT_SUFFIX)]), line.id, location)
     if isinstance(metadata, SampleError):
         return metadata
-    image = min(line.images, key=lambda pair: IMAGE_SUFFIXES.index(pair[0]))[1]
+    image = min(line.images, key=lambda pair: LINE_IMAGE_SUFFIXES.index(pair[0]))[1]
     return TrainingSample(id=line.id, image_path=image, ground_truth=text, metadata=metadata, source=location)
 
 
 def _metadata(base: Path, line_id: str, location: str) -> dict[str, Any] | SampleError:
     metadata: dict[str, Any] = {}
-    for suffix in METADATA_SUFFIXES:
+    for suffix in LINE_METADATA_SUFFIXES:
         file = base.with_name(base.name + suffix)
         if not file.is_file():
             continue

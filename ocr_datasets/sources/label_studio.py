@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from PIL import Image
 
-from ..images import reading_problem
+from ..images import PAGE_IMAGE_SUFFIXES, reading_problem
 from ..samples import SampleError, TrainingSample
 from .crop import CropOptions, CroppedSample, Point
 from .page_images import displayed_size, existing_file
@@ -27,7 +27,6 @@ LABEL_TYPES = ("rectanglelabels", "polygonlabels", "labels")
 DESCRIPTION_TYPES = {"textarea", "choices", "rating", "number", "datetime", "taxonomy", "ranker", "pairwise", *LABEL_TYPES}
 # The data fields the OCR templates name their image by; other exports are read when one field holds an image.
 IMAGE_FIELDS = ("image", "ocr")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp", ".gif")
 # Label Studio stores an upload as /data/upload/<project>/<8 hex digits>-<original name>.
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?P<original>.+)$")
 NO_TIME = datetime.min.replace(tzinfo=timezone.utc)
@@ -240,7 +239,7 @@ def _image_reference(data: dict) -> str | None:
 
 def _looks_like_image(value: str) -> bool:
     path = urlsplit(value).path
-    return "/data/upload/" in path or "/data/local-files" in path or path.lower().endswith(IMAGE_SUFFIXES)
+    return "/data/upload/" in path or "/data/local-files" in path or path.lower().endswith(PAGE_IMAGE_SUFFIXES)
 
 
 def _reference_name(reference: str) -> str:

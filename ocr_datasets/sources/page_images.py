@@ -31,17 +31,13 @@ from xml.etree import ElementTree
 from PIL import Image
 
 from ..files import open_regular_file
+from ..images import EXIF_ORIENTATION, PAGE_IMAGE_SUFFIXES, QUARTER_TURNS
 from .xml_common import children_named, descendants_named, first_child, unqualified
 
 METS_NAME = "mets.xml"
 # File groups that hold page images in OCR-D workspaces when a METS file gives no MIME type.
 IMAGE_FILE_GROUP_HINTS = ("IMG", "IMAGE", "MASTER", "DEFAULT", "MAX")
-# Tried with the XML file's stem when neither the XML nor a METS names the page image.
-IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".jp2", ".webp", ".bmp")
 IMAGES_FIX = "pass image_dir (--images DIR) naming the folder that holds the page images"
-EXIF_ORIENTATION = 0x0112
-# Orientations that turn the stored image a quarter: its width and height swap when displayed.
-TURNED_ORIENTATIONS = {5, 6, 7, 8}
 
 
 def checked_image_dir(image_dir: str | os.PathLike[str] | None) -> Path | None:
@@ -62,7 +58,7 @@ def displayed_size(image_path: Path) -> tuple[tuple[int, int], tuple[int, int]]:
     and as stored, read from its header without decoding the pixels."""
     with open_regular_file(image_path) as file, Image.open(file) as image:
         stored = image.size
-        turned = image.getexif().get(EXIF_ORIENTATION) in TURNED_ORIENTATIONS
+        turned = image.getexif().get(EXIF_ORIENTATION) in QUARTER_TURNS
     return (stored[::-1] if turned else stored), stored
 
 
@@ -117,8 +113,8 @@ def reference_name(reference: str | None) -> str | None:
 
 
 def stem_candidates(xml_path: Path) -> list[str]:
-    """The image names tried for an XML file that names no image: its stem with each image suffix."""
-    return [xml_path.stem + suffix for suffix in IMAGE_SUFFIXES]
+    """The image names tried for an XML file that names no image: its stem with each page image suffix."""
+    return [xml_path.stem + suffix for suffix in PAGE_IMAGE_SUFFIXES]
 
 
 def find_page_image(xml_path: Path, reference: str | None, *, input_root: Path, image_dir: Path | None) -> Path | None:

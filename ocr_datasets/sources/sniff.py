@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from .gt_folder import LINE_METADATA_SUFFIXES, LINE_TEXT_SUFFIX
 from .xml_common import xml_start
 
 # Root element -> source kind.
@@ -21,9 +22,6 @@ ROOT_KINDS = {"PcGts": "page", "alto": "alto"}
 XML_SUFFIXES = (".xml", ".page", ".alto")
 # A file named so promises its kind: one that turns out to be something else is worth a mention.
 PROMISING_SUFFIXES = {".page": "page", ".alto": "alto"}
-LINE_TEXT_SUFFIX = ".gt.txt"
-# Files beside a line's .gt.txt that hold its metadata, not a source of their own.
-LINE_METADATA_SUFFIXES = (".json", ".yml", ".yaml")
 MANIFEST_SUFFIXES = (".jsonl", ".csv")
 _CHUNK = 8 * 1024
 
