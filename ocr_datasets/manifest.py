@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import platform
-import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from importlib import metadata as package_metadata
@@ -81,19 +80,24 @@ def build_manifest(
 
 
 def write_manifest(path: Path, manifest: dict[str, Any], checksums: Iterable[tuple[str, dict[str, Any]]]) -> None:
-    """Write ``manifest`` plus a last key ``checksums``. ``files`` and ``checksums`` are written
-    one entry per line as they come: with an entry per image they run to megabytes, and an
-    export's memory must not grow with its batch."""
-    placeholders = {key: f"{key}-{secrets.token_hex(8)}" for key in ("files", "checksums")}
-    text = json.dumps({**manifest, **placeholders}, ensure_ascii=False, indent=2)
-    before_files, rest = text.split(json.dumps(placeholders["files"]))
-    between, after = rest.split(json.dumps(placeholders["checksums"]))
+    """Write ``manifest`` plus a last key ``checksums``, key by key. ``files`` and ``checksums``
+    are written one entry per line as they come: with an entry per image they run to megabytes,
+    and an export's memory must not grow with its batch."""
+    streamed = {
+        "files": ("[]", (json.dumps(name, ensure_ascii=False) for name in manifest["files"])),
+        "checksums": ("{}", (f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(checksum)}" for name, checksum in checksums)),
+    }
+    keys = [key for key in manifest if key != "checksums"] + ["checksums"]
     with path.open("w", encoding="utf-8") as file:
-        file.write(before_files)
-        _write_entries(file, "[]", (json.dumps(name, ensure_ascii=False) for name in manifest["files"]))
-        file.write(between)
-        _write_entries(file, "{}", (f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(checksum)}" for name, checksum in checksums))
-        file.write(after + "\n")
+        file.write("{")
+        for number, key in enumerate(keys):
+            file.write(f"{',' if number else ''}\n  {json.dumps(key)}: ")
+            if key in streamed:
+                _write_entries(file, *streamed[key])
+            else:
+                # Nested values indented as json.dumps(indent=2) does at this depth.
+                file.write(json.dumps(manifest[key], ensure_ascii=False, indent=2).replace("\n", "\n  "))
+        file.write("\n}\n")
 
 
 def _write_entries(file: TextIO, brackets: str, entries: Iterable[str]) -> None:
