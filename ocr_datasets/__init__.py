@@ -4,8 +4,9 @@ The names below are imported from their modules when first used, so that ``impor
 (and ``ocr-datasets --help``) does not pay for ``datasets`` and ``pyarrow`` until they are needed.
 """
 
-from importlib import import_module
 from importlib import metadata as _metadata
+
+from .lazy import lazy_names
 
 try:
     __version__ = _metadata.version("ocr-datasets")
@@ -38,15 +39,4 @@ _MODULE_OF = {
     "verify_batch": "verify",
 }
 __all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{_MODULE_OF[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _MODULE_OF)

@@ -1,10 +1,20 @@
 """Glue from an exported batch to ``trainer.train()``: collators and tiny local models.
 
-Needs the ``train`` extra: ``pip install "ocr-datasets[train]"``.
+Needs the ``train`` extra: ``pip install "ocr-datasets[train]"``. Each name is imported from its
+module when first used, so ``TrOCRCollator`` does not bring in Mllama, nor ``LlamaVisionCollator``
+TrOCR.
 """
 
-from .common import byte_level_bpe, character_error_rate, go_offline, load_batch
-from .llama_vision import LlamaVisionCollator
-from .trocr import TrOCRCollator
+from ..lazy import lazy_names
 
-__all__ = ["LlamaVisionCollator", "TrOCRCollator", "byte_level_bpe", "character_error_rate", "go_offline", "load_batch"]
+# Public name -> the module that defines it.
+_MODULE_OF = {
+    "byte_level_bpe": "common",
+    "character_error_rate": "common",
+    "go_offline": "common",
+    "load_batch": "common",
+    "LlamaVisionCollator": "llama_vision",
+    "TrOCRCollator": "trocr",
+}
+__all__ = sorted(_MODULE_OF)
+__getattr__, __dir__ = lazy_names(__name__, _MODULE_OF)

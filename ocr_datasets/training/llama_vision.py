@@ -272,8 +272,10 @@ def tiny_mllama(texts: Iterable[str], instruction: str = DEFAULT_INSTRUCTION, se
         },
         image_token_index=image_token_id,
     )
-    torch.manual_seed(seed)
-    model = MllamaForConditionalGeneration(config)
+    # Seeded without touching the caller's random state, as tiny_trocr does.
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = MllamaForConditionalGeneration(config)
     return processor, model
 
 
