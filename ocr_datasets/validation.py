@@ -129,53 +129,86 @@ def validate(
     seen_ids: dict[str, str | None] = {}
     checked: PackedSamples[CheckedSample] = PackedSamples()
     images = _SharedImages()
-    # Until one sample has the group key, the metadata keys seen (to name when none has it).
-    group_found, samples_without_group, metadata_keys = False, False, set()
+    group_key = _GroupKeyWatch(group_by)
     total = len(items) if isinstance(items, Sized) else None
-    pending = iter(items)
-    windows = iter(lambda: list(itertools.islice(pending, _WINDOW)), [])
+    windows = _windows(items)
     first_window = next(windows, [])
     # The pool is sized by the first window, and started before the progress bar's thread.
     first_count = sum(not isinstance(item, SampleError) for item in first_window)
     with _image_checker(num_proc, first_count) as check_images, tqdm(total=total, desc="Validating samples", unit=" samples") as progress:
         for window in itertools.chain([first_window], windows):
-            fields = [None if isinstance(item, SampleError) else _checked_fields(item, normalize, group_by, seen_ids) for item in window]
-            # A sample whose metadata cannot be stored may not even pickle for a worker process
-            # (nested hundreds deep, or holding objects), and image_bytes that are not bytes
-            # cannot be opened: such samples are rejected for that without their image decoded.
-            decoded = [item for item, item_fields in zip(window, fields) if item_fields is not None and item_fields.image_checkable]
-            image_results = iter(check_images(decoded))
-            for item, item_fields in zip(window, fields):
+            for item, result in zip(window, _checked_window(window, check_images, normalize, group_by, seen_ids)):
                 report.input_count += item.sample_count if isinstance(item, SampleError) else 1
-                if item_fields is None:
-                    result = item
-                else:
-                    image = next(image_results) if item_fields.image_checkable else (None, None)
-                    result = _checked_sample(item, item_fields, image)
                 if isinstance(result, SampleError):
                     report.rejected.append(result)
                 else:
                     images.add(len(checked), result)
                     checked.append(result)
+            group_key.see(item for item in window if isinstance(item, TrainingSample))
             progress.update(len(window))
-            if group_by is not None and not group_found:
-                dicts = [item.metadata for item, item_fields in zip(window, fields) if item_fields is not None and isinstance(item.metadata, dict)]
-                group_found = any(group_by in metadata for metadata in dicts)
-                metadata_keys.update(key for metadata in dicts for key in metadata)
-                samples_without_group |= bool(dicts)
     seen_ids.clear()
-    # One message rather than one per sample: the key is misspelt, or the wrong one.
-    if group_by is not None and not group_found and samples_without_group:
-        raise ValueError(
-            f"no sample's metadata has {group_by!r} to group the split by (group_by, --group-by): "
-            f"the metadata keys are {', '.join(sorted(metadata_keys)) or 'none'}; group by one of them"
-        )
+    group_key.check()
     images.sort_out(checked, report, keep_duplicates)
     return report
 
 
 # Samples read and checked together: a few tables' worth, so every process stays busy.
 _WINDOW = 4 * BLOCK_SIZE
+
+
+def _windows(items: Iterable) -> Iterator[list]:
+    """``items`` in lists of ``_WINDOW``: a generator of a million samples is never held whole."""
+    pending = iter(items)
+    while window := list(itertools.islice(pending, _WINDOW)):
+        yield window
+
+
+def _checked_window(
+    window: list, check_images: Callable[[list[TrainingSample]], Iterable], form: str, group_by: str | None, seen_ids: dict[str, str | None]
+) -> list[CheckedSample | SampleError]:
+    """Each item of ``window`` checked: its fields here, in order (ids are compared with those
+    before them), and the images of the window's samples together, in the pool."""
+    fields = [None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen_ids) for item in window]
+    # A sample whose metadata cannot be stored may not even pickle for a worker process (nested
+    # hundreds deep, or holding objects), and image_bytes that are not bytes cannot be opened:
+    # such samples are rejected for that without their image decoded.
+    checkable = [item for item, item_fields in zip(window, fields) if item_fields is not None and item_fields.image_checkable]
+    images = iter(check_images(checkable))
+    results: list[CheckedSample | SampleError] = []
+    for item, item_fields in zip(window, fields):
+        if item_fields is None:
+            results.append(item)
+        elif item_fields.image_checkable:
+            results.append(_checked_sample(item, item_fields, next(images)))
+        else:
+            results.append(_checked_sample(item, item_fields, (None, None)))
+    return results
+
+
+class _GroupKeyWatch:
+    """Whether any sample's metadata has the ``group_by`` key. When none has it, the key is
+    misspelt or the wrong one: one message naming the keys there are, rather than one per sample."""
+
+    def __init__(self, group_by: str | None):
+        self.group_by = group_by
+        self.found = group_by is None
+        self.samples_seen = False
+        self.keys: set[str] = set()
+
+    def see(self, samples: Iterable[TrainingSample]) -> None:
+        if self.found:
+            return
+        for metadata in (sample.metadata for sample in samples if isinstance(sample.metadata, dict)):
+            self.samples_seen = True
+            self.found = self.found or self.group_by in metadata
+            self.keys.update(metadata)
+
+    def check(self) -> None:
+        if not self.found and self.samples_seen:
+            raise ValueError(
+                f"no sample's metadata has {self.group_by!r} to group the split by (group_by, --group-by): "
+                f"the metadata keys are {', '.join(sorted(self.keys)) or 'none'}; group by one of them"
+            )
 # Below this many images a pool costs more than it saves.
 _MIN_IMAGES_PER_PROCESS = 500
 
