@@ -14,8 +14,9 @@ import datasets
 import pyarrow as pa
 from datasets.builder import Key
 
-from ocr_datasets.adapters import ExportOptions, get_adapter
+from ocr_datasets.adapters import get_adapter
 from ocr_datasets.canonical import CANONICAL_FEATURES, canonical_table
+from ocr_datasets.options import ExportOptions
 from ocr_datasets.packed import PackedSamples, unpack_block
 from ocr_datasets.samples import SampleError
 from ocr_datasets.validation import CheckedSample
@@ -105,7 +106,7 @@ class OcrSamples(datasets.ArrowBasedBuilder):
         for index, block in enumerate(blocks):
             table = canonical_table(unpack_block(block), keep_image_metadata=self.config.options.keep_image_metadata)
             if adapter is not None:
-                projected = adapter.project(table.to_pydict(), self.config.options)
+                projected = adapter.project(table.to_pydict(), self.config.options.view())
                 table = pa.Table.from_pydict(projected, schema=adapter.features.arrow_schema)
             yield Key(index, 0), table
 

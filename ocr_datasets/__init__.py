@@ -15,11 +15,13 @@ except _metadata.PackageNotFoundError:  # run from a source folder that was neve
 
 # Public name -> the module that defines it.
 _MODULE_OF = {
-    "DEFAULT_INSTRUCTION": "adapters",
+    "DEFAULT_INSTRUCTION": "options",
     "FORMAT_NAMES": "adapters",
-    "ExportOptions": "adapters",
+    "ExportOptions": "options",
+    "ViewOptions": "options",
     "build_dataset": "api",
     "export": "api",
+    "export_all": "api",
     "list_exports": "api",
     "load_batch": "api",
     "resolve_output_dir": "api",

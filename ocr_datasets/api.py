@@ -3,26 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
+from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
 
 import datasets
 from datasets.utils.tqdm import are_progress_bars_disabled
 
-from .adapters import ADAPTERS, ALL_FORMATS, DEFAULT_INSTRUCTION, ExportOptions, get_adapter
+from .adapters import ADAPTERS, ALL_FORMATS, FORMAT_NAMES, get_adapter
 from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
 from .notices import warn
 from .offline import offline
+from .options import ExportOptions, options_of
 from .samples import SampleError, TrainingSample
-from .splits import assign_splits, check_split_strategy, parse_split_spec
+from .splits import assign_splits
 from .statistics import split_statistics
-from .validation import CheckedSample, ValidationError, ValidationReport, check_normalization, validate
-from .workers import check_num_proc
+from .validation import CheckedSample, ValidationError, ValidationReport, validate
 from .writer import BatchContents, prepare_batches, write_batches
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
@@ -35,40 +37,30 @@ def resolve_output_dir(output_dir: str | os.PathLike[str] | None = None) -> Path
 
 @offline
 def build_dataset(
-    samples: Iterable[TrainingSample | SampleError],
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    num_proc: int | None = None,
-    normalize: str = "NFC",
-    keep_duplicates: bool = False,
-    skip_invalid: bool = False,
-    keep_image_metadata: bool = False,
-    progress: bool = True,
+    samples: Iterable[TrainingSample | SampleError], *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True, **options
 ) -> datasets.Dataset:
     """The canonical Arrow dataset of the valid ``samples``: ``id``, ``image`` (``Image()``, bytes
     embedded), ``ground_truth``, ``ocr_text``, ``ocr_confidence``, ``metadata`` (a JSON string).
 
-    Samples are validated, normalised and de-duplicated as in ``export`` (invalid ones raise
-    ``ValidationError`` unless ``skip_invalid``, which leaves them out with a warning). The
+    Samples are validated, normalised and de-duplicated as in ``export``, with the options of
+    ``ExportOptions`` that apply here (``skip_invalid``, which leaves invalid samples out with a
+    warning; ``keep_duplicates``, ``normalize``, ``keep_image_metadata``, ``num_proc``). The
     dataset is written by the ``datasets`` builder into ``cache_dir`` (``datasets``' own cache by
-    default) under a name derived from the samples, so the same samples are built once and
-    changed ones anew. Memory stays flat: images are read a table at a time. Images lose their
-    private metadata as in ``export`` unless ``keep_image_metadata``.
+    default) under a name derived from the validated samples, so the same samples are built once
+    and changed ones anew. Memory stays flat: images are read a table at a time.
     """
-    check_num_proc(num_proc)
+    settings = options_of(ExportOptions, options, where="build_dataset", only_build=True)
     with _progress_bars(progress):
-        report = _validated(
-            samples, normalize=check_normalization(normalize), keep_duplicates=keep_duplicates, group_by=None, skip_invalid=skip_invalid, num_proc=num_proc
-        )
+        report = _validated(samples, settings)
         if report.rejected:
             warn(f"left out {report.counts['rejected']} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}")
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            config_name=f"canonical-{_fingerprint(report.accepted)[:16]}{'-with-metadata' if keep_image_metadata else ''}",
-            options=ExportOptions(keep_image_metadata=keep_image_metadata),
+            config_name=f"canonical-{_fingerprint(report.accepted)[:16]}{'-with-metadata' if settings.keep_image_metadata else ''}",
+            options=settings,
             splits={"train": report.accepted},
         )
-        builder.prepare(num_proc=num_proc)
+        builder.prepare(num_proc=settings.num_proc)
     return builder.as_dataset(split="train")
 
 
@@ -79,29 +71,12 @@ def export(
     batch_id: str | None = None,
     output_dir: str | os.PathLike[str] | None = None,
     *,
-    copy_images: bool = True,
-    include_base64: bool = False,
-    instruction: str = DEFAULT_INSTRUCTION,
-    keep_image_metadata: bool = False,
-    max_shard_size: str | int = "500MB",
-    skip_invalid: bool = False,
-    keep_duplicates: bool = False,
-    split: str | Mapping[str, float] | None = None,
-    group_by: str | None = None,
-    seed: int = 0,
-    split_strategy: str = "hash",
-    allow_empty_splits: bool = False,
-    normalize: str = "NFC",
-    num_proc: int | None = None,
-    overwrite: bool = False,
     progress: bool = True,
-) -> ExportResult | list[ExportResult]:
+    **options,
+) -> ExportResult:
     """Export ``samples`` as one batch of ``export_format`` (``trocr``, ``llama_vision``,
-    ``generic``) into ``<output_dir>/<format folder>/<batch_id>/``; ``"all"`` exports every
-    format under one batch id and returns a list of results. Every format's batch is published
-    or none is: they are built aside and renamed into place together (see ``write_batches``).
-    An existing batch is an error unless ``overwrite``, which replaces it once the new batches
-    are complete, and which refuses a folder that is not a batch (no ``manifest.json``).
+    ``generic``) into ``<output_dir>/<format folder>/<batch_id>/`` and return its result;
+    ``export_all`` writes several formats at once. ``options`` are those of ``ExportOptions``.
 
     Every sample is validated first. Strict by default: any invalid sample raises one
     ``ValidationError`` naming every problem, and nothing is written; ``skip_invalid`` exports
@@ -114,38 +89,45 @@ def export(
     ``allow_empty_splits`` (then a warning, and the split is written empty). Texts are
     normalised with ``normalize`` (NFC, NFD, NFKC, none), whitespace trimmed and collapsed.
     Images get their EXIF orientation applied and lose EXIF, GPS, XMP, ICC profiles, comments
-    and PNG text chunks, unless ``keep_image_metadata``.
+    and PNG text chunks, unless ``keep_image_metadata``. An existing batch is an error unless
+    ``overwrite``, which replaces it once the new batch is complete, and which refuses a folder
+    that is not a batch (no ``manifest.json``).
 
     ``batch_id`` defaults to the current UTC time plus a random suffix; ``output_dir`` to
-    ``$OCR_EXPORT_PATH`` or ``./ocr-exports``. See ``ExportOptions`` for the view options.
+    ``$OCR_EXPORT_PATH`` or ``./ocr-exports``.
     """
-    adapters = list(ADAPTERS.values()) if export_format == ALL_FORMATS else [get_adapter(export_format)]
+    if export_format == ALL_FORMATS:
+        raise ValueError(f"export_format {ALL_FORMATS!r} writes a batch per format: call export_all(...) for it (--format all)")
+    [result] = _export(samples, [get_adapter(export_format)], batch_id, output_dir, options_of(ExportOptions, options, where="export"), progress)
+    return result
+
+
+@offline
+def export_all(
+    samples: Iterable[TrainingSample | SampleError],
+    batch_id: str | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    *,
+    formats: Iterable[str] | None = None,
+    progress: bool = True,
+    **options,
+) -> list[ExportResult]:
+    """``export`` to several formats at once (``formats``, by default every one) under one batch
+    id, validating the samples once: one result per format, in the order of ``formats``. Every
+    format's batch is published or none is: they are built aside and renamed into place
+    together (see ``write_batches``)."""
+    adapters = [get_adapter(name) for name in (FORMAT_NAMES if formats is None else formats)]
+    return _export(samples, adapters, batch_id, output_dir, options_of(ExportOptions, options, where="export_all"), progress)
+
+
+def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, progress: bool) -> list[ExportResult]:
     batch_id = check_batch_id(batch_id) if batch_id is not None else _new_batch_id()
-    ratios = parse_split_spec(split)
-    options = ExportOptions(
-        copy_images=copy_images,
-        include_base64=include_base64,
-        instruction=instruction,
-        keep_image_metadata=keep_image_metadata,
-        max_shard_size=max_shard_size,
-        normalize=check_normalization(normalize),
-        split=ratios,
-        group_by=group_by,
-        seed=seed,
-        split_strategy=check_split_strategy(split_strategy),
-        allow_empty_splits=allow_empty_splits,
-        skip_invalid=skip_invalid,
-        keep_duplicates=keep_duplicates,
-    )
-    check_num_proc(num_proc)
     root = resolve_output_dir(output_dir)
     # Before validation, so that a batch id that is taken is reported at once.
-    prepare_batches(root, adapters, batch_id, overwrite)
+    prepare_batches(root, adapters, batch_id, options.overwrite)
     with _progress_bars(progress):
-        report = _validated(
-            samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, skip_invalid=skip_invalid, num_proc=num_proc
-        )
-        checked_splits = assign_splits(report.accepted, ratios, group_by, seed, split_strategy, allow_empty_splits)
+        report = _validated(samples, options)
+        checked_splits = assign_splits(report.accepted, options.split, options.group_by, options.seed, options.split_strategy, options.allow_empty_splits)
         contents = BatchContents(
             splits=checked_splits,
             statistics={name: split_statistics(items) for name, items in checked_splits.items()},
@@ -153,8 +135,26 @@ def export(
             rejected=report.rejected,
             duplicates=report.duplicates,
         )
-        results = write_batches(contents, adapters=adapters, batch_id=batch_id, export_root=root, options=options, num_proc=num_proc, overwrite=overwrite)
-    return results if export_format == ALL_FORMATS else results[0]
+        return write_batches(contents, adapters=adapters, batch_id=batch_id, export_root=root, options=options, num_proc=options.num_proc, overwrite=options.overwrite)
+
+
+def _with_option_keywords(function, only_build: bool = False):
+    """``function`` whose signature shows each option of ``ExportOptions`` it takes as a keyword
+    (for ``help()``, editors and the docs' checks) in place of ``**options``."""
+    signature = inspect.signature(function)
+    parameters = [parameter for parameter in signature.parameters.values() if parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+    parameters += [
+        inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=option.type)
+        for option in fields(ExportOptions)
+        if option.metadata["build"] or not only_build
+    ]
+    function.__signature__ = signature.replace(parameters=parameters)
+    return function
+
+
+build_dataset = _with_option_keywords(build_dataset, only_build=True)
+export = _with_option_keywords(export)
+export_all = _with_option_keywords(export_all)
 
 
 @offline
@@ -186,11 +186,9 @@ def list_exports(export_format: str | None = None, output_dir: str | os.PathLike
     return sorted(results, key=lambda result: (result.created_at, result.batch_id), reverse=True)
 
 
-def _validated(
-    samples, *, normalize: str, keep_duplicates: bool, group_by: str | None, skip_invalid: bool, num_proc: int | None
-) -> ValidationReport:
-    report = validate(samples, normalize=normalize, keep_duplicates=keep_duplicates, group_by=group_by, num_proc=num_proc)
-    if (report.rejected and not skip_invalid) or not report.accepted:
+def _validated(samples, options: ExportOptions) -> ValidationReport:
+    report = validate(samples, normalize=options.normalize, keep_duplicates=options.keep_duplicates, group_by=options.group_by, num_proc=options.num_proc)
+    if (report.rejected and not options.skip_invalid) or not report.accepted:
         raise ValidationError(report)
     return report
 

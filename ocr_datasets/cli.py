@@ -14,11 +14,13 @@ import unicodedata
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .adapters import ALL_FORMATS, DEFAULT_INSTRUCTION, FORMAT_NAMES
+from .adapters import ALL_FORMATS, FORMAT_NAMES
+from .options import ExportOptions, ViewOptions, add_flags
 from .samples import SampleError
 from .sources import SOURCE_KINDS, CropOptions, read_samples
 
@@ -87,7 +89,7 @@ def _python_names() -> frozenset[str]:
     """The keyword arguments of the calls the commands make, whose flags the messages give too."""
     from . import api
 
-    calls = (api.export, api.build_dataset, read_samples, CropOptions)
+    calls = (api.export, api.export_all, api.build_dataset, read_samples, CropOptions)
     return frozenset(name for call in calls for name in inspect.signature(call).parameters)
 
 
@@ -171,57 +173,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_output_argument(export)
     export.add_argument("--batch-id", metavar="ID", help="name of the batch folder (default: UTC time plus a random suffix)")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing batch of the same id, once the new one is complete")
-    export.add_argument(
-        "--no-copy-images",
-        dest="copy_images",
-        action="store_false",
-        help="write only the parquet files (images embedded), card and manifest: no JSONL views, no images/ folder",
-    )
-    export.add_argument(
-        "--keep-image-metadata",
-        action="store_true",
-        help="keep images byte for byte (default: apply EXIF orientation, drop EXIF, GPS, XMP, ICC, comments, PNG text)",
-    )
-    export.add_argument("--include-base64", action="store_true", help="JSONL views carry images inline as data: URLs (OpenAI style for llama_vision)")
-    export.add_argument("--instruction", default=DEFAULT_INSTRUCTION, help="user-turn instruction of llama_vision rows (default: German OCR instruction)")
-    checks = export.add_argument_group("validation, splits and text")
-    checks.add_argument(
-        "--skip-invalid",
-        action="store_true",
-        help="export the valid samples and list the others in rejected.jsonl (default: report every problem and write nothing)",
-    )
-    checks.add_argument("--keep-duplicates", action="store_true", help="keep samples whose image and text repeat another's (default: export once)")
-    checks.add_argument("--split", metavar="SPEC", help="split ratios, e.g. train=0.8,validation=0.1,test=0.1 (default: all in train)")
-    checks.add_argument("--group-by", metavar="KEY", help="metadata key whose samples share a split, e.g. document_id, page or writer")
-    checks.add_argument("--seed", type=int, default=0, help="seed of the split hash (default: 0)")
-    checks.add_argument(
-        "--split-strategy",
-        choices=["hash", "balanced"],
-        default="hash",
-        help="hash (default): a group's split depends on its key and the seed alone, so adding samples never moves one; "
-        "balanced: every split within one group of its ratio, but added groups can move others",
-    )
-    checks.add_argument(
-        "--allow-empty-splits",
-        action="store_true",
-        help="write a split that comes out empty (too few groups) with a warning (default: an error naming the split)",
-    )
-    checks.add_argument(
-        "--normalize",
-        default="NFC",
-        choices=["NFC", "NFD", "NFKC", "none"],
-        help="Unicode normalisation of texts (default: NFC; NFKC folds long s ſ to s)",
-    )
-    export.add_argument(
-        "--max-shard-size", default="500MB", metavar="SIZE", help="largest parquet file before the next one starts (default: 500MB)"
-    )
-    export.add_argument(
-        "--num-proc",
-        type=_positive_int,
-        metavar="N",
-        help="processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); default: one per core, 1 for serial",
-    )
+    views = export.add_argument_group("rows and views")
+    add_flags(views, ViewOptions)
+    checks = export.add_argument_group("validation, splits and writing")
+    add_flags(checks, ExportOptions, only=lambda option: option.name not in {view.name for view in fields(ViewOptions)})
     export.add_argument("--quiet", action="store_true", help="no progress bars (they are shown only when the error output is a terminal)")
     export.set_defaults(run=_run_export)
 
@@ -284,12 +239,6 @@ def _format_name(value: str) -> str:
     return value.replace("-", "_")
 
 
-def _positive_int(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
-    return int(value)
-
-
 def _add_output_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", metavar="DIR", help="export root holding trocr/, llama-vision/, generic/ (default: $OCR_EXPORT_PATH, else ./ocr-exports)")
 
@@ -300,30 +249,13 @@ def _run_export(args: argparse.Namespace) -> int:
     samples = read_samples(
         args.input, args.source, image_dir=args.images, crop=CropOptions(padding=args.crop_padding, mask_outside=args.mask_outside, scale_to_image=args.scale_to_image), errors="report"
     )
-    results = api.export(
-        samples,
-        args.format,
-        batch_id=args.batch_id,
-        output_dir=args.output,
-        copy_images=args.copy_images,
-        include_base64=args.include_base64,
-        keep_image_metadata=args.keep_image_metadata,
-        instruction=args.instruction,
-        skip_invalid=args.skip_invalid,
-        keep_duplicates=args.keep_duplicates,
-        split=args.split,
-        group_by=args.group_by,
-        seed=args.seed,
-        split_strategy=args.split_strategy,
-        allow_empty_splits=args.allow_empty_splits,
-        normalize=args.normalize,
-        max_shard_size=args.max_shard_size,
-        num_proc=args.num_proc,
-        overwrite=args.overwrite,
-        # In a log, a bar's redraws become lines of their own: bars are for terminals.
-        progress=not args.quiet and sys.stderr.isatty(),
-    )
-    results = results if isinstance(results, list) else [results]
+    options = {option.name: getattr(args, option.name) for option in fields(ExportOptions)}
+    # In a log, a bar's redraws become lines of their own: bars are for terminals.
+    progress = not args.quiet and sys.stderr.isatty()
+    if args.format == ALL_FORMATS:
+        results = api.export_all(samples, args.batch_id, args.output, progress=progress, **options)
+    else:
+        results = [api.export(samples, args.format, args.batch_id, args.output, progress=progress, **options)]
     for result in results:
         splits = ", ".join(f"{split} {count}" for split, count in result.read_manifest()["splits"].items())
         print(f"{result.export_format}: {result.sample_count} samples in {result.export_path} ({splits})")

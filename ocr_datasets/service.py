@@ -10,7 +10,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from .api import export, list_exports, resolve_output_dir
+from .adapters import ALL_FORMATS
+from .api import export, export_all, list_exports, resolve_output_dir
 from .manifest import ExportResult
 from .samples import TrainingSample
 
@@ -52,10 +53,10 @@ class TrainingExportService:
         """The library's ``export`` into the service's ``export_path``; ``options`` are its keyword
         options (``copy_images``, ``include_base64``, ...). ``"all"`` returns a list, one per format."""
         _check_options(options)
-        results = export(samples, export_format, batch_id=batch_id, output_dir=self.export_path, **options)
-        if isinstance(results, list):
+        if export_format == ALL_FORMATS:
+            results = export_all(samples, batch_id=batch_id, output_dir=self.export_path, **options)
             return [ServiceExportResult.from_library_result(result) for result in results]
-        return ServiceExportResult.from_library_result(results)
+        return ServiceExportResult.from_library_result(export(samples, export_format, batch_id=batch_id, output_dir=self.export_path, **options))
 
     def list_exports(self, export_format: str | None = None) -> list[dict[str, Any]]:
         """Each finished batch's manifest as a dict, plus its ``export_path``, newest first,

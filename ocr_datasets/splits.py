@@ -5,54 +5,15 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Mapping
 
 from .notices import warn
+from .options import check_split_strategy
 from .packed import PackedSamples
 from .samples import TrainingSample
 from .validation import CheckedSample
 
-_SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-
-
-def parse_split_spec(spec: str | Mapping[str, float] | None) -> dict[str, float]:
-    """``"train=0.8,validation=0.1,test=0.1"`` (or a dict) to ordered ratios that sum to 1."""
-    if spec is None:
-        return {"train": 1.0}
-    example = "for example train=0.8,validation=0.1,test=0.1"
-    if isinstance(spec, str):
-        pairs = []
-        for part in filter(None, (piece.strip() for piece in spec.split(","))):
-            name, equals, value = part.partition("=")
-            try:
-                pairs.append((name.strip(), float(value) if equals else float("nan")))
-            except ValueError:
-                pairs.append((name.strip(), float("nan")))
-    else:
-        pairs = [(name, float(value)) for name, value in spec.items()]
-    if not pairs:
-        raise ValueError(f"empty split specification: {example}")
-    # Split names become file names, and macOS and Windows disks do not tell case apart.
-    seen: dict[str, str] = {}
-    for name, _ in pairs:
-        if name.casefold() in seen:
-            raise ValueError(
-                f"split {name!r} is named twice ({seen[name.casefold()]!r} and {name!r}; names differing only in case "
-                f"would share one file on macOS and Windows): name each split once ({example})"
-            )
-        seen[name.casefold()] = name
-    ratios = dict(pairs)
-    for name, ratio in ratios.items():
-        if not _SPLIT_NAME.fullmatch(name):
-            raise ValueError(f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})")
-        if not 0.0 < ratio <= 1.0:
-            raise ValueError(f"split {name!r} needs a ratio above 0 and at most 1, got {ratio} ({example})")
-    total = sum(ratios.values())
-    if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"split ratios sum to {total:g}, not 1 ({example})")
-    return ratios
 
 
 def group_key(sample: TrainingSample, group_by: str | None) -> str:
@@ -60,7 +21,6 @@ def group_key(sample: TrainingSample, group_by: str | None) -> str:
     return sample.id if group_by is None else json.dumps(sample.metadata[group_by], ensure_ascii=False, sort_keys=True)
 
 
-SPLIT_STRATEGIES = ("hash", "balanced")
 
 
 def _hash_point(key: str, seed: int) -> float:
@@ -127,12 +87,6 @@ def assign_splits(
             raise ValueError(message)
         warn(message)
     return splits
-
-
-def check_split_strategy(strategy: str) -> str:
-    if strategy not in SPLIT_STRATEGIES:
-        raise ValueError(f"unknown split strategy {strategy!r}: choose hash (stable) or balanced (exact proportions)")
-    return strategy
 
 
 def _balanced(group_sizes: Mapping[str, int], ratios: Mapping[str, float], seed: int) -> dict[str, str]:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 from support.data import run_python
 
-from ocr_datasets import TrainingSample, export, read_manifest
+from ocr_datasets import TrainingSample, build_dataset, export, export_all, read_manifest
 
 FOLDERS = {"trocr": "trocr", "llama_vision": "llama-vision", "generic": "generic"}
 
@@ -137,10 +137,26 @@ def test_tiff_lines_become_png_data_urls_with_the_same_pixels(tmp_path):
 
 def test_all_formats_share_one_batch_id_and_refuse_to_half_overwrite(example_manifest, tmp_path):
     samples = list(read_manifest(example_manifest))
-    results = export(samples, "all", batch_id="b1", output_dir=tmp_path, progress=False)
+    results = export_all(samples, batch_id="b1", output_dir=tmp_path, progress=False)
     assert [(r.export_format, r.batch_id) for r in results] == [("trocr", "b1"), ("llama_vision", "b1"), ("generic", "b1")]
 
     shutil.rmtree(tmp_path / "trocr" / "b1")
     with pytest.raises(FileExistsError, match="overwrite"):
-        export(samples, "all", batch_id="b1", output_dir=tmp_path, progress=False)
+        export_all(samples, batch_id="b1", output_dir=tmp_path, progress=False)
     assert not (tmp_path / "trocr" / "b1").exists()
+
+
+def test_export_returns_one_result_and_export_all_a_list_whatever_the_formats(example_manifest, tmp_path):
+    samples = list(read_manifest(example_manifest))
+    with pytest.raises(ValueError, match="export_all"):
+        export(samples, "all", batch_id="b0", output_dir=tmp_path, progress=False)
+    [only] = export_all(samples, batch_id="b2", output_dir=tmp_path, formats=["generic"], progress=False)
+    assert only.export_format == "generic" and not (tmp_path / "trocr" / "b2").exists()
+
+
+def test_an_option_the_call_does_not_take_is_named(example_manifest, tmp_path):
+    samples = list(read_manifest(example_manifest))
+    with pytest.raises(TypeError, match="'copy_image'"):
+        export(samples, "trocr", output_dir=tmp_path, copy_image=False)
+    with pytest.raises(TypeError, match="'split'"):
+        build_dataset(samples, split="train=0.5,test=0.5")

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from ocr_datasets import TrainingSample, export, load_batch
+from ocr_datasets import TrainingSample, export, export_all, load_batch
 
 HOSTILE_IDS = {
     "parent": "../../escaped",
@@ -51,7 +51,7 @@ def exported(tmp_path):
         for number, sample_id in enumerate(HOSTILE_IDS.values())
     ]
     root = tmp_path / "root" / "exports"
-    results = export(samples, "all", batch_id="b1", output_dir=root, progress=False)
+    results = export_all(samples, batch_id="b1", output_dir=root, progress=False)
     return tmp_path, root, results
 
 

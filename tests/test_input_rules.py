@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 
 from ocr_datasets import SampleError, TrainingSample, ValidationError, export, read_manifest, read_samples
 from ocr_datasets.cli import main
-from ocr_datasets.splits import parse_split_spec
+from ocr_datasets.options import parse_split_spec
 from ocr_datasets.validation import normalize_text
 
 

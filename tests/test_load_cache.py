@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datasets import load_dataset
 
-from ocr_datasets import export, read_manifest
+from ocr_datasets import export, export_all, read_manifest
 
 
 def test_same_batch_id_in_two_formats_loads_two_datasets_in_one_cache(example_manifest, tmp_path):
     samples = list(read_manifest(example_manifest))
-    results = export(samples, "all", batch_id="b1", output_dir=tmp_path / "exports", progress=False)
+    results = export_all(samples, batch_id="b1", output_dir=tmp_path / "exports", progress=False)
     cache = tmp_path / "cache"
 
     trocr = load_dataset(results[0].export_path, split="train", cache_dir=str(cache))

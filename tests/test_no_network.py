@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support.data import run_python
 
-from ocr_datasets import build_dataset, export, list_exports, load_batch, read_manifest, verify_batch
+from ocr_datasets import build_dataset, export, export_all, list_exports, load_batch, read_manifest, verify_batch
 
 
 def test_build_export_list_and_load_back_try_no_connection(refuse_network, example_manifest, tmp_path, monkeypatch):
@@ -13,7 +13,7 @@ def test_build_export_list_and_load_back_try_no_connection(refuse_network, examp
         monkeypatch.delenv(variable, raising=False)
     samples = list(read_manifest(example_manifest))
 
-    results = export(samples, "all", batch_id="b1", output_dir=tmp_path / "exports", split="train=0.5,test=0.5", progress=False)
+    results = export_all(samples, batch_id="b1", output_dir=tmp_path / "exports", split="train=0.5,test=0.5", progress=False)
     assert [result.batch_id for result in list_exports(output_dir=tmp_path / "exports")] == ["b1"] * 3
     for result in results:
         assert verify_batch(result.export_path) == []

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from support.data import LINE_GT_LINES, line_gt_samples, run_python
 
-from ocr_datasets import FORMAT_NAMES, export
+from ocr_datasets import FORMAT_NAMES, export, export_all
 
 LINE_COUNT = LINE_GT_LINES
 BATCH_ID = "fraktur"
@@ -64,7 +64,7 @@ def fraktur_export(module_hf_home, line_gt_copy, tmp_path_factory) -> FrakturExp
         with Image.open(sample.image_path) as image:
             assert image.format == "TIFF"
             pixels[sample.id] = pixel_summary(image)
-    results = export(samples, "all", batch_id=BATCH_ID, output_dir=root / "exports", progress=False)
+    results = export_all(samples, batch_id=BATCH_ID, output_dir=root / "exports", progress=False)
     expected = FrakturExport(
         batches={result.export_format: Path(result.export_path) for result in results},
         ids=[sample.id for sample in samples],

@@ -11,7 +11,7 @@ from PIL import Image
 
 from support.data import LINE_GT_LINES, loaded_texts
 
-from ocr_datasets import SampleError, export, read_samples
+from ocr_datasets import SampleError, export, export_all, read_samples
 
 REAL_LINE_COUNT = LINE_GT_LINES
 
@@ -190,7 +190,7 @@ def test_real_lines_in_work_folders_export_to_every_format_and_load_back(line_gt
             (work / f"{name}{suffix}").symlink_to(line_gt_copy / f"{name}{suffix}")
     expected = {f"{name.rsplit('_', 2)[0]}/{name}": text for name, (text, _, _) in expected_real_lines(line_gt_copy).items()}
 
-    results = export(read_samples(folder, "gt-folder"), "all", batch_id="gt-folder", output_dir=tmp_path / "exports", progress=False)
+    results = export_all(read_samples(folder, "gt-folder"), batch_id="gt-folder", output_dir=tmp_path / "exports", progress=False)
 
     assert len(results) == 3
     for result in results:

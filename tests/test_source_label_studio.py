@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageStat
 from support.data import loaded_texts
 
-from ocr_datasets import SampleError, export, read_samples
+from ocr_datasets import SampleError, export, export_all, read_samples
 from ocr_datasets.sources import CroppedSample
 
 PAGE_SIZE = (400, 200)
@@ -298,7 +298,7 @@ def test_export_to_every_format_loads_back_and_lists_the_rejected(project, tmp_p
     export_file, images = project
     samples = read_samples(export_file, "label-studio", image_dir=images, errors="report")
 
-    results = export(samples, "all", batch_id="label-studio", output_dir=tmp_path / "exports", skip_invalid=True, progress=False)
+    results = export_all(samples, batch_id="label-studio", output_dir=tmp_path / "exports", skip_invalid=True, progress=False)
 
     expected = {"1-plain": "Rothe Zeile", "1-turned": "Blaue Zeile", "1-triangle": "Grüne Zeile", "2-tilted": "Gelbe Zeile"}
     for result in results:

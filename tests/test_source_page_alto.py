@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 from support.data import REPO_DATA, repo_copy
 
-from ocr_datasets import CropOptions, SampleError, export, read_samples, validate
+from ocr_datasets import CropOptions, SampleError, export, export_all, read_samples, validate
 
 KANT = REPO_DATA / "ocrd-kant-1784"
 PAGE_2019 = "{http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15}"
@@ -136,7 +136,7 @@ def test_real_lines_export_to_every_format_and_load_back(kant, source, xml_file,
     samples = list(read_samples(kant / xml_file, source))
     expected = {sample.id: " ".join(unicodedata.normalize("NFC", sample.ground_truth).split()) for sample in samples}
     assert len(expected) == LINES_PER_PAGE["0017"]
-    results = export(read_samples(kant / xml_file, source), "all", batch_id=source, output_dir=tmp_path / "exports", progress=False)
+    results = export_all(read_samples(kant / xml_file, source), batch_id=source, output_dir=tmp_path / "exports", progress=False)
     assert len(results) == 3
     for result in results:
         rows = datasets.load_dataset(result.export_path, split="train", cache_dir=str(tmp_path / "cache"))

@@ -14,7 +14,8 @@ from PIL import Image
 from support.data import line_gt_samples
 
 from ocr_datasets import TrainingSample, export, validate
-from ocr_datasets.splits import assign_splits, parse_split_spec
+from ocr_datasets.options import parse_split_spec
+from ocr_datasets.splits import assign_splits
 
 RATIOS = parse_split_spec("train=0.8,validation=0.1,test=0.1")
 

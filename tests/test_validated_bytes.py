@@ -12,7 +12,7 @@ import pytest
 from datasets import Image as ImageFeature
 from PIL import Image
 
-from ocr_datasets import SampleError, TrainingSample, build_dataset, export, list_exports, read_manifest
+from ocr_datasets import SampleError, TrainingSample, build_dataset, export, export_all, list_exports, read_manifest
 from ocr_datasets.sources import CropOptions, CroppedSample
 from ocr_datasets.validation import _WINDOW as VALIDATION_WINDOW
 
@@ -53,7 +53,7 @@ def test_an_image_replaced_after_validation_fails_the_export_naming_the_sample(r
     root = tmp_path / "exports"
 
     with pytest.raises(SampleError) as raised:
-        export(replaced_after_the_last(samples, victim.image_path, new_bytes), "all", batch_id="b1", output_dir=root, progress=False, num_proc=1)
+        export_all(replaced_after_the_last(samples, victim.image_path, new_bytes), batch_id="b1", output_dir=root, progress=False, num_proc=1)
     message = str(raised.value)
     assert repr(victim.id) in message and "changed after validation" in message and "export again" in message
     assert list_exports(output_dir=root) == [] and batch_folders(root) == []

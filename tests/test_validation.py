@@ -17,8 +17,9 @@ import pytest
 from PIL import Image
 from support.data import LINE_GT_LINES, line_gt_samples
 
-from ocr_datasets import TrainingSample, ValidationError, export, validate
-from ocr_datasets.validation import check_normalization, normalize_text
+from ocr_datasets import TrainingSample, ValidationError, export, export_all, validate
+from ocr_datasets.options import check_normalization
+from ocr_datasets.validation import normalize_text
 
 
 def png_bytes(size=(60, 20), shade=0) -> bytes:
@@ -115,7 +116,7 @@ def rejected_ids(error: ValidationError) -> list[str]:
 def test_strict_mode_names_every_problem_and_writes_nothing(corpus, tmp_path):
     samples, _, reasons, _ = corpus
     with pytest.raises(ValidationError) as raised:
-        export(samples, "all", batch_id="b1", output_dir=tmp_path / "exports", progress=False)
+        export_all(samples, batch_id="b1", output_dir=tmp_path / "exports", progress=False)
     assert sorted(rejected_ids(raised.value)) == sorted(reasons)
     message = str(raised.value)
     for problem in raised.value.report.rejected:

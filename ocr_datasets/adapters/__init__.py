@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import DEFAULT_INSTRUCTION, ExportOptions, FormatAdapter, ViewImage
+from .base import FormatAdapter, ViewImage
 
 # Format name -> (module, adapter class): the one list of formats.
 _ADAPTER_CLASSES = {
@@ -40,4 +40,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["ADAPTERS", "ALL_FORMATS", "DEFAULT_INSTRUCTION", "FORMAT_NAMES", "ExportOptions", "FormatAdapter", "ViewImage", "get_adapter"]
+__all__ = ["ADAPTERS", "ALL_FORMATS", "FORMAT_NAMES", "FormatAdapter", "ViewImage", "get_adapter"]

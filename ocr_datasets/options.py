@@ -1,0 +1,215 @@
+"""The options of an export, each declared once: its type, default, meaning and checks.
+
+``export()`` and ``build_dataset()`` take them as keyword arguments, the CLI builds its flags
+from them (``add_flags``), the manifest records them, and the docs are checked against them.
+As in ``datasets``' ``BuilderConfig`` subclasses, a dataclass's ``__post_init__`` checks
+them, so a wrong value fails before anything is read. What the format adapters read
+(``ViewOptions``) is separate from how the samples are validated, split and written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from .notices import warn
+
+DEFAULT_INSTRUCTION = (
+    "Du bist ein OCR-Experte für deutsche Handschrift. "
+    "Lies den handgeschriebenen Text im Bild und gib ihn wortgetreu wieder."
+)
+NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
+SPLIT_STRATEGIES = ("hash", "balanced")
+_SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_SHARD_SIZE = re.compile(r"\d+\s*([KMGT]i?B)?", re.IGNORECASE)
+
+
+def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None, choices=None, cli_type=None, recorded: bool = True, build: bool = False):
+    """A dataclass field that is an option: ``help`` says what it means (in ``--help`` and the
+    docs); ``flag`` when the CLI's name is not ``--`` plus the field's name; ``recorded=False``
+    for how an export runs rather than what it writes (kept out of the manifest); ``build``
+    when ``build_dataset`` takes it too."""
+    metadata = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "cli_type": cli_type, "recorded": recorded, "build": build}
+    return field(default=default, metadata=metadata)
+
+
+def parse_split_spec(spec: str | Mapping[str, float] | None) -> dict[str, float]:
+    """``"train=0.8,validation=0.1,test=0.1"`` (or a dict) to ordered ratios that sum to 1."""
+    if spec is None:
+        return {"train": 1.0}
+    example = "for example train=0.8,validation=0.1,test=0.1"
+    if isinstance(spec, str):
+        pairs = []
+        for part in filter(None, (piece.strip() for piece in spec.split(","))):
+            name, equals, value = part.partition("=")
+            try:
+                pairs.append((name.strip(), float(value) if equals else float("nan")))
+            except ValueError:
+                pairs.append((name.strip(), float("nan")))
+    else:
+        pairs = [(name, float(value)) for name, value in spec.items()]
+    if not pairs:
+        raise ValueError(f"empty split specification: {example}")
+    # Split names become file names, and macOS and Windows disks do not tell case apart.
+    seen: dict[str, str] = {}
+    for name, _ in pairs:
+        if name.casefold() in seen:
+            raise ValueError(
+                f"split {name!r} is named twice ({seen[name.casefold()]!r} and {name!r}; names differing only in case "
+                f"would share one file on macOS and Windows): name each split once ({example})"
+            )
+        seen[name.casefold()] = name
+    ratios = dict(pairs)
+    for name, ratio in ratios.items():
+        if not _SPLIT_NAME.fullmatch(name):
+            raise ValueError(f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})")
+        if not 0.0 < ratio <= 1.0:
+            raise ValueError(f"split {name!r} needs a ratio above 0 and at most 1, got {ratio} ({example})")
+    total = sum(ratios.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"split ratios sum to {total:g}, not 1 ({example})")
+    return ratios
+
+
+def check_normalization(form: str) -> str:
+    if form not in NORMALIZATION_FORMS:
+        raise ValueError(f"unknown normalisation {form!r}: choose NFC (default), NFD, none, or NFKC by name")
+    if form == "NFKC":
+        warn("NFKC folds compatibility characters: long s (ſ) becomes s and ligatures split; NFC keeps them")
+    return form
+
+
+def check_split_strategy(strategy: str) -> str:
+    if strategy not in SPLIT_STRATEGIES:
+        raise ValueError(f"unknown split strategy {strategy!r}: choose hash (stable) or balanced (exact proportions)")
+    return strategy
+
+
+def check_num_proc(num_proc: int | None) -> int | None:
+    if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
+        raise ValueError(f"num_proc={num_proc!r}: give a whole number of processes, 1 or more (1: serial), or None for one per core")
+    return num_proc
+
+
+def positive_int(value: str) -> int:
+    """The CLI's reading of a count of 1 or more."""
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of 1 or more")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class ViewOptions:
+    """What a format adapter reads: how rows and their JSONL views show the sample."""
+
+    copy_images: bool = option(
+        True,
+        "the JSONL views and the images/ folder they point into; without them (copy_images=False, --no-copy-images) "
+        "the batch holds only the parquet files (images embedded), card and manifest",
+        flag="--no-copy-images",
+    )
+    include_base64: bool = option(False, "JSONL views carry each image inline as a data: URL (OpenAI style for llama_vision)")
+    instruction: str = option(DEFAULT_INSTRUCTION, "user-turn instruction of llama_vision rows (default: German OCR instruction)", metavar="TEXT")
+
+    def __post_init__(self):
+        if not isinstance(self.instruction, str):
+            raise TypeError(f"instruction (--instruction) must be text, not {type(self.instruction).__name__}")
+        try:
+            self.instruction.encode("utf-8")
+        except UnicodeEncodeError:
+            # What a command line argument holding bytes in another encoding (Latin-1 "ä") becomes.
+            raise ValueError(
+                "instruction (--instruction) holds bytes that are not UTF-8 text: write it in UTF-8 "
+                "(set the terminal to UTF-8, or pass it from Python as a str)"
+            ) from None
+
+
+@dataclass(frozen=True)
+class ExportOptions(ViewOptions):
+    """Every option of an export: the view options, and how samples are validated, split and written."""
+
+    skip_invalid: bool = option(
+        False,
+        "export the valid samples and list the others in rejected.jsonl (default: report every problem and write nothing)",
+        build=True,
+    )
+    keep_duplicates: bool = option(False, "keep samples whose image and text repeat another's (default: export once)", build=True)
+    normalize: str = option(
+        "NFC", "Unicode normalisation of texts (default: NFC; NFKC folds long s ſ to s)", choices=NORMALIZATION_FORMS, build=True
+    )
+    keep_image_metadata: bool = option(
+        False,
+        "keep images byte for byte (default: apply EXIF orientation, drop EXIF, GPS, XMP, ICC, comments, PNG text)",
+        build=True,
+    )
+    split: Mapping[str, float] | str | None = option(
+        None, "split ratios, e.g. train=0.8,validation=0.1,test=0.1 (default: all in train)", metavar="SPEC"
+    )
+    group_by: str | None = option(None, "metadata key whose samples share a split, e.g. document_id, page or writer", metavar="KEY")
+    seed: int = option(0, "seed of the split hash (default: 0)", metavar="N", cli_type=int)
+    split_strategy: str = option(
+        "hash",
+        "hash (default): a group's split depends on its key and the seed alone, so adding samples never moves one; "
+        "balanced: every split within one group of its ratio, but added groups can move others",
+        choices=SPLIT_STRATEGIES,
+    )
+    allow_empty_splits: bool = option(False, "write a split that comes out empty (too few groups) with a warning (default: an error naming the split)")
+    max_shard_size: str | int = option("500MB", "largest parquet file before the next one starts (default: 500MB)", metavar="SIZE")
+    num_proc: int | None = option(
+        None,
+        "processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); default: one per core, 1 for serial",
+        metavar="N",
+        cli_type=positive_int,
+        recorded=False,
+        build=True,
+    )
+    overwrite: bool = option(False, "replace an existing batch of the same id, once the new one is complete", recorded=False)
+
+    def __post_init__(self):
+        super().__post_init__()
+        # Kept as the ratios the split was read into, so the manifest records them.
+        object.__setattr__(self, "split", parse_split_spec(self.split))
+        check_normalization(self.normalize)
+        check_split_strategy(self.split_strategy)
+        check_num_proc(self.num_proc)
+        if not (isinstance(self.max_shard_size, int) and not isinstance(self.max_shard_size, bool) or _SHARD_SIZE.fullmatch(str(self.max_shard_size))):
+            raise ValueError(f"max_shard_size={self.max_shard_size!r} (--max-shard-size): give bytes or a size such as 500MB")
+
+    def view(self) -> ViewOptions:
+        """Only what the format adapters read."""
+        return ViewOptions(**{option.name: getattr(self, option.name) for option in fields(ViewOptions)})
+
+    def recorded(self) -> dict[str, Any]:
+        """The options that decide what the batch holds, as its manifest records them."""
+        return {option.name: getattr(self, option.name) for option in fields(self) if option.metadata["recorded"]}
+
+
+def options_of(options_class: type, keywords: Mapping[str, Any], *, where: str, only_build: bool = False):
+    """``options_class(**keywords)``, with an unknown keyword named like Python names one."""
+    known = {option.name for option in fields(options_class) if option.metadata["build"] or not only_build}
+    unknown = sorted(set(keywords) - known)
+    if unknown:
+        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r} (its options: {', '.join(sorted(known))})")
+    return options_class(**keywords)
+
+
+def add_flags(parser: argparse.ArgumentParser | Any, options_class: type, only: Callable[[Any], bool] = lambda option: True) -> None:
+    """A flag for each option of ``options_class`` (those ``only`` accepts), with its choices,
+    default and help as the option declares them."""
+    for option in fields(options_class):
+        if not only(option):
+            continue
+        metadata = option.metadata
+        default = option.default
+        flag = metadata["flag"] or "--" + option.name.replace("_", "-")
+        keywords: dict[str, Any] = {"dest": option.name, "help": metadata["help"], "default": default}
+        if isinstance(default, bool):
+            keywords["action"] = "store_false" if default else "store_true"
+        else:
+            keywords.update(
+                {key: value for key, value in (("metavar", metadata["metavar"]), ("choices", metadata["choices"]), ("type", metadata["cli_type"])) if value}
+            )
+        parser.add_argument(flag, **keywords)
