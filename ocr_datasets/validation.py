@@ -20,13 +20,11 @@ from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from .images import expected_format, frame_count, reading_problem
-from .notices import warn
 from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import holds_private_metadata
 from .samples import SampleError, TrainingSample
 from .workers import worker_count
 
-NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
 # Smaller than this, an image holds no legible text: a mis-crop or a placeholder.
 MIN_IMAGE_SIDE = 4
 
@@ -94,14 +92,6 @@ def normalize_text(text: str, form: str) -> str:
     if form != "none":
         text = unicodedata.normalize(form, text)
     return _COLLAPSED_WHITESPACE.sub(" ", text).strip(" ")
-
-
-def check_normalization(form: str) -> str:
-    if form not in NORMALIZATION_FORMS:
-        raise ValueError(f"unknown normalisation {form!r}: choose NFC (default), NFD, none, or NFKC by name")
-    if form == "NFKC":
-        warn("NFKC folds compatibility characters: long s (ſ) becomes s and ligatures split; NFC keeps them")
-    return form
 
 
 def validate(
