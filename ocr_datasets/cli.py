@@ -216,7 +216,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def reference() -> str:
     """Every command's ``--help``, as the Markdown of docs/cli-reference.md (written by
-    scripts/cli_reference.py; a test checks that the file is what this returns)."""
+    scripts/reference_docs.py; a test checks that the file is what this returns)."""
     # argparse wraps help to the terminal's width: a fixed width makes the reference the same everywhere.
     columns = os.environ.get("COLUMNS")
     os.environ["COLUMNS"] = "100"
@@ -224,7 +224,7 @@ def reference() -> str:
         parser = _parser()
         commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
         pages = [("ocr-datasets", parser), *((f"ocr-datasets {name}", command) for name, command in commands.choices.items())]
-        parts = ["# CLI reference\n\nGenerated from `--help` by `scripts/cli_reference.py`; do not edit by hand.\n"]
+        parts = ["# CLI reference\n\nGenerated from `--help` by `scripts/reference_docs.py`; do not edit by hand.\n"]
         parts += [f"## `{title}`\n\n```text\n{page.format_help().rstrip()}\n```\n" for title, page in pages]
         return "\n".join(parts)
     finally:

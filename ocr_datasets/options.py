@@ -213,3 +213,26 @@ def add_flags(parser: argparse.ArgumentParser | Any, options_class: type, only: 
                 {key: value for key, value in (("metavar", metadata["metavar"]), ("choices", metadata["choices"]), ("type", metadata["cli_type"])) if value}
             )
         parser.add_argument(flag, **keywords)
+
+
+def reference() -> str:
+    """Every option as the Markdown of docs/options.md (written by scripts/reference_docs.py; a
+    test checks that the file is what this returns)."""
+    view_options = {option.name for option in fields(ViewOptions)}
+    lines = [
+        "# Export options",
+        "",
+        "Generated from `ocr_datasets/options.py` by `scripts/reference_docs.py`; do not edit by hand.",
+        "`export()` and `export_all()` take every option as a keyword, `build_dataset()` those marked *build*;",
+        "the command line takes the flag. *view*: what the format adapters read; *recorded*: kept in the batch's manifest.",
+        "",
+        "| option | default | flag | meaning | |",
+        "|---|---|---|---|---|",
+    ]
+    for option in fields(ExportOptions):
+        metadata = option.metadata
+        flag = metadata["flag"] or "--" + option.name.replace("_", "-")
+        marks = ", ".join(mark for mark, applies in (("view", option.name in view_options), ("recorded", metadata["recorded"]), ("build", metadata["build"])) if applies)
+        default = "German OCR instruction" if option.name == "instruction" else repr(option.default)
+        lines.append(f"| `{option.name}` | `{default}` | `{flag}` | {metadata['help']} | {marks} |")
+    return "\n".join(lines) + "\n"
