@@ -21,7 +21,7 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from ..adapters import DEFAULT_INSTRUCTION
+from ..options import DEFAULT_INSTRUCTION
 from ..images import rgb
 from .common import byte_level_bpe
 
