@@ -13,22 +13,12 @@ else of its HPOS/VPOS/WIDTH/HEIGHT box. Lines come in document order.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
-from ..samples import SampleError, TrainingSample
-from .crop import CropOptions, Point, box_points, parse_points
+from .crop import Point, box_points, parse_points
 from .xml_common import children_named, descendants_named, first_child, local_name
-from .xml_pages import (
-    ParsedLine,
-    ParsedPage,
-    UnreadableFile,
-    declared_size,
-    parse_xml,
-    read_xml_sources,
-)
+from .xml_pages import ALTO_ROOT, PageFileSource, ParsedLine, ParsedPage, UnreadableFile, declared_size
 
 # ALTO's other units (mm10, inch1200) need the scan's resolution, which the file does not give.
 SUPPORTED_UNIT = "pixel"
@@ -44,37 +34,34 @@ SOFT_HYPHEN = "\u00ad"
 PRINTED_HYPHEN = "-"
 
 
-def read(
-    path: str | os.PathLike[str],
-    *,
-    image_dir: str | os.PathLike[str] | None = None,
-    crop: CropOptions = CropOptions(),
-    errors: str = "raise",
-) -> Iterator[TrainingSample | SampleError]:
+class AltoSource(PageFileSource):
     """The lines of an ALTO file, or of every ALTO file below a folder (METS and PAGE files are skipped)."""
-    return read_xml_sources(path, "alto", parse_alto_file, image_dir=image_dir, crop=crop, errors=errors)
 
+    kind = "alto"
+    label = "ALTO"
+    unit = "ALTO file"
+    xml_roots = (ALTO_ROOT,)
 
-def parse_alto_file(xml_path: Path) -> ParsedPage:
-    root = parse_xml(xml_path, "alto")
-    lines = [(block, line) for block in descendants_named(root, "TextBlock") for line in children_named(block, "TextLine")]
-    description = first_child(root, "Description")
-    unit = _child_text(description, "MeasurementUnit") or SUPPORTED_UNIT
-    if lines and unit != SUPPORTED_UNIT:
-        raise UnreadableFile(
-            f"coordinates are in {unit!r}; only {SUPPORTED_UNIT!r} (MeasurementUnit pixel) is supported",
-            "export the ALTO with pixel coordinates, or convert them with the scan's resolution",
-            len(lines),
-        )
-    image_info = first_child(description, "sourceImageInformation") if description is not None else None
-    page = next(descendants_named(root, "Page"), None)
-    size = declared_size(page.get("WIDTH"), page.get("HEIGHT")) if page is not None else None
-    spaces_marked = any(True for _ in descendants_named(root, "SP"))
-    positions = {id(line): position for position, line in enumerate(descendants_named(root, "TextLine"), start=1)}
-    parsed = [
-        ParsedLine(line.get("ID"), positions[id(line)], line_text(line, spaces_marked), line_polygon(line), block.get("ID")) for block, line in lines
-    ]
-    return ParsedPage(parsed, _child_text(image_info, "fileName"), size)
+    def parse(self, xml_path: Path) -> ParsedPage:
+        root = self.root_element(xml_path)
+        lines = [(block, line) for block in descendants_named(root, "TextBlock") for line in children_named(block, "TextLine")]
+        description = first_child(root, "Description")
+        measurement_unit = _child_text(description, "MeasurementUnit") or SUPPORTED_UNIT
+        if lines and measurement_unit != SUPPORTED_UNIT:
+            raise UnreadableFile(
+                f"coordinates are in {measurement_unit!r}; only {SUPPORTED_UNIT!r} (MeasurementUnit pixel) is supported",
+                "export the ALTO with pixel coordinates, or convert them with the scan's resolution",
+                len(lines),
+            )
+        image_info = first_child(description, "sourceImageInformation") if description is not None else None
+        page = next(descendants_named(root, "Page"), None)
+        size = declared_size(page.get("WIDTH"), page.get("HEIGHT")) if page is not None else None
+        spaces_marked = any(True for _ in descendants_named(root, "SP"))
+        positions = {id(line): position for position, line in enumerate(descendants_named(root, "TextLine"), start=1)}
+        parsed = [
+            ParsedLine(line.get("ID"), positions[id(line)], line_text(line, spaces_marked), line_polygon(line), block.get("ID")) for block, line in lines
+        ]
+        return ParsedPage(parsed, _child_text(image_info, "fileName"), size)
 
 
 def line_text(line: Element, spaces_marked: bool) -> str:

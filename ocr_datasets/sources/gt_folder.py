@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..samples import SampleError, TrainingSample
+from .base import Source
+from .crop import CropOptions
 
 LINE_TEXT_SUFFIX = ".gt.txt"
 # Line images as tesstrain, kraken and Calamari name them, in order of preference: when a line
@@ -20,6 +20,37 @@ LINE_TEXT_SUFFIX = ".gt.txt"
 LINE_IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bin.png", ".nrm.png")
 # Files beside a line's .gt.txt that hold its metadata (not a source of their own), merged in this order.
 LINE_METADATA_SUFFIXES = (".yml", ".yaml", ".json")
+
+
+class GtFolderSource(Source):
+    """One sample per ``<name>.gt.txt`` and its image ``<name>.png`` (or ``.tif``, ``.tiff``,
+    ``.jpg``, ``.jpeg``, ``.bin.png``, ``.nrm.png``) in a folder and its subfolders, in id order.
+
+    The id is the line's path relative to the folder without suffixes (``sub/name``); the text is
+    the file's content without trailing line breaks; the metadata is ``<name>.yml`` / ``.yaml`` /
+    ``.json`` when present (a mapping; several are merged in that order). A text without an
+    image, an image without a text and unreadable text or metadata are ``SampleError``s in the
+    line's place. The input may also be one file of a line. Hidden files and folders are skipped
+    (macOS leaves ``._name.png`` beside every image).
+    """
+
+    kind = "gt-folder"
+    unit = f"{LINE_TEXT_SUFFIX} line"
+    suffixes = (LINE_TEXT_SUFFIX,)
+
+    def sniff(self, path: Path, *, in_folder: bool) -> bool:
+        # A folder of lines is told by its .gt.txt files; one line's file given on its own is
+        # read only when named (--from gt-folder).
+        return in_folder
+
+    def read(self, path: Path, *, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
+        root = path if path.is_dir() else path.parent
+        files = _visible_files(root, recursive=path.is_dir())
+        lines = _group_lines(files, root)
+        if not path.is_dir():
+            lines = [line for line in lines if line.text == path or any(image == path for _, image in line.images)]
+        for line in lines:
+            yield _sample(line)
 
 
 @dataclass
@@ -33,30 +64,6 @@ class _Line:
         """Where the line stands, relative to the input folder (error messages travel with the
         batch), with any byte that is not UTF-8 shown as its escape (``\\xdf``)."""
         return _shown_name((self.text or self.images[0][1]).relative_to(self.root).as_posix())
-
-
-def read(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
-    """One sample per ``<name>.gt.txt`` and its image ``<name>.png`` (or ``.tif``, ``.tiff``,
-    ``.jpg``, ``.jpeg``, ``.bin.png``, ``.nrm.png``) in ``path`` and its subfolders, in id order.
-
-    The id is the line's path relative to ``path`` without suffixes (``sub/name``); the text is the
-    file's content without trailing line breaks; the metadata is ``<name>.yml`` / ``.yaml`` /
-    ``.json`` when present (a mapping; several are merged in that order). A text without an image,
-    an image without a text and unreadable text or metadata are ``SampleError``s: raised, or with
-    ``errors="report"`` yielded in the line's place. ``path`` may also be one file of a line.
-    Hidden files and folders are skipped (macOS leaves ``._name.png`` beside every image).
-    """
-    path = Path(path)
-    root = path if path.is_dir() else path.parent
-    files = _visible_files(root, recursive=path.is_dir())
-    lines = _group_lines(files, root)
-    if not path.is_dir():
-        lines = [line for line in lines if line.text == path or any(image == path for _, image in line.images)]
-    for line in lines:
-        item = _sample(line)
-        if isinstance(item, SampleError) and errors == "raise":
-            raise item
-        yield item
 
 
 def _visible_files(root: Path, recursive: bool) -> list[Path]:
@@ -130,6 +137,10 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
 
 
 def _metadata(base: Path, line_id: str, location: str) -> dict[str, Any] | SampleError:
+    # Imported here, not with the module: every source is imported when the command starts, and
+    # `ocr-datasets --help` should not wait for YAML.
+    import yaml
+
     metadata: dict[str, Any] = {}
     for suffix in LINE_METADATA_SUFFIXES:
         file = base.with_name(base.name + suffix)

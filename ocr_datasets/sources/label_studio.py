@@ -17,9 +17,11 @@ from PIL import Image
 
 from ..images import PAGE_IMAGE_SUFFIXES, reading_problem
 from ..samples import SampleError, TrainingSample
+from .base import Source
 from .crop import CropOptions, CroppedSample, Point
-from .page_images import displayed_size, existing_file
 from .notices import ReadSummary
+from .page_images import displayed_size, existing_file
+from .sniff import json_start
 
 LABEL_TYPES = ("rectanglelabels", "polygonlabels", "labels")
 # Result types that only describe a region or the task; any other type without a box or polygon
@@ -41,7 +43,7 @@ class _Region:
     labels: list[str] = field(default_factory=list)
 
 
-def read(path: Path, *, image_dir=None, crop: CropOptions = CropOptions(), errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
+class LabelStudioSource(Source):
     """One ``CroppedSample`` per transcribed region of a Label Studio JSON export (or of every
     ``.json`` file under a folder), cut lazily from its task's image.
 
@@ -62,16 +64,24 @@ def read(path: Path, *, image_dir=None, crop: CropOptions = CropOptions(), error
     exactly, the one file whose name differs only in case (named in the notice); plain paths are
     also tried as they stand (relative to the export). A region without text, a task whose image is not
     found or is only a URL, and shapes other than boxes and polygons are ``SampleError``s (one per
-    region): raised, or with ``errors="report"`` yielded in the region's place.
+    region) in the region's place.
     """
-    path = Path(path)
-    exports = sorted(file for file in path.rglob("*.json") if file.is_file()) if path.is_dir() else [path]
-    finder = _ImageFinder(None if image_dir is None else Path(image_dir))
-    for export in exports:
-        for item in _export_items(export, finder, crop):
-            if isinstance(item, SampleError) and errors == "raise":
-                raise item
-            yield item
+
+    kind = "label-studio"
+    unit = "Label Studio export"
+    suffixes = (".json",)
+
+    def sniff(self, path: Path, *, in_folder: bool) -> bool:
+        # In a folder only a list of tasks counts: other JSON there (settings, dataset_info.json)
+        # is no source. A .json given on its own that is no JSONL (asked first) is taken for an
+        # export, so that this reader says what is wrong with it if it is none.
+        return not in_folder or json_start(path) == "list"
+
+    def read(self, path: Path, *, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
+        exports = sorted(file for file in path.rglob("*.json") if file.is_file()) if path.is_dir() else [path]
+        finder = _ImageFinder(image_dir)
+        for export in exports:
+            yield from _export_items(export, finder, crop)
 
 
 def _export_items(export: Path, finder: _ImageFinder, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:

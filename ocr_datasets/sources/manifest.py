@@ -1,4 +1,5 @@
-"""JSONL and CSV manifests: one record per sample, the layout `ocr-datasets export --input` reads by default."""
+"""JSONL and CSV manifests: one record per sample, the layout `ocr-datasets export --input` reads
+by default (the fields: ``ocr_datasets.sources.read_manifest``)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import csv
 import difflib
 import json
 import itertools
+import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..samples import SampleError, TrainingSample
+from .base import Source
+from .crop import CropOptions
+from .sniff import json_start
 
 # The paths that mean standard input: "-" as in most command-line tools, and /dev/stdin, which
 # must not be opened as a file (a redirected one would have its image paths taken from /dev).
@@ -26,40 +31,51 @@ REQUIRED_FIELDS = ("id", "image_path", "ground_truth")
 _MAX_DIGITS = 4300
 
 
-def read_manifest(path: str | Path, errors: str = "raise", kind: str | None = None) -> Iterator[TrainingSample | SampleError]:
-    """Yield the samples of a JSONL or CSV manifest (``kind``, by default chosen by the file's
-    suffix; ``"-"`` or ``/dev/stdin`` reads standard input, JSONL unless ``kind="csv"``).
+class ManifestSource(Source):
+    """A manifest names every sample's image itself, so ``image_dir`` and ``crop`` do not apply.
+    It is read from a file or standard input, never from a folder."""
 
-    Each record has ``id`` (a string; a JSON integer is taken as its digits), ``image_path``
-    (relative to the manifest's folder, or absolute; for standard input, to the current folder),
-    ``ground_truth`` and optionally ``ocr_text``, ``ocr_confidence`` and ``metadata`` (a JSON
-    object; in CSV, a JSON object in one cell). Blank lines are skipped. Values are passed on
-    as they are: validation judges them. A record that cannot be read as written (broken JSON,
-    a key given twice, no id, a CSV row whose cells do not match the header) raises
-    ``SampleError`` naming its line, or with ``errors="report"`` is yielded as that
-    ``SampleError`` in its place, so that one bad line does not hide the others. A file that is
-    not UTF-8, or a CSV header naming a column twice, raises ``ValueError``: no line of it can
-    be trusted.
-    """
-    if errors not in ("raise", "report"):
-        raise ValueError(f"errors must be 'raise' or 'report', not {errors!r}")
-    if kind not in (None, "jsonl", "csv"):
+    def read(self, path: Path, *, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
+        return manifest_samples(path, self.kind)
+
+
+class JsonlSource(ManifestSource):
+    kind = "jsonl"
+    unit = "JSONL manifest"
+    suffixes = (".jsonl", ".json")
+
+    def sniff(self, path: Path, *, in_folder: bool) -> bool:
+        # A .json file is JSONL when its first line is a whole object (a Label Studio export is a list).
+        return path.name.lower().endswith(".jsonl") or json_start(path) == "object line"
+
+
+class CsvSource(ManifestSource):
+    kind = "csv"
+    unit = "CSV manifest"
+    suffixes = (".csv",)
+
+    def sniff(self, path: Path, *, in_folder: bool) -> bool:
+        return True  # the suffix says so
+
+
+def manifest_samples(path: str | os.PathLike[str], kind: str | None = None) -> Iterator[TrainingSample | SampleError]:
+    """The samples of a JSONL or CSV manifest (``kind``, by default chosen by the file's suffix;
+    ``"-"`` or ``/dev/stdin`` reads standard input, JSONL unless ``kind="csv"``), with a
+    ``SampleError`` in place of each record that cannot be read."""
+    if kind not in (None, JsonlSource.kind, CsvSource.kind):
         raise ValueError(f"kind must be 'jsonl' or 'csv', not {kind!r}")
     stdin = str(path) in STDIN_NAMES
     path = Path(path)
     if not stdin and (not path.exists() or path.is_dir()):
         raise FileNotFoundError(f"input manifest not found: {path}")
-    kind = kind or ("csv" if path.suffix.lower() == ".csv" else "jsonl")
+    kind = kind or (CsvSource.kind if path.suffix.lower() == ".csv" else JsonlSource.kind)
     name = "stdin" if stdin else path.name
     base = Path.cwd() if stdin or not path.is_file() else path.parent
     with _opened(path, stdin) as file:
         lines = _utf8_lines(file, name)
-        records = _csv_records(lines, name) if kind == "csv" else _jsonl_records(lines, name)
+        records = _csv_records(lines, name) if kind == CsvSource.kind else _jsonl_records(lines, name)
         for location, record in records:
-            item = record if isinstance(record, SampleError) else _sample_from_record(record, location, base)
-            if isinstance(item, SampleError) and errors == "raise":
-                raise item
-            yield item
+            yield record if isinstance(record, SampleError) else _sample_from_record(record, location, base)
 
 
 def _opened(path: Path, stdin: bool) -> BinaryIO:
@@ -269,13 +285,3 @@ def _data_url_bytes(url) -> bytes | None:
         return base64.b64decode(payload, validate=True)
     except ValueError:
         return None
-
-
-def read_jsonl(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
-    """The source protocol of ``read_samples`` for JSONL; a manifest's images are named in its records."""
-    return read_manifest(path, errors=errors, kind="jsonl")
-
-
-def read_csv(path: Path, *, image_dir=None, crop=None, errors: str = "raise") -> Iterator[TrainingSample | SampleError]:
-    """The source protocol of ``read_samples`` for CSV."""
-    return read_manifest(path, errors=errors, kind="csv")

@@ -11,51 +11,38 @@ rejects it by name instead of it vanishing from the count.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
-from ..samples import SampleError, TrainingSample
-from .crop import CropOptions, Point, parse_points
+from .crop import Point, parse_points
 from .xml_common import children_named, descendants_named, first_child, local_name
-from .xml_pages import (
-    ParsedLine,
-    ParsedPage,
-    UnreadableFile,
-    declared_size,
-    parse_xml,
-    read_xml_sources,
-)
+from .xml_pages import PAGE_ROOT, PageFileSource, ParsedLine, ParsedPage, UnreadableFile, declared_size
 
 # Reading order groups: their members (region refs and nested groups) in the order they are read.
 _GROUPS = {"OrderedGroup", "UnorderedGroup", "OrderedGroupIndexed", "UnorderedGroupIndexed"}
 _REFS = {"RegionRef", "RegionRefIndexed"}
 
 
-def read(
-    path: str | os.PathLike[str],
-    *,
-    image_dir: str | os.PathLike[str] | None = None,
-    crop: CropOptions = CropOptions(),
-    errors: str = "raise",
-) -> Iterator[TrainingSample | SampleError]:
+class PageSource(PageFileSource):
     """The lines of a PAGE file, or of every PAGE file below a folder (METS and ALTO files are skipped)."""
-    return read_xml_sources(path, "page", parse_page_file, image_dir=image_dir, crop=crop, errors=errors)
 
+    kind = "page"
+    label = "PAGE"
+    unit = "PAGE file"
+    xml_roots = (PAGE_ROOT,)
 
-def parse_page_file(xml_path: Path) -> ParsedPage:
-    root = parse_xml(xml_path, "page")
-    page = first_child(root, "Page")
-    if page is None:
-        raise UnreadableFile("has no <Page> element", "check that the file is complete PAGE XML")
-    positions = {id(line): position for position, line in enumerate(descendants_named(page, "TextLine"), start=1)}
-    lines = []
-    for region, line in lines_in_reading_order(page):
-        text, text_from = line_text(line)
-        lines.append(ParsedLine(line.get("id"), positions[id(line)], text, line_polygon(line), region.get("id"), text_from))
-    why_empty = "no TextLine" + ("; its text is on regions only, and samples are lines" if _regions_hold_text(page) else "")
-    return ParsedPage(lines, page.get("imageFilename"), declared_size(page.get("imageWidth"), page.get("imageHeight")), why_empty)
+    def parse(self, xml_path: Path) -> ParsedPage:
+        page = first_child(self.root_element(xml_path), "Page")
+        if page is None:
+            raise UnreadableFile("has no <Page> element", "check that the file is complete PAGE XML")
+        positions = {id(line): position for position, line in enumerate(descendants_named(page, "TextLine"), start=1)}
+        lines = []
+        for region, line in lines_in_reading_order(page):
+            text, text_from = line_text(line)
+            lines.append(ParsedLine(line.get("id"), positions[id(line)], text, line_polygon(line), region.get("id"), text_from))
+        why_empty = "no TextLine" + ("; its text is on regions only, and samples are lines" if _regions_hold_text(page) else "")
+        return ParsedPage(lines, page.get("imageFilename"), declared_size(page.get("imageWidth"), page.get("imageHeight")), why_empty)
 
 
 def lines_in_reading_order(page: Element) -> Iterator[tuple[Element, Element]]:

@@ -40,19 +40,6 @@ IMAGE_FILE_GROUP_HINTS = ("IMG", "IMAGE", "MASTER", "DEFAULT", "MAX")
 IMAGES_FIX = "pass image_dir (--images DIR) naming the folder that holds the page images"
 
 
-def checked_image_dir(image_dir: str | os.PathLike[str] | None) -> Path | None:
-    """``image_dir`` as a path, refused at once when it is no folder: else every page would
-    later say "pass --images DIR" with the folder passed."""
-    if image_dir is None:
-        return None
-    folder = Path(image_dir)
-    if not folder.exists():
-        raise FileNotFoundError(f"the images folder image_dir (--images) does not exist: {folder}")
-    if not folder.is_dir():
-        raise NotADirectoryError(f"the images folder image_dir (--images) is a file, not a folder: {folder}")
-    return folder
-
-
 def displayed_size(image_path: Path) -> tuple[tuple[int, int], tuple[int, int]]:
     """(width, height) of an image as displayed (its EXIF orientation applied, as the crop does)
     and as stored, read from its header without decoding the pixels."""

@@ -1,10 +1,10 @@
 """What the PAGE and ALTO sources share: which files to read, and the line samples they make.
 
-Each format's module only parses one file into a ``ParsedPage`` (its lines in reading order, the
-page image it names and the page size it declares) or raises ``UnreadableFile``. The rest is the
-same for both and lives here: scanning a folder for files of the kind, finding the page image,
-checking its size against the declared one (and scaling the coordinates on request), ids and
-metadata, and saying what was read.
+Each format's module is one ``PageFileSource`` that only parses one file into a ``ParsedPage``
+(its lines in reading order, the page image it names and the page size it declares) or raises
+``UnreadableFile``. The rest is the same for both and lives here: scanning a folder for files of
+the format, finding the page image, checking its size against the declared one (and scaling the
+coordinates on request), ids and metadata, and saying what was read.
 
 Ids are ``<document>_<line id>``, where ``document`` is the file's path below the input folder
 without its suffix (``bookA/0001`` for ``bookA/0001.xml``), so two books' ``0001.xml`` never
@@ -13,25 +13,32 @@ collide; a file given on its own is its stem (``0001``).
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
+from abc import abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 from xml.etree import ElementTree
+from xml.etree.ElementTree import Element
 
 from PIL import Image
 
 from ..images import reading_problem
 from ..samples import SampleError, TrainingSample
+from .base import Source
 from .crop import CropOptions, CroppedSample, Point
-from .page_images import IMAGES_FIX, case_differs, checked_image_dir, displayed_size, find_page_image, shown_reference, stem_candidates
 from .notices import ReadSummary
-from .sniff import PROMISING_SUFFIXES, ROOT_KINDS, XML_SUFFIXES, visible_files
+from .page_images import IMAGES_FIX, case_differs, displayed_size, find_page_image, shown_reference, stem_candidates
+from .sniff import visible_files
 from .xml_common import local_name, xml_start
 
-# How the formats are named in messages.
-KIND_LABELS = {"page": "PAGE", "alto": "ALTO"}
-ROOT_NAMES = {kind: root for root, kind in ROOT_KINDS.items()}
+# The root element of each page-file format, and the suffix that promises it: a file so named
+# that holds other XML is worth a mention.
+PAGE_ROOT = "PcGts"
+ALTO_ROOT = "alto"
+PROMISED_ROOTS = {".page": PAGE_ROOT, ".alto": ALTO_ROOT}
+# Suffixes a page file may have in a folder; other files are not opened while scanning one.
+XML_SUFFIXES = (".xml", *PROMISED_ROOTS)
 # A copy of the page may be scaled when its aspect ratio is within this of the declared one.
 ASPECT_TOLERANCE = 0.01
 
@@ -69,8 +76,101 @@ class ParsedPage:
     why_empty: str = "no TextLine"
 
 
-# Parses one file, raising UnreadableFile when it gives no lines.
-Parser = Callable[[Path], ParsedPage]
+class PageFileSource(Source):
+    """A page-file format (PAGE, ALTO): one sample per text line, cut from the file's page image.
+    A subclass names its format (``label``, ``unit``, ``xml_roots``) and parses one file (``parse``)."""
+
+    #: The format as messages name it: "PAGE".
+    label: ClassVar[str]
+    suffixes = XML_SUFFIXES
+
+    @abstractmethod
+    def parse(self, xml_path: Path) -> ParsedPage:
+        """The file's lines in reading order, or ``UnreadableFile`` when it gives none."""
+
+    def sniff(self, path: Path, *, in_folder: bool) -> bool:
+        return xml_start(path).root in self.xml_roots
+
+    def read(self, path: Path, *, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
+        """The samples of one file, or of every file of this format below a folder (sorted by
+        path, so runs read lines in the same order). When the input has been read, a
+        ``SourceNotice`` says what it held."""
+        summary = ReadSummary(path, self.unit)
+        if path.is_dir():
+            files = self._files_below(path, summary)
+        elif path.is_file():
+            files = iter([XmlFile.given(path)])
+        else:
+            raise FileNotFoundError(f"input not found: {path}")
+        for file in files:
+            if isinstance(file, SampleError):
+                yield file
+            else:
+                yield from self._file_items(file, image_dir, crop, summary)
+        summary.warn()
+
+    def root_element(self, xml_path: Path) -> Element:
+        """The root element of a file of this format, or ``UnreadableFile`` saying why it cannot be read."""
+        try:
+            root = ElementTree.parse(xml_path).getroot()
+        except ElementTree.ParseError as error:
+            raise UnreadableFile(f"not well-formed XML ({error})", f"repair {xml_path.name} or remove it from the input") from None
+        except OSError as error:
+            raise UnreadableFile(f"cannot be read ({error.strerror})", "check the file's permissions") from None
+        if local_name(root) not in self.xml_roots:
+            raise UnreadableFile(
+                f"not a {self.unit} (its root element is <{local_name(root)}>)", f"read it as its own kind (--from), not as {self.label}"
+            )
+        return root
+
+    def _files_below(self, folder: Path, summary: ReadSummary) -> Iterator[XmlFile | SampleError]:
+        """The files of this format below ``folder``, and errors for files that may have been of
+        it but cannot be read. Files of another kind (METS, the other format) and files that are
+        no XML by name (images) are passed over in silence; an empty file, or one named
+        ``.page``/``.alto`` holding other XML, is named in the summary."""
+        for path in visible_files(folder):
+            suffix = path.suffix.lower()
+            if suffix not in XML_SUFFIXES:
+                continue
+            file = XmlFile.below(path, folder)
+            start = xml_start(path)
+            if start.root in self.xml_roots:
+                yield file
+            elif start.holds_nothing:
+                summary.skipped.append(f"{file.location} ({start.problem})")
+            elif start.root is None:
+                # Not even its start parses: it may be a page file of this format, broken.
+                yield file.error(f"{start.problem}: cannot tell whether it is a {self.unit}", f"repair {path.name} or remove it from the input")
+            elif suffix in PROMISED_ROOTS and start.root not in (PAGE_ROOT, ALTO_ROOT):
+                summary.skipped.append(f"{file.location} (named {suffix}, but its root element is <{start.root}>, not <{PROMISED_ROOTS[suffix]}>)")
+
+    def _file_items(self, file: XmlFile, image_dir: Path | None, crop: CropOptions, summary: ReadSummary) -> Iterator[TrainingSample | SampleError]:
+        summary.units += 1
+        try:
+            page = self.parse(file.path)
+        except UnreadableFile as unreadable:
+            summary.lines += unreadable.line_count or 0
+            yield file.error(unreadable.problem, unreadable.fix, unreadable.line_count)
+            return
+        summary.lines += len(page.lines)
+        if not page.lines:
+            # Checked before the image: a file without lines loses nothing, whatever else is wrong with it.
+            summary.empty.append(f"{file.location} ({page.why_empty})")
+            return
+        line_count = len(page.lines)
+        image = find_page_image(file.path, page.image_reference, input_root=file.input_root, image_dir=image_dir)
+        if image is None:
+            yield _image_not_found(file, page.image_reference, line_count, image_dir)
+            return
+        if case_differs(page.image_reference, image):
+            summary.notes.append(f"{file.location} names {page.image_reference!r}; took {image.name} (the names differ in case)")
+        scale = _coordinate_scale(file, image, page.declared_size, crop, line_count)
+        if isinstance(scale, SampleError):
+            yield scale
+            return
+        samples = LineSampleFactory(file, image, crop, scale, page.declared_size)
+        for line in page.lines:
+            yield samples.sample(line)
 
 
 @dataclass(frozen=True)
@@ -97,90 +197,6 @@ class XmlFile:
         """A problem of the whole file, reported once and counted as the lines it holds (as one
         sample when they cannot be counted)."""
         return SampleError(None, problem, fix, location=self.location, sample_count=1 if line_count is None else line_count)
-
-
-def read_xml_sources(
-    path: str | os.PathLike[str],
-    kind: str,
-    parse: Parser,
-    *,
-    image_dir: str | os.PathLike[str] | None,
-    crop: CropOptions,
-    errors: str,
-) -> Iterator[TrainingSample | SampleError]:
-    """The samples of one PAGE or ALTO file, or of every file of ``kind`` below a folder (sorted
-    by path, so runs read lines in the same order). A ``SampleError`` raises with
-    ``errors="raise"``. When the input has been read, a ``SourceNotice`` says what it held."""
-    if errors not in ("raise", "report"):
-        raise ValueError(f"errors must be 'raise' or 'report', not {errors!r}")
-    path = Path(path)
-    images = checked_image_dir(image_dir)
-    summary = ReadSummary(path, f"{KIND_LABELS[kind]} file")
-    if path.is_dir():
-        files = _files_of_kind(path, kind, summary)
-    elif path.is_file():
-        files = iter([XmlFile.given(path)])
-    else:
-        raise FileNotFoundError(f"input not found: {path}")
-    for file in files:
-        items = [file] if isinstance(file, SampleError) else _file_items(file, parse, images, crop, summary)
-        for item in items:
-            if isinstance(item, SampleError) and errors == "raise":
-                raise item
-            yield item
-    summary.warn()
-
-
-def _files_of_kind(folder: Path, kind: str, summary: ReadSummary) -> Iterator[XmlFile | SampleError]:
-    """The files of ``kind`` below ``folder``, and errors for files that may have been of it but
-    cannot be read. Files of another kind (METS, the other format) and files that are no XML by
-    name (images) are passed over in silence; an empty file, or one named ``.page``/``.alto``
-    holding other XML, is named in the summary."""
-    for path in visible_files(folder):
-        suffix = path.suffix.lower()
-        if suffix not in XML_SUFFIXES:
-            continue
-        file = XmlFile.below(path, folder)
-        start = xml_start(path)
-        if ROOT_KINDS.get(start.root) == kind:
-            yield file
-        elif start.holds_nothing:
-            summary.skipped.append(f"{file.location} ({start.problem})")
-        elif start.root is None:
-            # Not even its start parses: it may be a page file of this kind, broken.
-            yield file.error(f"{start.problem}: cannot tell whether it is a {KIND_LABELS[kind]} file", f"repair {path.name} or remove it from the input")
-        elif start.root not in ROOT_KINDS and PROMISING_SUFFIXES.get(suffix):
-            promised = PROMISING_SUFFIXES[suffix]
-            summary.skipped.append(f"{file.location} (named {suffix}, but its root element is <{start.root}>, not <{ROOT_NAMES[promised]}>)")
-
-
-def _file_items(file: XmlFile, parse: Parser, image_dir: Path | None, crop: CropOptions, summary: ReadSummary) -> Iterator[TrainingSample | SampleError]:
-    summary.units += 1
-    try:
-        page = parse(file.path)
-    except UnreadableFile as unreadable:
-        summary.lines += unreadable.line_count or 0
-        yield file.error(unreadable.problem, unreadable.fix, unreadable.line_count)
-        return
-    summary.lines += len(page.lines)
-    if not page.lines:
-        # Checked before the image: a file without lines loses nothing, whatever else is wrong with it.
-        summary.empty.append(f"{file.location} ({page.why_empty})")
-        return
-    line_count = len(page.lines)
-    image = find_page_image(file.path, page.image_reference, input_root=file.input_root, image_dir=image_dir)
-    if image is None:
-        yield _image_not_found(file, page.image_reference, line_count, image_dir)
-        return
-    if case_differs(page.image_reference, image):
-        summary.notes.append(f"{file.location} names {page.image_reference!r}; took {image.name} (the names differ in case)")
-    scale = _coordinate_scale(file, image, page.declared_size, crop, line_count)
-    if isinstance(scale, SampleError):
-        yield scale
-        return
-    samples = LineSampleFactory(file, image, crop, scale, page.declared_size)
-    for line in page.lines:
-        yield samples.sample(line)
 
 
 def _image_not_found(file: XmlFile, reference: str | None, line_count: int, image_dir: Path | None) -> SampleError:
@@ -275,23 +291,6 @@ class LineSampleFactory:
 
 def _plain_number(value: float) -> int | float:
     return int(value) if float(value).is_integer() else value
-
-
-# --- XML helpers both parsers use ---------------------------------------------------------------
-
-
-def parse_xml(xml_path: Path, kind: str) -> ElementTree.Element:
-    """The root element of a PAGE or ALTO file, or ``UnreadableFile`` saying why it cannot be read."""
-    label = KIND_LABELS[kind]
-    try:
-        root = ElementTree.parse(xml_path).getroot()
-    except ElementTree.ParseError as error:
-        raise UnreadableFile(f"not well-formed XML ({error})", f"repair {xml_path.name} or remove it from the input") from None
-    except OSError as error:
-        raise UnreadableFile(f"cannot be read ({error.strerror})", "check the file's permissions") from None
-    if local_name(root) != ROOT_NAMES[kind]:
-        raise UnreadableFile(f"not a {label} file (its root element is <{local_name(root)}>)", f"read it as its own kind (--from), not as {label}")
-    return root
 
 
 def declared_size(width: str | None, height: str | None) -> tuple[float, float] | None:
