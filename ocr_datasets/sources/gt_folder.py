@@ -12,6 +12,7 @@ from typing import Any
 from ..samples import SampleError, TrainingSample
 from .base import Source
 from .crop import CropOptions
+from .sniff import visible_files
 
 LINE_TEXT_SUFFIX = ".gt.txt"
 # Line images as tesstrain, kraken and Calamari name them, in order of preference: when a line
@@ -45,7 +46,7 @@ class GtFolderSource(Source):
 
     def read(self, path: Path, *, image_dir: Path | None, crop: CropOptions) -> Iterator[TrainingSample | SampleError]:
         root = path if path.is_dir() else path.parent
-        files = _visible_files(root, recursive=path.is_dir())
+        files = list(visible_files(root, recursive=path.is_dir()))
         lines = _group_lines(files, root)
         if not path.is_dir():
             lines = [line for line in lines if line.text == path or any(image == path for _, image in line.images)]
@@ -64,14 +65,6 @@ class _Line:
         """Where the line stands, relative to the input folder (error messages travel with the
         batch), with any byte that is not UTF-8 shown as its escape (``\\xdf``)."""
         return _shown_name((self.text or self.images[0][1]).relative_to(self.root).as_posix())
-
-
-def _visible_files(root: Path, recursive: bool) -> list[Path]:
-    found = []
-    for folder, subfolders, names in os.walk(root):
-        subfolders[:] = sorted(name for name in subfolders if not name.startswith(".")) if recursive else []
-        found += [Path(folder, name) for name in sorted(names) if not name.startswith(".")]
-    return found
 
 
 def _group_lines(files: list[Path], root: Path) -> list[_Line]:

@@ -40,11 +40,11 @@ def json_start(path: Path) -> str:
         return "other"
 
 
-def visible_files(folder: Path) -> Iterator[Path]:
-    """Every file below ``folder``, hidden files and folders left out (macOS writes ``._name``
-    beside every file, and those are no sources), sorted by path."""
+def visible_files(folder: Path, *, recursive: bool = True) -> Iterator[Path]:
+    """Every file below ``folder`` (in it alone unless ``recursive``), hidden files and folders
+    left out (macOS writes ``._name`` beside every file, and those are no sources), sorted by path."""
     found = []
     for directory, subfolders, names in os.walk(folder):
-        subfolders[:] = [name for name in subfolders if not name.startswith(".")]
+        subfolders[:] = [name for name in subfolders if not name.startswith(".")] if recursive else []
         found += [Path(directory, name) for name in names if not name.startswith(".")]
     return iter(sorted(found))
