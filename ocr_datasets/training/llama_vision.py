@@ -21,8 +21,8 @@ from transformers import (
     PreTrainedTokenizerFast,
 )
 
-from ..options import DEFAULT_INSTRUCTION
 from ..images import rgb
+from ..options import DEFAULT_INSTRUCTION
 from .common import byte_level_bpe
 
 # Verbatim chat template of meta-llama/Llama-3.2-11B-Vision-Instruct (chat_template.json), taken from
