@@ -8,8 +8,10 @@ name, so all versions read alike.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from xml.etree import ElementTree
 from xml.etree.ElementTree import Element
@@ -54,6 +56,17 @@ class XmlStart:
 def xml_start(path: Path) -> XmlStart:
     """The root element of an XML file, parsing only as far as its start tag (so sniffing a
     folder of large files costs little)."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        return XmlStart(None, f"cannot be read ({error.strerror})")
+    return _xml_start(os.fspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+# Every XML source asks about a file in turn (PAGE, then ALTO): its start is parsed once. Keyed by
+# size and mtime, so a changed file is read anew.
+@lru_cache(maxsize=16)
+def _xml_start(path: str, size: int, mtime_ns: int) -> XmlStart:
     parser = ElementTree.XMLPullParser(events=("start",))
     try:
         with open(path, "rb") as file:
