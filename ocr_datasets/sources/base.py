@@ -4,9 +4,10 @@ A source reads one input, a file or a folder, and yields its samples in order: a
 ``TrainingSample`` for each record, and a ``SampleError`` in the place of each record it cannot
 read. It never raises a ``SampleError`` while reading: ``read_samples`` and ``read_manifest``
 alone decide whether one is raised or passed on (their ``errors``), so that one bad record never
-hides the others. (A ``CroppedSample`` raises one later, when validation reads its image.) What makes a whole input unreadable (a manifest that is not UTF-8) is raised as an
-ordinary exception, and what an input held besides samples is said as a ``SourceNotice`` once it
-has been read.
+hides the others (a ``CroppedSample`` raises one later, when validation reads its image). What
+makes a whole input unreadable (a manifest that is not UTF-8) is raised as an ordinary
+exception, and what an input held besides samples is said as a ``SourceNotice`` once it has
+been read.
 
 A new kind of input is one subclass of ``Source`` and one entry in ``SOURCES``.
 """
