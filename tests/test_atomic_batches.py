@@ -20,9 +20,9 @@ from ocr_datasets.example import write_example_manifest
 EXPORT_SCRIPT = textwrap.dedent(
     """
     import sys
-    from ocr_datasets import export, read_manifest
+    from ocr_datasets import export_all, read_manifest
     manifest, root, batch_id, overwrite = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
-    export(read_manifest(manifest), "all", batch_id=batch_id, output_dir=root, overwrite=overwrite, progress=False)
+    export_all(read_manifest(manifest), batch_id=batch_id, output_dir=root, overwrite=overwrite, progress=False)
     print("done")
     """
 )

@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 from test_atomic_batches import export_in_a_small_mount
 
-from ocr_datasets import export, list_exports, read_manifest, verify_batch
+from ocr_datasets import export_all, list_exports, read_manifest, verify_batch
 from ocr_datasets.cli import main
 from ocr_datasets.example import write_example_manifest
 from ocr_datasets.writer import STAGING_SUFFIX, clean_leftovers
@@ -187,7 +187,7 @@ def test_a_kill_between_any_two_moves_of_the_swap_is_undone_by_the_next_export(o
     corpus = write_example_manifest(tmp_path / "corpus", count=12)
     root = tmp_path / "exports"
     if overwrite:
-        export(read_manifest(corpus), "all", batch_id="b1", output_dir=root, progress=False)
+        export_all(read_manifest(corpus), batch_id="b1", output_dir=root, progress=False)
     before = manifests(root, "b1")
     command = export_all(corpus, root, "b1", *(["--overwrite"] if overwrite else []))[3:]
     dies_at = 1
@@ -275,7 +275,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_pa
     (precious / "notes.txt").write_text("not a batch", encoding="utf-8")
 
     with pytest.raises(FileExistsError, match="not a batch") as raised:
-        export(read_manifest(example_manifest), "all", batch_id="b1", output_dir=root, overwrite=True, progress=False)
+        export_all(read_manifest(example_manifest), batch_id="b1", output_dir=root, overwrite=True, progress=False)
     assert str(precious) in str(raised.value)
     assert (precious / "notes.txt").read_text(encoding="utf-8") == "not a batch"
     assert list_exports(output_dir=root) == []
@@ -294,7 +294,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_pa
 @pytest.mark.parametrize("command", ["export", "list"])
 def test_a_reader_that_stops_early_is_no_error(command, example_manifest, tmp_path):
     root = tmp_path / "exports"
-    export(read_manifest(example_manifest), "all", batch_id="listed", output_dir=root, progress=False)
+    export_all(read_manifest(example_manifest), batch_id="listed", output_dir=root, progress=False)
     args = ("export", "--input", example_manifest, "--format", "all", "--batch-id", "b1", "--quiet") if command == "export" else ("list",)
     # `... | head -1` once head has gone: the pipe is closed before the command writes to it.
     process = start(cli(*args, "--output", root))
