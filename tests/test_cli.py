@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 from support.cli import failed_cleanly, run_cli, succeeded
-FORMAT_FOLDERS = {"trocr": "trocr", "llama_vision": "llama-vision", "generic": "generic"}
+
+from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
+FORMAT_FOLDERS = {name: get_adapter(name).folder for name in FORMAT_NAMES}
 MANIFEST_FIELDS = ("id", "image_path", "ground_truth", "ocr_text", "ocr_confidence", "metadata")
 # What tqdm's bars print (the carriage returns they redraw with become newlines in text mode).
 PROGRESS_MARKS = ("%|", "examples/s")
@@ -64,7 +66,7 @@ def test_export_all_writes_one_batch_per_format_and_says_how_to_load_each(export
         assert manifest_of(batch)["format"] == export_format
         assert f"{export_format}: 12 samples in {batch}" in stdout
         assert f'load_batch("{batch}")' in stdout
-    assert stdout.count("load_batch(") == 3
+    assert stdout.count("load_batch(") == len(FORMAT_NAMES)
 
 
 def test_export_without_quiet_shows_progress_on_stderr(exported_all):
@@ -76,7 +78,7 @@ def test_export_without_quiet_shows_progress_on_stderr(exported_all):
 
 def test_list_prints_one_row_per_batch(exported_all):
     header, *lines = succeeded(run_cli("list", "--output", exported_all["root"])).stdout.splitlines()
-    assert header.split() == ["created", "format", "batch", "samples", "path"] and len(lines) == 3
+    assert header.split() == ["created", "format", "batch", "samples", "path"] and len(lines) == len(FORMAT_NAMES)
     for export_format, folder in FORMAT_FOLDERS.items():
         [line] = [line for line in lines if str(exported_all["root"] / folder / "b1") in line]
         assert export_format in line.split() and "b1" in line.split() and "12" in line.split()
@@ -87,7 +89,7 @@ def test_list_json_is_newest_first_with_counts(exported_all):
     created = [row["created_at"] for row in rows]
     assert created == sorted(created, reverse=True)
     # "all" writes the formats in this order, so the last one written is listed first.
-    assert [row["export_format"] for row in rows] == ["generic", "llama_vision", "trocr"]
+    assert [row["export_format"] for row in rows] == list(reversed(FORMAT_NAMES))
     for row in rows:
         assert row["batch_id"] == "b1" and row["sample_count"] == 12
         assert row["counts"] == {"input": 12, "exported": 12, "rejected": 0, "duplicates": 0}

@@ -14,8 +14,9 @@ from PIL import Image
 from support.data import run_python
 
 from ocr_datasets import TrainingSample, build_dataset, export, export_all, read_manifest
+from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 
-FOLDERS = {"trocr": "trocr", "llama_vision": "llama-vision", "generic": "generic"}
+FOLDERS = {name: get_adapter(name).folder for name in FORMAT_NAMES}
 
 
 def pixel_digest(image: Image.Image) -> str:
@@ -33,16 +34,15 @@ def test_round_trip_after_sources_are_gone(export_format, example_manifest, tmp_
         f"""
         import hashlib, json
         from datasets import load_dataset
+        from ocr_datasets.adapters import get_adapter
+        adapter = get_adapter({export_format!r})
         rows = load_dataset({result.export_path!r}, split="train", cache_dir={str(tmp_path / "cache")!r})
         def digest(image):
             return hashlib.sha256(image.mode.encode() + repr(image.size).encode() + image.tobytes()).hexdigest()
         out = {{}}
         for row in rows:
-            if "messages" in row:
-                text, image = row["messages"][1]["content"][0]["text"], row["images"][0]
-            else:
-                text, image = row.get("text", row.get("ground_truth")), row["image"]
-            out[row["id"]] = [text, digest(image)]
+            [image] = adapter.images(row)
+            out[row["id"]] = [adapter.transcription(row), digest(image)]
         print(json.dumps(out))
         """
     )
@@ -138,7 +138,7 @@ def test_tiff_lines_become_png_data_urls_with_the_same_pixels(tmp_path):
 def test_all_formats_share_one_batch_id_and_refuse_to_half_overwrite(example_manifest, tmp_path):
     samples = list(read_manifest(example_manifest))
     results = export_all(samples, batch_id="b1", output_dir=tmp_path, progress=False)
-    assert [(r.export_format, r.batch_id) for r in results] == [("trocr", "b1"), ("llama_vision", "b1"), ("generic", "b1")]
+    assert [(r.export_format, r.batch_id) for r in results] == [(name, "b1") for name in FORMAT_NAMES]
 
     shutil.rmtree(tmp_path / "trocr" / "b1")
     with pytest.raises(FileExistsError, match="overwrite"):

@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from ocr_datasets import TrainingSample, export, export_all, load_batch
+from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 
 HOSTILE_IDS = {
     "parent": "../../escaped",
@@ -77,7 +78,7 @@ def test_each_id_gets_its_own_safe_file(exported):
         assert (root / "trocr" / "b1" / name).is_file()
 
 
-@pytest.mark.parametrize("folder", ["trocr", "llama-vision", "generic"])
+@pytest.mark.parametrize("folder", [get_adapter(name).folder for name in FORMAT_NAMES])
 def test_ids_are_kept_verbatim_in_the_data(exported, folder, tmp_path):
     _, root, _ = exported
     ids = pq.read_table(root / folder / "b1" / "data" / "train-00000-of-00001.parquet").column("id").to_pylist()

@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from ocr_datasets import TrainingSample, ValidationError, export, list_exports, read_manifest
+from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 from ocr_datasets.example import example_samples, write_example_manifest
 
-FORMATS = ("trocr", "llama_vision", "generic")
+FORMATS = FORMAT_NAMES
 ORIGINAL_KEYS = {"format", "version", "batch_id", "sample_count", "created_at", "files", "model_config"}
 ADDED_KEYS = {"counts", "splits", "options", "library_versions", "checksums", "config_name", "fingerprint"}
 # A folder name that must never leave the machine, were it to travel with the data.
@@ -172,7 +173,7 @@ def test_list_exports_of_a_root_without_batches_is_empty(layout, tmp_path):
     if layout != "missing":
         root.mkdir()
     if layout == "empty-format-folders":
-        for folder in ("trocr", "llama-vision", "generic"):
+        for folder in (get_adapter(name).folder for name in FORMAT_NAMES):
             (root / folder).mkdir()
     assert list_exports(output_dir=root) == []
     assert list_exports("trocr", output_dir=root) == []

@@ -53,7 +53,7 @@ def module_hf_home(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fraktur_export(module_hf_home, line_gt_copy, tmp_path_factory) -> FrakturExport:
-    """All three formats exported from a private copy of the lines, whose images are then moved away."""
+    """Every format exported from a private copy of the lines, whose images are then moved away."""
     root = tmp_path_factory.mktemp("real-lines")
     sources = root / "lines"
     shutil.copytree(line_gt_copy, sources)
@@ -80,22 +80,16 @@ def fraktur_export(module_hf_home, line_gt_copy, tmp_path_factory) -> FrakturExp
 
 LOAD_IN_FRESH_PROCESS = """
 import datasets
-
-def line_of(export_format, row):
-    if export_format == "trocr":
-        return row["text"], [row["image"]]
-    if export_format == "llama_vision":
-        return row["messages"][1]["content"][0]["text"], row["images"]
-    return row["ground_truth"], [row["image"]]
+from ocr_datasets.adapters import get_adapter
 
 loaded = {}
 for export_format, batch in BATCHES.items():
-    # One cache for all three: the batches share their folder name, which datasets keys its cache by.
+    # One cache for all formats: the batches share their folder name, which datasets keys its cache by.
     rows = datasets.load_dataset(batch, cache_dir=CACHE_DIR, split="train")
-    loaded[export_format] = []
-    for row in rows:
-        text, images = line_of(export_format, row)
-        loaded[export_format].append({"id": row["id"], "text": text, "pixels": [pixel_summary(image) for image in images]})
+    adapter = get_adapter(export_format)
+    loaded[export_format] = [
+        {"id": row["id"], "text": adapter.transcription(row), "pixels": [pixel_summary(image) for image in adapter.images(row)]} for row in rows
+    ]
 print(json.dumps(loaded))
 """
 

@@ -14,6 +14,7 @@ import pytest
 
 import ocr_datasets
 from ocr_datasets import TrainingExportService, TrainingSample, get_training_export_service
+from ocr_datasets.adapters import FORMAT_NAMES
 
 RESULT_FIELDS = ["export_format", "export_path", "sample_count", "batch_id", "created_at", "manifest_path"]
 GENERATED_BATCH_ID = re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}")
@@ -130,11 +131,7 @@ def test_export_result_is_used_as_the_original_callers_used_it(samples, export_r
 def test_export_all_returns_one_original_result_per_format(samples, export_root):
     results = TrainingExportService().export(samples[:2], "all", "b1")
 
-    assert [(result.export_format, result.batch_id, result.sample_count) for result in results] == [
-        ("trocr", "b1", 2),
-        ("llama_vision", "b1", 2),
-        ("generic", "b1", 2),
-    ]
+    assert [(result.export_format, result.batch_id, result.sample_count) for result in results] == [(name, "b1", 2) for name in FORMAT_NAMES]
     for result in results:
         assert [field.name for field in dataclasses.fields(result)] == RESULT_FIELDS
         assert result.created_at.utcoffset() == timedelta(0)

@@ -17,11 +17,12 @@ import pytest
 
 from ocr_datasets import TrainingSample, export
 from ocr_datasets.cli import main as cli_main
+from ocr_datasets.adapters import FORMAT_NAMES
 from ocr_datasets.example import example_samples
 from ocr_datasets.verify import inspect_batch, verify_batch
 
 CONSOLE_SCRIPT = Path(sys.executable).with_name("ocr-datasets")
-FORMATS = ("trocr", "llama_vision", "generic")
+FORMATS = FORMAT_NAMES
 TRAIN_SHARD = "data/train-00000-of-00001.parquet"
 TEST_SHARD = "data/test-00000-of-00001.parquet"
 # The generic format's JSONL view of the test split.

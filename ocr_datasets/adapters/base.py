@@ -39,5 +39,14 @@ class FormatAdapter:
         """One projected row to its JSONL line, given where the writer put the row's images."""
         raise NotImplementedError
 
+    def transcription(self, row: dict[str, Any]) -> str:
+        """The ground truth a projected row holds (what checks and tools read back from any format)."""
+        raise NotImplementedError
+
+    def images(self, row: dict[str, Any]) -> list:
+        """The images a projected row holds."""
+        cell = row[self.image_column]
+        return cell if isinstance(cell, list) else [cell]
+
     def view_name(self, split: str) -> str:
         return f"{split}.jsonl"

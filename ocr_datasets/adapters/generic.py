@@ -21,6 +21,9 @@ class GenericAdapter(FormatAdapter):
     def view_name(self, split):
         return "data.jsonl" if split == "train" else f"data-{split}.jsonl"
 
+    def transcription(self, row):
+        return row["ground_truth"]
+
     def view_record(self, row, images, options):
         # The view uses the input manifest's field names, so it can be read back as an input.
         record = {

@@ -44,6 +44,10 @@ class LlamaVisionAdapter(FormatAdapter):
             {"role": "assistant", "content": [{"type": "text", "text": answer}]},
         ]
 
+    def transcription(self, row):
+        [answer] = [turn for turn in row["messages"] if turn["role"] == "assistant"]
+        return answer["content"][0]["text"]
+
     def view_record(self, row, images, options):
         messages = [{"role": turn["role"], "content": [_without_empty_text(part) for part in turn["content"]]} for turn in row["messages"]]
         if options.include_base64:

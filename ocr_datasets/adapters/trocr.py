@@ -22,6 +22,9 @@ class TrOCRAdapter(FormatAdapter):
     def project(self, batch, options):
         return {"image": batch["image"], "text": batch["ground_truth"], "id": batch["id"]}
 
+    def transcription(self, row):
+        return row["text"]
+
     def view_record(self, row, images, options):
         # file_name + text: the layout of an imagefolder metadata.jsonl and of the original service.
         record = {"file_name": images[0].path, "text": row["text"], "id": row["id"]}

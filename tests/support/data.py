@@ -56,7 +56,7 @@ def loaded_texts(result, cache_dir: Path) -> dict[str, str]:
     """id -> transcription of an exported batch, read back with ``datasets.load_dataset``."""
     import datasets
 
+    from ocr_datasets.adapters import get_adapter
+
     rows = datasets.load_dataset(result.export_path, split="train", cache_dir=str(cache_dir))
-    if result.export_format == "llama_vision":
-        return {row["id"]: row["messages"][1]["content"][0]["text"] for row in rows}
-    return {row["id"]: row["text" if result.export_format == "trocr" else "ground_truth"] for row in rows}
+    return {row["id"]: get_adapter(result.export_format).transcription(row) for row in rows}
