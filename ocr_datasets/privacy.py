@@ -25,9 +25,8 @@ import struct
 
 from PIL import Image, ImageOps
 
-from .images import frame_count, is_deep_greyscale, png_bytes
+from .images import EXIF_ORIENTATION, frame_count, is_deep_greyscale, png_bytes
 
-_ORIENTATION = 0x0112
 # TIFF tags that say how to decode the pixels, and two numbers about them (resolution, and the
 # page number line corpora carry: every TIFF of ocrd-line-gt says "page 0 of 1"): a TIFF holding
 # any other tag (Artist, Software, DateTime, PageName, XPAuthor, EXIF, GPS, XMP, ICC, private
@@ -43,7 +42,7 @@ _TIFF_DECODING_TAGS = {
     262,  # PhotometricInterpretation
     266,  # FillOrder
     273,  # StripOffsets
-    274,  # Orientation
+    EXIF_ORIENTATION,  # 274, Orientation
     277,  # SamplesPerPixel
     278,  # RowsPerStrip
     279,  # StripByteCounts
@@ -124,7 +123,7 @@ def _needs_turning(image: Image.Image) -> bool:
     # A TIFF's orientation is one of its own tags, parsed on opening: getexif() would parse the
     # directory again (and after load() Pillow has already turned the pixels and dropped the tag).
     tags = image.tag_v2 if image.format == "TIFF" else image.getexif()
-    return tags.get(_ORIENTATION, 1) not in (0, 1)
+    return tags.get(EXIF_ORIENTATION, 1) not in (0, 1)
 
 
 def _must_reencode(image: Image.Image) -> bool:
