@@ -1,4 +1,13 @@
-"""The original export service's entry points, kept so its callers work unchanged."""
+"""The original service's entry points, kept so its callers work unchanged.
+
+"The original service", wherever this package says it, is the export service this project
+replaced: ``TrainingExportService`` with ``export(samples, export_format, batch_id=None,
+**kwargs)`` and ``list_exports()``, which copied each image into
+``$OCR_EXPORT_PATH/<format folder>/<batch id>/`` beside a JSONL line per sample and a
+``manifest.json`` with the keys ``format``, ``version``, ``batch_id``, ``sample_count``,
+``created_at``, ``files`` and ``model_config``. Its result type, its manifest keys, its folders
+and these entry points are kept; everything else is this project's own.
+"""
 
 from __future__ import annotations
 
