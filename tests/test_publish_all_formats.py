@@ -50,7 +50,7 @@ def finished(process: subprocess.Popen) -> tuple[str, str]:
         raise
 
 
-def export_all(corpus: Path, root: Path, batch_id: str, *extra) -> list[str]:
+def export_all_command(corpus: Path, root: Path, batch_id: str, *extra) -> list[str]:
     return cli("export", "--input", corpus, "--format", "all", "--output", root, "--batch-id", batch_id, "--quiet", *extra)
 
 
@@ -122,7 +122,7 @@ def test_export_all_killed_or_interrupted_at_any_moment_publishes_every_format_o
     rng = random.Random(signal_number)
     # An uninterrupted export is the batch every second attempt overwrites, and times how long
     # an export writes (starting Python and validating come before, and are no concern here).
-    first = start(export_all(corpus, root, "kept"))
+    first = start(export_all_command(corpus, root, "kept"))
     wait_until(first, lambda: writing(root))
     began = time.monotonic()
     assert first.wait(timeout=300) == 0, first.stderr.read()
@@ -131,7 +131,7 @@ def test_export_all_killed_or_interrupted_at_any_moment_publishes_every_format_o
     for attempt in range(8):
         overwrite = attempt % 2 == 1
         batch_id = "kept" if overwrite else f"fresh-{attempt}"
-        command = export_all(corpus, root, batch_id, *(["--overwrite"] if overwrite else []))
+        command = export_all_command(corpus, root, batch_id, *(["--overwrite"] if overwrite else []))
         before = manifests(root, batch_id)
         process = start(command)
         wait_until(process, lambda: writing(root))
@@ -189,7 +189,7 @@ def test_a_kill_between_any_two_moves_of_the_swap_is_undone_by_the_next_export(o
     if overwrite:
         export_all(read_manifest(corpus), batch_id="b1", output_dir=root, progress=False)
     before = manifests(root, "b1")
-    command = export_all(corpus, root, "b1", *(["--overwrite"] if overwrite else []))[3:]
+    command = export_all_command(corpus, root, "b1", *(["--overwrite"] if overwrite else []))[3:]
     dies_at = 1
     while killed_at_rename(root, dies_at, lambda: main(command)):
         # The recovery itself killed once, after its first move, then run to the end.
@@ -210,7 +210,7 @@ def allocated_bytes(folder: Path) -> int:
 
 def test_a_full_disk_during_the_third_format_publishes_none(corpus, tmp_path):
     measured = tmp_path / "measured"
-    timed_run(export_all(corpus, measured, "b1"))
+    timed_run(export_all_command(corpus, measured, "b1"))
     sizes = [allocated_bytes(measured / folder) for folder in FOLDERS]
     # Room for the first two formats and half the third.
     room = sizes[0] + sizes[1] + sizes[2] // 2
