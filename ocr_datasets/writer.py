@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -12,7 +11,7 @@ import shutil
 import secrets
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,25 +20,34 @@ from typing import TextIO
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets.utils.tqdm import tqdm
+from filelock import BaseFileLock, FileLock, Timeout
 
-from .adapters import ADAPTERS, ExportOptions, FormatAdapter, ViewImage
+from .adapters import ADAPTERS, FormatAdapter, ViewImage
 from .builders import OcrSamples
 from .card import dataset_card
 from .images import data_url
 from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest, write_manifest
 from .names import check_batch_id
+from .options import ExportOptions
 from .packed import PackedSamples
 from .samples import SampleError
 from .validation import CheckedSample
 
 VIEW_ROWS_PER_BATCH = 256
+# Everything one export leaves in the export folder while it runs carries the export's random
+# token, and is live exactly while the export's lock is held (by a process that is running):
+# - in each format folder, its staging folder ".<batch>.<token>.partial", and the old batch that
+#   --overwrite sets aside until its replacement is published, ".<batch>.<token>.replaced";
+# - in the export root, its lock ".export-<token>.lock", and the journal of its publish,
+#   ".publish-<token>.<state>". While the journal says "swapping", the batches are being moved
+#   into place and a crash is undone; once it says "committed", every new batch is in place and
+#   only the old ones remain to be removed.
+TOKEN_BYTES = 6
 STAGING_SUFFIX = ".partial"
-# An old batch set aside by --overwrite until its replacement is published: ".<batch>.<token>.replaced".
 ASIDE_SUFFIX = ".replaced"
-# The journal of one publish, in the export root: ".publish-<token>.<pid>.<state>". While it says
-# "swapping", the batches are being moved into place and a crash is undone; once it says
-# "committed", every new batch is in place and only the old ones remain to be removed.
-_JOURNAL = re.compile(r"\.publish-(?P<token>[0-9a-f]+)\.(?P<pid>\d+)\.(?P<state>swapping|committed)")
+_SET_APART = re.compile(rf"\..+\.(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})({re.escape(STAGING_SUFFIX)}|{re.escape(ASIDE_SUFFIX)})")
+_JOURNAL = re.compile(rf"\.publish-(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})\.(?P<state>swapping|committed)")
+_LOCK_FILE = re.compile(rf"\.export-(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})\.lock")
 IMAGES_FOLDER = "images"
 # Where the view pass notes each image's checksum as it writes it; removed before the batch is published.
 IMAGE_CHECKSUM_LOG = ".image-checksums.jsonl"
@@ -61,11 +69,10 @@ class BatchContents:
 
 @dataclass
 class _Staged:
-    """One format's batch, written into its staging folder (locked through ``lock``) to be
-    renamed to ``final``, and its manifest once complete."""
+    """One format's batch, written into its staging folder to be renamed to ``final``, and its
+    manifest once complete."""
 
     staging: Path
-    lock: int
     final: Path
     manifest: dict | None = None
 
@@ -127,15 +134,18 @@ def write_batches(
     """
     check_batch_id(batch_id)
     staged: list[_Staged] = []
-    where = export_root
+    where = export_root / adapters[0].folder
+    lock = None
     try:
+        token, lock, staging = _claim(export_root, where, batch_id)
         for adapter in adapters:
             where = export_root / adapter.folder
-            staging, lock = _new_staging(where, batch_id)
-            staged.append(_Staged(staging, lock, where / batch_id))
+            if staged:
+                staging = _new_staging(where, batch_id, token)
+            staged.append(_Staged(staging, where / batch_id))
             staged[-1].manifest = _fill_staging(staging, contents, adapter, batch_id, options, num_proc)
         where = export_root
-        _publish(export_root, batch_id, staged, overwrite)
+        _publish(export_root, token, batch_id, staged, overwrite)
     except BaseException as error:
         for batch in staged:
             shutil.rmtree(batch.staging, ignore_errors=True)
@@ -143,25 +153,51 @@ def write_batches(
             raise _write_error(error, batch_id, where) from error
         raise
     finally:
-        for batch in staged:
-            os.close(batch.lock)
+        if lock is not None:
+            _release(lock)
     return [result_from_manifest(batch.final / MANIFEST_NAME, batch.manifest) for batch in staged]
 
 
-def _new_staging(format_root: Path, batch_id: str) -> tuple[Path, int]:
-    """A new staging folder in ``format_root`` and the lock that holds it until it is published."""
+def _claim(export_root: Path, format_root: Path, batch_id: str) -> tuple[str, BaseFileLock, Path]:
+    """A token for one export, its lock (held until the export is done), and its staging folder
+    in ``format_root``."""
+    while True:
+        token = secrets.token_hex(TOKEN_BYTES)
+        staging = _new_staging(format_root, batch_id, token)
+        lock = FileLock(_lock_path(export_root, token))
+        try:
+            lock.acquire()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        # The folder is made before the lock is taken, so a lock file never stands alone while
+        # its export runs (a clean-up removes one that does). A clean-up that comes in between
+        # takes the folder for a leftover and removes it while it holds the lock; so once this
+        # export holds the lock, the folder is its own if it is still there.
+        if staging.is_dir():
+            return token, lock, staging
+        _release(lock)
+
+
+def _new_staging(format_root: Path, batch_id: str, token: str) -> Path:
     format_root.mkdir(parents=True, exist_ok=True)
-    # The format folder's lock keeps another export's clean-up from taking a staging folder
-    # between its mkdir and its lock.
-    root_lock = _lock(format_root)
-    try:
-        # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
-        staging = format_root / f".{batch_id}.{secrets.token_hex(6)}{STAGING_SUFFIX}"
-        staging.mkdir()
-        # Held until the batch is renamed into place: a staging folder nobody holds is a leftover.
-        return staging, _lock(staging)
-    finally:
-        os.close(root_lock)
+    # Hidden, so list_exports skips it; made with mkdir so the batch gets the user's umask.
+    staging = format_root / f".{batch_id}.{token}{STAGING_SUFFIX}"
+    staging.mkdir()
+    return staging
+
+
+def _lock_path(export_root: Path, token: str) -> Path:
+    return export_root / f".export-{token}.lock"
+
+
+def _release(lock: BaseFileLock) -> None:
+    """Release an export's lock once nothing of the export needs it, and remove its file."""
+    lock.release()
+    # Some lock kinds remove their file on release, and on Windows the file cannot be removed
+    # while another process has it open: that process removes it when it is done with it.
+    with suppress(OSError):
+        Path(lock.lock_file).unlink(missing_ok=True)
 
 
 def _fill_staging(
@@ -202,7 +238,7 @@ def _fill_staging(
         counts=contents.counts,
         splits=split_counts,
         statistics=contents.statistics,
-        options=asdict(options),
+        options=options.recorded(),
         model_config=adapter.model_config,
         files=files,
         rejection_reasons=_rejection_reasons(contents.rejected),
@@ -213,30 +249,53 @@ def _fill_staging(
 
 
 def clean_leftovers(export_root: Path) -> None:
-    """Put right what killed exports left under ``export_root``: a publish cut short is undone
-    (every format back to its old batch, or to none) or, if it had committed, finished (the old
-    batches removed); then staging folders no live process holds are removed."""
+    """Put right what exports whose process is gone left under ``export_root``: a publish cut
+    short is undone (every format back to its old batch, or to none) or, if it had committed,
+    finished (the old batches removed); then their staging folders are removed.
+
+    An export is gone when nobody holds its lock: the lock is released by the system when its
+    process ends, however it ends, on every platform (no process id is probed: on Windows
+    ``os.kill(pid, 0)`` would terminate the process)."""
     if not export_root.is_dir():
         return
-    for entry in sorted(export_root.iterdir()):
-        if (match := _JOURNAL.fullmatch(entry.name)) and not _process_alive(int(match["pid"])):
-            _recover(export_root, entry, match["token"], match["state"])
-    for adapter in ADAPTERS.values():
-        if (export_root / adapter.folder).is_dir():
-            _remove_abandoned_staging(export_root / adapter.folder)
+    for token in sorted(_tokens_left(export_root)):
+        lock = FileLock(_lock_path(export_root, token))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            continue  # its export is running
+        try:
+            _finish_for(export_root, token)
+        finally:
+            _release(lock)
 
 
-def _remove_abandoned_staging(format_root: Path) -> None:
-    root_lock = _lock(format_root)
-    try:
+def _tokens_left(export_root: Path) -> set[str]:
+    """The tokens of the exports that left something under ``export_root``."""
+    found = {match["token"] for entry in export_root.iterdir() if (match := _JOURNAL.fullmatch(entry.name) or _LOCK_FILE.fullmatch(entry.name))}
+    for format_root in _format_roots(export_root):
+        found |= {match["token"] for entry in format_root.iterdir() if (match := _SET_APART.fullmatch(entry.name))}
+    return found
+
+
+def _format_roots(export_root: Path) -> list[Path]:
+    return [export_root / adapter.folder for adapter in ADAPTERS.values() if (export_root / adapter.folder).is_dir()]
+
+
+def _finish_for(export_root: Path, token: str) -> None:
+    """Undo or finish the publish of the export ``token``, whose process is gone, then remove
+    what it set apart: its staging folders, and old batches it had not removed yet."""
+    for state in ("swapping", "committed"):
+        journal = export_root / _journal_name(token, state)
+        if journal.exists():
+            _recover(export_root, journal, state)
+    for format_root in _format_roots(export_root):
         for entry in format_root.iterdir():
-            if entry.name.startswith(".") and entry.name.endswith(STAGING_SUFFIX) and entry.is_dir() and _abandoned(entry):
+            if (match := _SET_APART.fullmatch(entry.name)) and match["token"] == token:
                 shutil.rmtree(entry, ignore_errors=True)
-    finally:
-        os.close(root_lock)
 
 
-def _publish(export_root: Path, batch_id: str, staged: list[_Staged], overwrite: bool) -> None:
+def _publish(export_root: Path, token: str, batch_id: str, staged: list[_Staged], overwrite: bool) -> None:
     """Rename every finished batch into place, all or none; an old batch is replaced only now
     that every new one is whole.
 
@@ -248,7 +307,6 @@ def _publish(export_root: Path, batch_id: str, staged: list[_Staged], overwrite:
     """
     # Checked again: another export may have published this batch id while this one was building.
     _check_batch_folders([batch.final for batch in staged], overwrite)
-    token = secrets.token_hex(6)
     moves = [
         _Move(
             folder=batch.final.parent.name,
@@ -259,8 +317,8 @@ def _publish(export_root: Path, batch_id: str, staged: list[_Staged], overwrite:
         )
         for batch in staged
     ]
-    swapping = export_root / _journal_name(token, os.getpid(), "swapping")
-    committed = export_root / _journal_name(token, os.getpid(), "committed")
+    swapping = export_root / _journal_name(token, "swapping")
+    committed = export_root / _journal_name(token, "committed")
     try:
         with swapping.open("x", encoding="utf-8") as journal:
             json.dump([asdict(move) for move in moves], journal)
@@ -293,17 +351,10 @@ def _publish(export_root: Path, batch_id: str, staged: list[_Staged], overwrite:
         # and the journal, the next export removes.
 
 
-def _recover(export_root: Path, journal: Path, token: str, state: str) -> None:
-    """Undo or finish the publish that ``journal`` describes, whose process died."""
-    # Claimed by renaming it under this process's id: of two exports cleaning up at once, one
-    # succeeds and the other finds it gone (or held by a live process).
-    claimed = export_root / _journal_name(token, os.getpid(), state)
+def _recover(export_root: Path, journal: Path, state: str) -> None:
+    """Undo or finish the publish that ``journal`` describes, whose process is gone."""
     try:
-        journal.rename(claimed)
-    except FileNotFoundError:
-        return
-    try:
-        moves = [_Move(**move) for move in json.loads(claimed.read_text(encoding="utf-8"))]
+        moves = [_Move(**move) for move in json.loads(journal.read_text(encoding="utf-8"))]
     except ValueError:
         # Cut short while being written, which is before anything was moved.
         moves = []
@@ -311,7 +362,7 @@ def _recover(export_root: Path, journal: Path, token: str, state: str) -> None:
         _remove_set_aside(export_root, moves)
     else:
         _undo(export_root, moves)
-    claimed.unlink()
+    journal.unlink()
 
 
 def _undo(export_root: Path, moves: list[_Move]) -> None:
@@ -339,8 +390,8 @@ def _remove_set_aside(export_root: Path, moves: list[_Move]) -> None:
             shutil.rmtree(export_root / move.folder / move.aside, ignore_errors=True)
 
 
-def _journal_name(token: str, pid: int, state: str) -> str:
-    return f".publish-{token}.{pid}.{state}"
+def _journal_name(token: str, state: str) -> str:
+    return f".publish-{token}.{state}"
 
 
 def _file_sha256(path: Path) -> str | None:
@@ -349,36 +400,6 @@ def _file_sha256(path: Path) -> str | None:
             return hashlib.file_digest(file, "sha256").hexdigest()
     except (FileNotFoundError, NotADirectoryError):
         return None
-
-
-def _lock(folder: Path) -> int:
-    descriptor = os.open(folder, os.O_RDONLY)
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
-    return descriptor
-
-
-def _abandoned(staging: Path) -> bool:
-    try:
-        descriptor = os.open(staging, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(descriptor)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write_error(error: OSError, batch_id: str, folder: Path) -> OSError:
@@ -470,7 +491,7 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                 for path in paths:
                     for batch in _row_batches(staging / path):
                         for row in batch.to_pylist():
-                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names, image_log), options)
+                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names, image_log), options.view())
                             line = json.dumps(record, ensure_ascii=False)
                             view.write(line + "\n")
                             if array_view is not None:
