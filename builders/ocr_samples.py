@@ -62,8 +62,9 @@ class OcrSamples(datasets.ArrowBasedBuilder):
         """``download_and_prepare``, raising a bad sample's own ``SampleError`` (or the disk's
         ``OSError``) rather than the ``DatasetGenerationError`` that ``datasets`` wraps around it,
         and an interruption as ``KeyboardInterrupt``."""
-        # A forked worker starts with every page of this process. A full collection first lets
-        # CPython return what validation left in its free lists: at 100,000 lines ~17 MB.
+        # A forked worker (Linux's way of starting one; macOS and Windows spawn it afresh)
+        # starts with every page of this process. A full collection first lets CPython return
+        # what validation left in its free lists: at 100,000 lines ~17 MB.
         gc.collect()
         try:
             self.download_and_prepare(**download_and_prepare_kwargs)

@@ -9,6 +9,7 @@ import itertools
 import math
 import multiprocessing
 import re
+import signal
 import unicodedata
 import warnings
 from array import array
@@ -211,8 +212,20 @@ def _image_checker(num_proc: int | None, sample_count: int) -> Iterator[Callable
     if processes < 2:
         yield lambda samples: map(_checked_image, samples)
         return
-    with multiprocessing.get_context("fork").Pool(processes) as pool:
+    # The platform's start method, or the one the program chose: fork on Linux (before Python
+    # 3.14), spawn on macOS (where a forked process may crash in system frameworks) and on
+    # Windows (which has no fork). datasets' own pool starts its workers the same way. A spawned
+    # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
+    # its CropOptions too), so neither may depend on what the parent process holds.
+    with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
         yield lambda samples: pool.imap(_checked_image, samples, chunksize=64)
+
+
+def _leave_interrupts_to_the_main_process() -> None:
+    # Ctrl-C reaches every process of the terminal's group. A worker that raised
+    # KeyboardInterrupt would print its traceback and lose its share of the images, and the
+    # pool would wait for them forever; the main process alone stops, and stops the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class _SharedImages:

@@ -1,14 +1,19 @@
-"""Every platform its users have: Windows (no fcntl, and os.kill terminates rather than probes),
-macOS and Linux."""
+"""Every platform its users have: Windows (no fcntl, no fork, and os.kill terminates rather than
+probes), macOS (spawn by default, fork unsafe) and Linux."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 from test_atomic_batches import every_format, start_export, visible_state
-from test_publish_all_formats import hidden_leftovers, manifests
+from test_publish_all_formats import finished, hidden_leftovers, manifests, many_lines  # noqa: F401 (many_lines: a fixture)
 
 from ocr_datasets import list_exports, verify_batch
 from ocr_datasets.example import write_example_manifest
@@ -90,3 +95,111 @@ def test_two_exports_of_one_batch_id_at_once_without_fcntl_one_wins(tmp_path):
     message = contenders[codes.index(1)].stderr.read()
     assert "already exists" in message or "appeared" in message, message
     assert_whole_batches(root, every_format("same"))
+
+
+# A script file: spawn starts each worker afresh and imports the main module into it.
+SPAWNING_SCRIPT = '''
+"""Export (or only validate) lines with every worker process spawned."""
+
+import json
+import multiprocessing
+import os
+import sys
+import time
+from pathlib import Path
+
+import multiprocess
+
+from ocr_datasets import CropOptions, TrainingSample, export, validate
+from ocr_datasets.sources.crop import CroppedSample, box_points
+
+
+class NotingReader(TrainingSample):
+    """A sample that notes which pool's worker reads its image (validation's multiprocessing
+    pool or datasets' multiprocess pool), and whether that worker was spawned: a spawned
+    worker imported this file afresh as __mp_main__, a forked one still runs it as __main__.
+    It takes $READ_SECONDS to read an image, so that a test can signal a busy worker."""
+
+    __slots__ = ()
+
+    def read_image_bytes(self):
+        for library in (multiprocessing, multiprocess):
+            if library.parent_process() is not None:
+                Path(os.environ["READERS"], f"{library.__name__} {__name__} {os.getpid()}").touch()
+        time.sleep(float(os.environ.get("READ_SECONDS", 0)))
+        return TrainingSample.read_image_bytes(self)
+
+
+def sample(record: dict, folder: Path) -> TrainingSample:
+    image = str(folder / record["image_path"])
+    if int(record["id"].rpartition("-")[2]) % 3:
+        return NotingReader(record["id"], image, record["ground_truth"])
+    # Every third line is cut from its image as a line of a PAGE or ALTO page is cut from the
+    # page: the worker gets the page's path, the outline and the crop options.
+    cut = CropOptions(padding=2, mask_outside=True)
+    return CroppedSample(record["id"], f"{record['id']}.png", record["ground_truth"], page_image=image, polygon=box_points(1, 1, 46, 14), crop=cut)
+
+
+if __name__ == "__main__":
+    multiprocessing.set_start_method("spawn", force=True)
+    multiprocess.set_start_method("spawn", force=True)
+    task, manifest, root = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    records = [json.loads(line) for line in manifest.read_text(encoding="utf-8").splitlines()]
+    samples = [sample(record, manifest.parent) for record in records]
+    if task == "validate":
+        print(validate(samples, num_proc=2).counts["exported"])
+    else:
+        for num_proc in (1, 2):
+            export(samples, "trocr", batch_id=f"processes-{num_proc}", output_dir=root, num_proc=num_proc, progress=False)
+'''
+
+
+def start_spawning(task: str, manifest: Path, tmp_path: Path, **env: str) -> tuple[subprocess.Popen, Path]:
+    """The script above running ``task``, and the folder where its readers note themselves."""
+    script, readers = tmp_path / "spawning.py", tmp_path / "readers"
+    script.write_text(SPAWNING_SCRIPT, encoding="utf-8")
+    readers.mkdir()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "READERS": str(readers), **env}
+    command = [sys.executable, str(script), task, str(manifest), str(tmp_path / "exports")]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True), readers
+
+
+def readers_by_kind(readers: Path) -> dict[tuple[str, str], set[int]]:
+    """(pool library, worker's main module name) -> the ids of the worker processes that read."""
+    kinds: dict[tuple[str, str], set[int]] = {}
+    for note in readers.iterdir():
+        library, main_module, pid = note.name.split()
+        kinds.setdefault((library, main_module), set()).add(int(pid))
+    return kinds
+
+
+def test_an_export_with_spawned_worker_processes_matches_a_serial_one(many_lines, tmp_path):
+    process, readers = start_spawning("export", many_lines, tmp_path)
+    _, stderr = finished(process)
+    assert process.returncode == 0, stderr
+
+    root = tmp_path / "exports" / "trocr"
+    serial, parallel = (json.loads((root / f"processes-{count}" / "manifest.json").read_text(encoding="utf-8")) for count in (1, 2))
+    assert parallel["fingerprint"] == serial["fingerprint"]
+    assert parallel["sample_count"] == serial["sample_count"] == 2100
+    # Validation decoded in two spawned processes, and datasets wrote parquet in two; none was forked.
+    assert {kind: len(pids) for kind, pids in readers_by_kind(readers).items()} == {
+        ("multiprocessing", "__mp_main__"): 2,
+        ("multiprocess", "__mp_main__"): 2,
+    }
+
+
+def test_spawned_validation_workers_leave_ctrl_c_to_the_main_process(many_lines, tmp_path):
+    """Ctrl-C reaches every process of the terminal's group. A worker that raised
+    KeyboardInterrupt would print its traceback and take its share of the images with it; the
+    main process alone stops the pool."""
+    process, readers = start_spawning("validate", many_lines, tmp_path, READ_SECONDS="0.002")
+    workers: set[int] = set()
+    while len(workers) < 2 and process.poll() is None:
+        time.sleep(0.01)
+        workers = set().union(*readers_by_kind(readers).values())
+    for pid in workers:
+        os.kill(pid, signal.SIGINT)
+    stdout, stderr = finished(process)
+    assert (process.returncode, stdout) == (0, "2100\n"), stderr
+    assert "KeyboardInterrupt" not in stderr and "Traceback" not in stderr, stderr
