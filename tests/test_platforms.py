@@ -1,8 +1,9 @@
 """Every platform its users have: Windows (no fcntl, no fork, and os.kill terminates rather than
-probes), macOS (spawn by default, fork unsafe) and Linux."""
+probes), macOS (spawn by default, fork unsafe), Linux; and the Python the package says it needs."""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import signal
@@ -10,13 +11,18 @@ import subprocess
 import sys
 import textwrap
 import time
+import tomllib
 from pathlib import Path
 
+from packaging.specifiers import SpecifierSet
 from test_atomic_batches import every_format, start_export, visible_state
 from test_publish_all_formats import finished, hidden_leftovers, manifests, many_lines  # noqa: F401 (many_lines: a fixture)
 
 from ocr_datasets import list_exports, verify_batch
 from ocr_datasets.example import write_example_manifest
+
+PROJECT = Path(__file__).resolve().parents[1]
+PACKAGE_FOLDERS = ("ocr_datasets", "builders")
 
 # Run before the library is imported: a Python without fcntl, as on Windows, where moreover
 # os.kill(pid, 0) terminates the process instead of probing it. The library may not call it;
@@ -203,3 +209,65 @@ def test_spawned_validation_workers_leave_ctrl_c_to_the_main_process(many_lines,
     stdout, stderr = finished(process)
     assert (process.returncode, stdout) == (0, "2100\n"), stderr
     assert "KeyboardInterrupt" not in stderr and "Traceback" not in stderr, stderr
+
+
+# Standard-library names that Python 3.11 or later added, and the version that added each.
+# Only these names are checked, and only where the code spells them out: a module's attribute
+# (itertools.batched), a name imported from a module, a method of any object (Path.walk: any
+# .walk() but os.walk() and ast.walk()), or a keyword argument of a call by its name.
+NEWER_NAMES = {
+    ("hashlib", "file_digest"): (3, 11),
+    ("datetime", "UTC"): (3, 11),
+    ("tomllib", None): (3, 11),
+    ("itertools", "batched"): (3, 12),
+    ("typing", "override"): (3, 12),
+    ("os.path", "splitroot"): (3, 12),
+    ("math", "sumprod"): (3, 12),
+    ("os", "process_cpu_count"): (3, 13),
+    ("copy", "replace"): (3, 13),
+    ("warnings", "deprecated"): (3, 13),
+}
+NEWER_METHODS = {"walk": (3, 12), "is_junction": (3, 12), "with_segments": (3, 12), "full_match": (3, 13), "from_uri": (3, 13)}
+NEWER_KEYWORDS = {("warn", "skip_file_prefixes"): (3, 12), ("rmtree", "onexc"): (3, 12), ("TemporaryDirectory", "delete"): (3, 12)}
+MODULES_WITH_A_WALK = {"os", "ast"}
+
+
+def dotted(node: ast.expr) -> str | None:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute) and (owner := dotted(node.value)) is not None:
+        return f"{owner}.{node.attr}"
+    return None
+
+
+def newer_names_used(tree: ast.Module) -> dict[str, tuple[int, int]]:
+    """The names listed above that ``tree`` uses, with the Python that added each."""
+    used = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            used |= {alias.name: NEWER_NAMES[alias.name, None] for alias in node.names if (alias.name, None) in NEWER_NAMES}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            used |= {f"{node.module}.{alias.name}": NEWER_NAMES[node.module, alias.name] for alias in node.names if (node.module, alias.name) in NEWER_NAMES}
+        elif isinstance(node, ast.Attribute):
+            owner = dotted(node.value)
+            if (owner, node.attr) in NEWER_NAMES:
+                used[f"{owner}.{node.attr}"] = NEWER_NAMES[owner, node.attr]
+            elif node.attr in NEWER_METHODS and owner not in MODULES_WITH_A_WALK:
+                used[f".{node.attr}()"] = NEWER_METHODS[node.attr]
+        elif isinstance(node, ast.Call) and (name := dotted(node.func)) is not None:
+            called = name.rsplit(".", 1)[-1]
+            used |= {f"{called}({keyword.arg}=)": NEWER_KEYWORDS[called, keyword.arg] for keyword in node.keywords if (called, keyword.arg) in NEWER_KEYWORDS}
+    return used
+
+
+def test_the_stated_minimum_python_is_the_real_one():
+    requires_python = SpecifierSet(tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"])
+    minimum = (3, 11)
+    assert f"{minimum[0]}.{minimum[1]}.0" in requires_python and f"{minimum[0]}.{minimum[1] - 1}.99" not in requires_python
+    needs = {}
+    for path in sorted(path for folder in PACKAGE_FOLDERS for path in (PROJECT / folder).rglob("*.py")):
+        # Syntax newer than the minimum is refused here even when a newer Python runs the tests.
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=minimum)
+        needs |= {f"{path.relative_to(PROJECT)}: {name}": version for name, version in newer_names_used(tree).items()}
+    assert {where: version for where, version in needs.items() if version > minimum} == {}
+    assert max(needs.values()) == minimum, "the package should need the Python it states, else the stated minimum is too high"
