@@ -1,17 +1,20 @@
 """Every platform its users have: Windows (no fcntl, no fork, and os.kill terminates rather than
-probes), macOS (spawn by default, fork unsafe), Linux; and the Python the package says it needs."""
+probes), macOS (spawn by default, fork unsafe), Linux; the Python the package says it needs; and an
+install that prints no warnings."""
 
 from __future__ import annotations
 
 import ast
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 import tomllib
+import zipfile
 from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
@@ -271,3 +274,21 @@ def test_the_stated_minimum_python_is_the_real_one():
         needs |= {f"{path.relative_to(PROJECT)}: {name}": version for name, version in newer_names_used(tree).items()}
     assert {where: version for where, version in needs.items() if version > minimum} == {}
     assert max(needs.values()) == minimum, "the package should need the Python it states, else the stated minimum is too high"
+
+
+def test_a_wheel_builds_without_warnings_and_carries_the_example_font(tmp_path):
+    source = tmp_path / "source"
+    # A copy, so the build's own folders (build/, *.egg-info) land outside the checkout.
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(PROJECT / name, source / name)
+    for folder in PACKAGE_FOLDERS:
+        shutil.copytree(PROJECT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir", str(source), "-w", str(tmp_path / "wheels")]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    output = completed.stdout + completed.stderr
+    assert [line for line in output.splitlines() if "warning" in line.lower()] == [], output
+    [wheel] = (tmp_path / "wheels").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"ocr_datasets/fonts/DejaVuSans.ttf", "ocr_datasets/fonts/DejaVuSans-LICENSE.txt", "ocr_datasets/builders/ocr_samples.py"} <= names
