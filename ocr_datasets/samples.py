@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .files import NotARegularFile, read_regular_file
+from .problems import (
+    IMAGE_MISSING,
+    IMAGE_NOT_FOUND,
+    IMAGE_NOT_REGULAR_FILE,
+    IMAGE_PATH_INVALID,
+    IMAGE_UNREADABLE,
+    INPUT_UNREADABLE,
+    Problem,
+)
 
 
 @dataclass(slots=True)
@@ -39,7 +49,7 @@ class TrainingSample:
         if self.image_bytes is not None:
             return self.image_bytes
         if self.image_path is None:
-            raise SampleError(self.id, "has no image (neither image_path nor image_bytes)", "give the path of its image file")
+            raise SampleError(self.id, "has no image (neither image_path nor image_bytes)", "give the path of its image file", code=IMAGE_MISSING)
         # Problems name the file, not its folder: they end up in rejected.jsonl, which travels.
         try:
             path = os.fspath(self.image_path)
@@ -49,20 +59,34 @@ class TrainingSample:
             # Only a regular file is read: a named pipe would wait forever, /dev/zero never end.
             return read_regular_file(path)
         except TypeError:
-            raise SampleError(self.id, f"image_path {self.image_path!r} is not a path", "give image_path as a string") from None
+            raise SampleError(self.id, f"image_path {self.image_path!r} is not a path", "give image_path as a string", code=IMAGE_PATH_INVALID) from None
         except FileNotFoundError:
-            raise SampleError(self.id, f"image file not found: {name}", "fix image_path or restore the file") from None
+            raise SampleError(self.id, f"image file not found: {name}", "fix image_path or restore the file", code=IMAGE_NOT_FOUND) from None
         except NotARegularFile as error:
-            raise SampleError(self.id, f"image_path is {error.kind}, not an image file: {name}", "point image_path at an image file") from None
+            raise SampleError(
+                self.id, f"image_path is {error.kind}, not an image file: {name}", "point image_path at an image file", code=IMAGE_NOT_REGULAR_FILE
+            ) from None
         except OSError as error:
-            raise SampleError(self.id, f"cannot read image {name}: {error.strerror}", "check the file's permissions") from None
+            raise SampleError(self.id, f"cannot read image {name}: {error.strerror}", "check the file's permissions", code=IMAGE_UNREADABLE) from None
 
 
 class SampleError(ValueError):
     """A sample that cannot be exported: which one (its id, or where it stands in the input when
-    it has no usable id), what is wrong, and what the user can do about it."""
+    it has no usable id), what is wrong, and what the user can do about it. ``codes`` says what
+    is wrong as stable codes (``ocr_datasets.problems``), one per problem: a sample rejected by
+    validation may have several, whose texts and fixes ``problem`` and ``fix`` join."""
 
-    def __init__(self, sample_id: str | None, problem: str, fix: str, *, location: str | None = None, sample_count: int = 1):
+    def __init__(
+        self,
+        sample_id: str | None,
+        problem: str,
+        fix: str,
+        *,
+        code: str = INPUT_UNREADABLE,
+        location: str | None = None,
+        sample_count: int = 1,
+    ):
+        self.codes: tuple[str, ...] = (code,)
         # How many input samples this stands for: a problem of a whole page file, the lines it holds.
         self.sample_count = sample_count
         # The message is written to rejected.jsonl and the terminal, which take only real
@@ -77,6 +101,13 @@ class SampleError(ValueError):
         else:
             subject = f"sample {self.sample_id!r}" + (f" ({self.location})" if self.location else "")
         super().__init__(f"{subject}: {self.problem} (fix: {self.fix})")
+
+    @classmethod
+    def from_problems(cls, sample_id: str | None, problems: Sequence[Problem], *, location: str | None = None) -> SampleError:
+        """One error for every problem of one sample: their texts and fixes joined, every code kept."""
+        error = cls(sample_id, "; ".join(problem.text for problem in problems), "; ".join(problem.fix for problem in problems), location=location)
+        error.codes = tuple(problem.code for problem in problems)
+        return error
 
     @property
     def reason(self) -> str:

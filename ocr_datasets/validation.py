@@ -16,6 +16,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
@@ -23,6 +24,35 @@ from PIL import Image, UnidentifiedImageError
 from .images import expected_format, frame_count, reading_problem
 from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import holds_private_metadata
+from .problems import (
+    CONFIDENCE_NOT_NUMBER,
+    CONFIDENCE_OUT_OF_RANGE,
+    DUPLICATE_CONFLICT,
+    ID_EMPTY,
+    ID_LONE_SURROGATE,
+    ID_NOT_STRING,
+    ID_REPEATED,
+    IMAGE_BYTES_NOT_BYTES,
+    IMAGE_DAMAGED,
+    IMAGE_DECOMPRESSION_BOMB,
+    IMAGE_EMPTY,
+    IMAGE_MISNAMED,
+    IMAGE_MULTI_FRAME,
+    IMAGE_NOT_AN_IMAGE,
+    IMAGE_TOO_SMALL,
+    METADATA_GROUP_KEY_MISSING,
+    METADATA_KEY_NOT_STRING,
+    METADATA_LONE_SURROGATE,
+    METADATA_NOT_JSON,
+    METADATA_NOT_OBJECT,
+    METADATA_TOO_DEEP,
+    TEXT_CONTROL_CHARACTER,
+    TEXT_EMPTY,
+    TEXT_LONE_SURROGATE,
+    TEXT_MISSING,
+    TEXT_NOT_STRING,
+    Problem,
+)
 from .samples import SampleError, TrainingSample
 from .workers import worker_count
 
@@ -40,6 +70,17 @@ class CheckedSample:
     height: int
     image_sha256: str
     image_format: str
+    holds_private_metadata: bool
+
+
+class ImageFacts(NamedTuple):
+    """What validation learnt of an image that passed: a tuple, so that it pickles cheaply from
+    the workers that decode images."""
+
+    width: int
+    height: int
+    sha256: str
+    format: str
     holds_private_metadata: bool
 
 
@@ -172,7 +213,7 @@ def _checked_window(
         elif item_fields.image_checkable:
             results.append(_checked_sample(item, item_fields, next(images)))
         else:
-            results.append(_checked_sample(item, item_fields, (None, None)))
+            results.append(_checked_sample(item, item_fields, None))
     return results
 
 
@@ -271,6 +312,7 @@ class _SharedImages:
                         item.sample.id,
                         f"conflict: the same image as {described} with another text ({item.sample.ground_truth!r})",
                         "decide which transcription is right and correct or remove the others",
+                        code=DUPLICATE_CONFLICT,
                         location=item.sample.source,
                     )
                 )
@@ -291,21 +333,21 @@ class _Fields:
     """What validation made of a sample's fields other than its image."""
 
     values: dict
-    problems: list[tuple[str, str]]
+    problems: list[Problem]
     image_checkable: bool
 
 
 def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, seen_ids: dict[str, str | None]) -> _Fields:
-    problems: list[tuple[str, str]] = []
+    problems: list[Problem] = []
     if not isinstance(sample.id, str):
-        problems.append((f"id is not a string ({type(sample.id).__name__} {_shown(sample.id)})", "give every sample's id as a string"))
+        problems.append(Problem(ID_NOT_STRING, f"id is not a string ({type(sample.id).__name__} {_shown(sample.id)})", "give every sample's id as a string"))
     elif not sample.id.strip():
-        problems.append(("id is empty", "give every sample a non-empty id"))
+        problems.append(Problem(ID_EMPTY, "id is empty", "give every sample a non-empty id"))
     elif _SURROGATES.search(sample.id):
-        problems.append(_surrogate_problem(sample.id, "id"))
+        problems.append(_surrogate_problem(ID_LONE_SURROGATE, sample.id, "id"))
     elif sample.id in seen_ids:
         first = seen_ids[sample.id]
-        problems.append((f"id is used by an earlier sample{f' ({first})' if first else ''}", "give every sample its own id"))
+        problems.append(Problem(ID_REPEATED, f"id is used by an earlier sample{f' ({first})' if first else ''}", "give every sample its own id"))
     else:
         seen_ids[sample.id] = sample.source
 
@@ -313,7 +355,7 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
     if problem:
         problems.append(problem)
     elif not ground_truth:
-        problems.append(("ground_truth is empty (or only whitespace)", "transcribe the line, or leave the sample out"))
+        problems.append(Problem(TEXT_EMPTY, "ground_truth is empty (or only whitespace)", "transcribe the line, or leave the sample out"))
     ocr_text, problem = _checked_text(sample.ocr_text, form, "ocr_text") if sample.ocr_text is not None else (None, None)
     if problem:
         problems.append(problem)
@@ -324,43 +366,57 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
     if metadata_problem:
         problems.append(metadata_problem)
     elif group_by is not None and sample.metadata.get(group_by) is None:
-        problems.append((f"metadata has no {group_by!r} to group the split by", f"add {group_by!r} to its metadata, or group by another key"))
+        problems.append(
+            Problem(METADATA_GROUP_KEY_MISSING, f"metadata has no {group_by!r} to group the split by", f"add {group_by!r} to its metadata, or group by another key")
+        )
     image_readable = sample.image_bytes is None or isinstance(sample.image_bytes, bytes)
     if not image_readable:
-        problems.append((f"image_bytes is not bytes ({type(sample.image_bytes).__name__})", "give image_bytes as the image file's bytes, or give image_path"))
+        problems.append(
+            Problem(
+                IMAGE_BYTES_NOT_BYTES,
+                f"image_bytes is not bytes ({type(sample.image_bytes).__name__})",
+                "give image_bytes as the image file's bytes, or give image_path",
+            )
+        )
     values = {"id": sample.id, "ground_truth": ground_truth, "ocr_text": ocr_text, "ocr_confidence": confidence}
     return _Fields(values, problems, image_readable and metadata_problem is None)
 
 
-def _checked_sample(sample: TrainingSample, fields: _Fields, image: tuple) -> CheckedSample | SampleError:
-    image, problem = image
-    problems = fields.problems + ([problem] if problem else [])
+def _checked_sample(sample: TrainingSample, fields: _Fields, image: ImageFacts | Problem | None) -> CheckedSample | SampleError:
+    """The sample checked, from its fields and its image (None: not checked, for the fields' problems)."""
+    problems = [*fields.problems, image] if isinstance(image, Problem) else fields.problems
     if problems:
         sample_id = sample.id if isinstance(sample.id, str) else _shown(sample.id)
-        return SampleError(
-            sample_id, "; ".join(problem for problem, _ in problems), "; ".join(fix for _, fix in problems), location=sample.source
-        )
+        return SampleError.from_problems(sample_id, problems, location=sample.source)
     # Copied only where validation changed something: most samples pass unchanged.
     changed = {name: value for name, value in fields.values.items() if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)}
-    return CheckedSample(dataclasses.replace(sample, **changed) if changed else sample, *image)
+    return CheckedSample(
+        dataclasses.replace(sample, **changed) if changed else sample,
+        width=image.width,
+        height=image.height,
+        image_sha256=image.sha256,
+        image_format=image.format,
+        holds_private_metadata=image.holds_private_metadata,
+    )
 
 
-def _checked_text(text, form: str, name: str) -> tuple[str | None, tuple[str, str] | None]:
+def _checked_text(text, form: str, name: str) -> tuple[str | None, Problem | None]:
     if text is None:
-        return None, (f"{name} is missing", f"add {name} to the record")
+        return None, Problem(TEXT_MISSING, f"{name} is missing", f"add {name} to the record")
     if not isinstance(text, str):
-        return None, (f"{name} is not text ({type(text).__name__})", f"give {name} as a string")
+        return None, Problem(TEXT_NOT_STRING, f"{name} is not text ({type(text).__name__})", f"give {name} as a string")
     if _REFUSED_CHARACTERS.search(text):
         if _SURROGATES.search(text):
-            return None, _surrogate_problem(text, name)
+            return None, _surrogate_problem(TEXT_LONE_SURROGATE, text, name)
         controls = sorted({f"U+{ord(char):04X}" for char in _REFUSED_CHARACTERS.findall(text)})
-        return None, (f"{name} contains control characters ({', '.join(controls)})", f"remove them from {name}")
+        return None, Problem(TEXT_CONTROL_CHARACTER, f"{name} contains control characters ({', '.join(controls)})", f"remove them from {name}")
     return normalize_text(text, form), None
 
 
-def _surrogate_problem(text: str, name: str) -> tuple[str, str]:
+def _surrogate_problem(code: str, text: str, name: str) -> Problem:
     halves = sorted({f"U+{ord(char):04X}" for char in _SURROGATES.findall(text)})
-    return (
+    return Problem(
+        code,
         f"{name} holds a lone surrogate ({', '.join(halves)}), half of a character's escape and no character itself",
         f"correct the \\u escape in {name}: a character beyond U+FFFF needs both halves of its pair, or write the character itself",
     )
@@ -374,38 +430,38 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _checked_confidence(value) -> tuple[float | None, tuple[str, str] | None]:
+def _checked_confidence(value) -> tuple[float | None, Problem | None]:
     if value is None:
         return None, None
     fix = "give a number between 0 and 1, or leave ocr_confidence out"
     if isinstance(value, bool):
-        return None, (f"ocr_confidence {value!r} is not a number", fix)
+        return None, Problem(CONFIDENCE_NOT_NUMBER, f"ocr_confidence {value!r} is not a number", fix)
     try:
         confidence = float(value)
     except OverflowError:
-        return None, (f"ocr_confidence {_shown(value)} is outside [0, 1]", fix)
+        return None, Problem(CONFIDENCE_OUT_OF_RANGE, f"ocr_confidence {_shown(value)} is outside [0, 1]", fix)
     except (TypeError, ValueError):
-        return None, (f"ocr_confidence {_shown(value)} is not a number", fix)
+        return None, Problem(CONFIDENCE_NOT_NUMBER, f"ocr_confidence {_shown(value)} is not a number", fix)
     if math.isnan(confidence) or not 0.0 <= confidence <= 1.0:
-        return None, (f"ocr_confidence {_shown(value)} is outside [0, 1]", fix)
+        return None, Problem(CONFIDENCE_OUT_OF_RANGE, f"ocr_confidence {_shown(value)} is outside [0, 1]", fix)
     return confidence, None
 
 
-def _metadata_problem(metadata) -> tuple[str, str] | None:
+def _metadata_problem(metadata) -> Problem | None:
     if not isinstance(metadata, dict):
-        return (f"metadata is not a JSON object ({type(metadata).__name__})", 'give metadata as an object such as {"page": 3}')
+        return Problem(METADATA_NOT_OBJECT, f"metadata is not a JSON object ({type(metadata).__name__})", 'give metadata as an object such as {"page": 3}')
     return _json_value_problem(metadata, "metadata", 0)
 
 
-def _json_value_problem(value, where: str, depth: int) -> tuple[str, str] | None:
+def _json_value_problem(value, where: str, depth: int) -> Problem | None:
     """Why ``value`` (found at ``where``) cannot be stored as JSON text, or None."""
     if depth > MAX_METADATA_DEPTH:
-        return (f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels (at {where})", "flatten the metadata")
+        return Problem(METADATA_TOO_DEEP, f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels (at {where})", "flatten the metadata")
     fix = "use only strings, numbers, booleans, null, lists and objects with string keys"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                return (f"metadata key {_shown(key)} at {where} is not a string", "use strings as metadata keys")
+                return Problem(METADATA_KEY_NOT_STRING, f"metadata key {_shown(key)} at {where} is not a string", "use strings as metadata keys")
             problem = _json_value_problem(key, where, depth) or _json_value_problem(item, f"{where}.{key}", depth + 1)
             if problem:
                 return problem
@@ -416,15 +472,15 @@ def _json_value_problem(value, where: str, depth: int) -> tuple[str, str] | None
                 return problem
     elif isinstance(value, str):
         if _SURROGATES.search(value):
-            return _surrogate_problem(value, where)
+            return _surrogate_problem(METADATA_LONE_SURROGATE, value, where)
     elif isinstance(value, float):
         if not math.isfinite(value):
-            return (f"{where} is {value}, which JSON cannot store", fix)
+            return Problem(METADATA_NOT_JSON, f"{where} is {value}, which JSON cannot store", fix)
     elif isinstance(value, int) or value is None:
         if isinstance(value, int) and value.bit_length() > 10_000:
-            return (f"{where} is {_shown(value)}", "store such a number as a string")
+            return Problem(METADATA_NOT_JSON, f"{where} is {_shown(value)}", "store such a number as a string")
     else:
-        return (f"{where} is a {type(value).__name__}, which JSON cannot store", fix)
+        return Problem(METADATA_NOT_JSON, f"{where} is a {type(value).__name__}, which JSON cannot store", fix)
     return None
 
 
@@ -440,16 +496,16 @@ def _open_image(data: bytes, named: str | None) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
-def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str] | None]:
-    """((width, height, sha256, format, holds private metadata), None) for a fully decodable
-    image of a sane size, else (None, (problem, fix))."""
+def _checked_image(sample: TrainingSample) -> ImageFacts | Problem:
+    """What validation learns of a fully decodable image of a sane size, else its problem."""
     try:
         data = sample.read_image_bytes()
     except SampleError as error:
-        return None, (error.problem, error.fix)
+        # Reading an image fails for one reason: its error has one code.
+        return Problem(error.codes[0], error.problem, error.fix)
     replace = "replace the image with a valid one"
     if not data:
-        return None, ("image file is empty (0 bytes)", replace)
+        return Problem(IMAGE_EMPTY, "image file is empty (0 bytes)", replace)
     named = expected_format(sample.image_path)
     try:
         with warnings.catch_warnings():
@@ -460,22 +516,23 @@ def _checked_image(sample: TrainingSample) -> tuple[tuple | None, tuple[str, str
                 if frames > 1:
                     # Only the first frame would be decoded and exported: a broken or private
                     # second page would pass unseen, and which frame holds the line is a guess.
-                    return None, (
+                    return Problem(
+                        IMAGE_MULTI_FRAME,
                         f"image file holds {frames} frames (pages of a TIFF, frames of an animation); a line image must be a single frame",
                         "save the frame that shows the line as an image file of its own",
                     )
                 private = holds_private_metadata(data, image)
                 image.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        return None, (f"image is a decompression bomb: {error}", "crop or downscale the image")
+        return Problem(IMAGE_DECOMPRESSION_BOMB, f"image is a decompression bomb: {error}", "crop or downscale the image")
     except UnidentifiedImageError:
-        return None, ("image file is not an image Pillow can read", replace)
+        return Problem(IMAGE_NOT_AN_IMAGE, "image file is not an image Pillow can read", replace)
     except (OSError, SyntaxError, ValueError) as error:
-        return None, (f"image is damaged or truncated ({reading_problem(error)})", replace)
+        return Problem(IMAGE_DAMAGED, f"image is damaged or truncated ({reading_problem(error)})", replace)
     if image_format == "MPO":
         image_format = "JPEG"  # a JPEG with pictures appended, which the export drops (see frame_count)
     if named and named != image_format:
-        return None, (f"image file is named as {named} but holds {image_format}", "rename the file to its real format, or convert it")
+        return Problem(IMAGE_MISNAMED, f"image file is named as {named} but holds {image_format}", "rename the file to its real format, or convert it")
     if min(width, height) < MIN_IMAGE_SIDE:
-        return None, (f"image is {width}x{height} pixels, too small to hold a line of text", f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
-    return (width, height, hashlib.sha256(data).hexdigest(), image_format, private), None
+        return Problem(IMAGE_TOO_SMALL, f"image is {width}x{height} pixels, too small to hold a line of text", f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
+    return ImageFacts(width, height, hashlib.sha256(data).hexdigest(), image_format, private)
