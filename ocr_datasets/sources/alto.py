@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
+from ..problems import PAGE_UNIT_UNSUPPORTED
 from .crop import Point, box_points, parse_points
 from .xml_common import children_named, descendants_named, first_child, local_name
 from .xml_pages import ALTO_ROOT, PageFileSource, ParsedLine, ParsedPage, UnreadableFile, declared_size
@@ -52,6 +53,7 @@ class AltoSource(PageFileSource):
                 f"coordinates are in {measurement_unit!r}; only {SUPPORTED_UNIT!r} (MeasurementUnit pixel) is supported",
                 "export the ALTO with pixel coordinates, or convert them with the scan's resolution",
                 len(lines),
+                code=PAGE_UNIT_UNSUPPORTED,
             )
         image_info = first_child(description, "sourceImageInformation") if description is not None else None
         page = next(descendants_named(root, "Page"), None)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..problems import LINE_FILE_NAME_NOT_UTF8, LINE_METADATA_INVALID, LINE_NO_IMAGE, LINE_NO_TEXT, LINE_SEVERAL_LINES, LINE_TEXT_UNREADABLE
 from ..samples import SampleError, TrainingSample
 from .base import Source
 from .crop import CropOptions
@@ -95,18 +96,24 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
             None,
             "the file name is not UTF-8 text, so the line's id could not be written into a batch",
             "rename the line's files in UTF-8 (as a current system names them)",
+            code=LINE_FILE_NAME_NOT_UTF8,
             location=location,
         )
     if line.text is None:
         names = ", ".join(image.name for _, image in line.images)
         return SampleError(
-            line.id, f"image {names} has no transcription", f"add {Path(line.id).name}{LINE_TEXT_SUFFIX} beside it, or move the image away", location=location
+            line.id,
+            f"image {names} has no transcription",
+            f"add {Path(line.id).name}{LINE_TEXT_SUFFIX} beside it, or move the image away",
+            code=LINE_NO_TEXT,
+            location=location,
         )
     if not line.images:
         return SampleError(
             line.id,
             f"no line image beside {line.text.name}",
             f"add {Path(line.id).name} with one of the suffixes {', '.join(LINE_IMAGE_SUFFIXES)}, or remove {line.text.name}",
+            code=LINE_NO_IMAGE,
             location=location,
         )
     try:
@@ -116,12 +123,13 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
                 line.id,
                 f"{line.text.name} holds {text.count(chr(10)) + 1} lines, but a line image has one line of text",
                 f"put the line's text on one line in {line.text.name} (or cut the image into one image per line)",
+                code=LINE_SEVERAL_LINES,
                 location=location,
             )
     except UnicodeDecodeError:
-        return SampleError(line.id, f"{line.text.name} is not UTF-8 text", "save it as UTF-8", location=location)
+        return SampleError(line.id, f"{line.text.name} is not UTF-8 text", "save it as UTF-8", code=LINE_TEXT_UNREADABLE, location=location)
     except OSError as error:
-        return SampleError(line.id, f"cannot read {line.text.name}: {error.strerror}", "check the file's permissions", location=location)
+        return SampleError(line.id, f"cannot read {line.text.name}: {error.strerror}", "check the file's permissions", code=LINE_TEXT_UNREADABLE, location=location)
     metadata = _metadata(line.text.with_name(line.text.name[: -len(LINE_TEXT_SUFFIX)]), line.id, location)
     if isinstance(metadata, SampleError):
         return metadata
@@ -146,15 +154,17 @@ def _metadata(base: Path, line_id: str, location: str) -> dict[str, Any] | Sampl
             # Dates and other YAML types become the text JSON will store them as anyway.
             parsed = json.loads(json.dumps(parsed, ensure_ascii=False, default=str))
         except UnicodeDecodeError:
-            return SampleError(line_id, f"metadata file {file.name} is not UTF-8 text", "save it as UTF-8", location=location)
+            return SampleError(line_id, f"metadata file {file.name} is not UTF-8 text", "save it as UTF-8", code=LINE_METADATA_INVALID, location=location)
         except OSError as error:
-            return SampleError(line_id, f"cannot read metadata file {file.name}: {error.strerror}", "check the file's permissions", location=location)
+            return SampleError(
+                line_id, f"cannot read metadata file {file.name}: {error.strerror}", "check the file's permissions", code=LINE_METADATA_INVALID, location=location
+            )
         except (yaml.YAMLError, ValueError, TypeError) as error:
-            return SampleError(line_id, f"metadata file {file.name} cannot be read ({_parse_problem(error)})", fix, location=location)
+            return SampleError(line_id, f"metadata file {file.name} cannot be read ({_parse_problem(error)})", fix, code=LINE_METADATA_INVALID, location=location)
         if parsed is None:  # an empty file says nothing
             continue
         if not isinstance(parsed, dict):
-            return SampleError(line_id, f"metadata file {file.name} holds a {type(parsed).__name__}, not a mapping", fix, location=location)
+            return SampleError(line_id, f"metadata file {file.name} holds a {type(parsed).__name__}, not a mapping", fix, code=LINE_METADATA_INVALID, location=location)
         metadata.update(parsed)
     return metadata
 

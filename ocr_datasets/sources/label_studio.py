@@ -16,6 +16,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from PIL import Image
 
 from ..images import PAGE_IMAGE_SUFFIXES, reading_problem
+from ..problems import (
+    LABEL_STUDIO_NOT_EXPORT,
+    PAGE_IMAGE_AMBIGUOUS,
+    PAGE_IMAGE_NOT_FOUND,
+    PAGE_IMAGE_UNREADABLE,
+    REGION_COORDINATES_INVALID,
+    REGION_NO_SHAPE,
+    REGION_NO_TEXT,
+    REGION_SHAPE_UNSUPPORTED,
+    Problem,
+)
 from ..samples import SampleError, TrainingSample
 from .base import Source
 from .crop import CropOptions, CroppedSample, Point
@@ -97,15 +108,17 @@ def _tasks_items(export: Path, finder: _ImageFinder, crop: CropOptions, summary:
     try:
         tasks = json.loads(export.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
-        yield SampleError(None, f"not valid JSON ({error.msg} at line {error.lineno})", fix, location=export.name)
+        yield SampleError(None, f"not valid JSON ({error.msg} at line {error.lineno})", fix, code=LABEL_STUDIO_NOT_EXPORT, location=export.name)
         return
     if not isinstance(tasks, list):
-        yield SampleError(None, f"a Label Studio export is a list of tasks, not a {type(tasks).__name__}", fix, location=export.name)
+        yield SampleError(
+            None, f"a Label Studio export is a list of tasks, not a {type(tasks).__name__}", fix, code=LABEL_STUDIO_NOT_EXPORT, location=export.name
+        )
         return
     for number, task in enumerate(tasks, start=1):
         summary.units += 1
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict) or task.get("id") is None:
-            yield SampleError(None, "not a Label Studio task (no 'id' and 'data')", fix, location=f"{export.name}: task #{number}")
+            yield SampleError(None, "not a Label Studio task (no 'id' and 'data')", fix, code=LABEL_STUDIO_NOT_EXPORT, location=f"{export.name}: task #{number}")
             continue
         gave = False
         for item in _task_items(task, f"{export.name}: task {task['id']}", export.parent, finder, crop, summary):
@@ -134,34 +147,34 @@ def _task_items(
     if annotation is None:
         return
     reference = _image_reference(task["data"])
-    page: tuple[Path, tuple[int, int]] | SampleError | None = None
+    page: tuple[Path, tuple[int, int]] | Problem | None = None
     for region in _regions(annotation.get("result") or []):
         sample_id = f"{task['id']}-{region.id}"
         if region.geometry is None:
             if region.texts:
                 fix = "draw its region (a TextArea with perRegion) or delete the text"
-                yield SampleError(sample_id, "a transcription tied to no region", fix, location=location)
+                yield SampleError(sample_id, "a transcription tied to no region", fix, code=REGION_NO_SHAPE, location=location)
             elif not set(region.types) <= DESCRIPTION_TYPES:
                 shapes = "/".join(sorted(set(region.types) - DESCRIPTION_TYPES))
                 problem = f"a region of type {shapes} cannot be cut as a line"
-                yield SampleError(sample_id, problem, "draw the line as a rectangle or polygon", location=location)
+                yield SampleError(sample_id, problem, "draw the line as a rectangle or polygon", code=REGION_SHAPE_UNSUPPORTED, location=location)
             continue
         if not "".join(region.texts).strip():
             problem = f"region has no transcription (task {task['id']}, region {region.id})"
-            yield SampleError(sample_id, problem, "transcribe it in Label Studio, or delete the region", location=location)
+            yield SampleError(sample_id, problem, "transcribe it in Label Studio, or delete the region", code=REGION_NO_TEXT, location=location)
             continue
         if page is None:
             page = _page(reference, export_dir, finder)
-            if not isinstance(page, SampleError) and page[0] in finder.found_by_case:
+            if not isinstance(page, Problem) and page[0] in finder.found_by_case:
                 summary.notes.append(f"task {task['id']} names {_reference_name(reference)!r}; took {page[0].name} (the names differ in case)")
-        if isinstance(page, SampleError):
-            yield SampleError(sample_id, page.problem, page.fix, location=location)
+        if isinstance(page, Problem):
+            yield SampleError.from_problems(sample_id, [page], location=location)
             continue
         image_path, size = page
         try:
             polygon = _outline(region.geometry, *size)
         except (KeyError, TypeError, ValueError):
-            yield SampleError(sample_id, "the region's coordinates are not numbers", "redraw the region in Label Studio", location=location)
+            yield SampleError(sample_id, "the region's coordinates are not numbers", "redraw the region in Label Studio", code=REGION_COORDINATES_INVALID, location=location)
             continue
         metadata = {
             "task_id": task["id"],
@@ -259,18 +272,20 @@ def _reference_name(reference: str) -> str:
     return Path(unquote(local[0] if local else parts.path)).name
 
 
-def _page(reference: str | None, export_dir: Path, finder: _ImageFinder) -> tuple[Path, tuple[int, int]] | SampleError:
+def _page(reference: str | None, export_dir: Path, finder: _ImageFinder) -> tuple[Path, tuple[int, int]] | Problem:
     """The task's image file and its size as displayed (EXIF orientation applied), or why not."""
     if reference is None:
-        return SampleError(None, "the task names no image (looked for data.image, data.ocr or one image path)", "export tasks whose data holds the image")
+        return Problem(
+            PAGE_IMAGE_NOT_FOUND, "the task names no image (looked for data.image, data.ocr or one image path)", "export tasks whose data holds the image"
+        )
     found = finder.find(reference, export_dir)
-    if isinstance(found, SampleError):
+    if isinstance(found, Problem):
         return found
     try:
         # Percentages are of the image as Label Studio showed it: turned upright, as the crop will be.
         size, _ = displayed_size(found)
     except (OSError, Image.DecompressionBombError) as error:
-        return SampleError(None, f"image {found.name} cannot be read ({reading_problem(error)})", "replace the image file")
+        return Problem(PAGE_IMAGE_UNREADABLE, f"image {found.name} cannot be read ({reading_problem(error)})", "replace the image file")
     return found, size
 
 
@@ -284,7 +299,7 @@ class _ImageFinder:
         # Files found only by ignoring case, so the notice can name them.
         self.found_by_case: set[Path] = set()
 
-    def find(self, reference: str, export_dir: Path) -> Path | SampleError:
+    def find(self, reference: str, export_dir: Path) -> Path | Problem:
         parts = urlsplit(reference)
         remote = bool(parts.scheme and parts.netloc)
         local_files = "/data/local-files" in parts.path
@@ -312,8 +327,8 @@ class _ImageFinder:
                         self.found_by_case.add(matches[0])
                     return matches[0]
                 if len(matches) > 1:
-                    return SampleError(
-                        None,
+                    return Problem(
+                        PAGE_IMAGE_AMBIGUOUS,
                         f"{len(matches)} files named {candidate_name} under the image folder" + (" (ignoring case)" if ignoring_case else ""),
                         "keep one, or pass the folder holding the right one with --images DIR",
                     )
@@ -321,13 +336,13 @@ class _ImageFinder:
         if remote:
             # The query is left out: presigned storage URLs carry credentials in it.
             shown = f"{parts.scheme}://{parts.netloc}{parts.path}"
-            return SampleError(
-                None,
+            return Problem(
+                PAGE_IMAGE_NOT_FOUND,
                 f"the image is a URL ({shown}) and is never downloaded; {looked_for} is not in the image folder",
                 "download the images into a folder and pass it with --images DIR",
             )
         where = "in the image folder" if self.image_dir is not None else "(no image folder given)"
-        return SampleError(None, f"image {looked_for} not found {where}", "pass the folder holding the task images with --images DIR")
+        return Problem(PAGE_IMAGE_NOT_FOUND, f"image {looked_for} not found {where}", "pass the folder holding the task images with --images DIR")
 
     def _files_named(self, name: str, ignoring_case: bool = False) -> list[Path]:
         if self.image_dir is None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from xml.etree.ElementTree import Element
 
+from ..problems import PAGE_UNREADABLE
 from .crop import Point, parse_points
 from .xml_common import children_named, descendants_named, first_child, local_name
 from .xml_pages import PAGE_ROOT, PageFileSource, ParsedLine, ParsedPage, UnreadableFile, declared_size
@@ -35,7 +36,7 @@ class PageSource(PageFileSource):
     def parse(self, xml_path: Path) -> ParsedPage:
         page = first_child(self.root_element(xml_path), "Page")
         if page is None:
-            raise UnreadableFile("has no <Page> element", "check that the file is complete PAGE XML")
+            raise UnreadableFile("has no <Page> element", "check that the file is complete PAGE XML", code=PAGE_UNREADABLE)
         positions = {id(line): position for position, line in enumerate(descendants_named(page, "TextLine"), start=1)}
         lines = []
         for region, line in lines_in_reading_order(page):

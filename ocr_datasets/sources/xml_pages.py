@@ -24,6 +24,7 @@ from xml.etree.ElementTree import Element
 from PIL import Image
 
 from ..images import reading_problem
+from ..problems import PAGE_IMAGE_NOT_FOUND, PAGE_IMAGE_UNREADABLE, PAGE_SIZE_MISMATCH, PAGE_UNREADABLE
 from ..samples import SampleError, TrainingSample
 from .base import Source
 from .crop import CropOptions, CroppedSample, Point
@@ -44,12 +45,12 @@ ASPECT_TOLERANCE = 0.01
 
 
 class UnreadableFile(Exception):
-    """A PAGE or ALTO file that gives no lines: why, the fix, and how many lines it holds (None
-    when it cannot be parsed far enough to count them)."""
+    """A PAGE or ALTO file that gives no lines: why (and its code), the fix, and how many lines it
+    holds (None when it cannot be parsed far enough to count them)."""
 
-    def __init__(self, problem: str, fix: str, line_count: int | None = None):
+    def __init__(self, problem: str, fix: str, line_count: int | None = None, *, code: str):
         super().__init__(problem)
-        self.problem, self.fix, self.line_count = problem, fix, line_count
+        self.problem, self.fix, self.line_count, self.code = problem, fix, line_count, code
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,12 @@ class PageFileSource(Source):
         try:
             root = ElementTree.parse(xml_path).getroot()
         except ElementTree.ParseError as error:
-            raise UnreadableFile(f"not well-formed XML ({error})", f"repair {xml_path.name} or remove it from the input") from None
+            raise UnreadableFile(f"not well-formed XML ({error})", f"repair {xml_path.name} or remove it from the input", code=PAGE_UNREADABLE) from None
         except OSError as error:
-            raise UnreadableFile(f"cannot be read ({error.strerror})", "check the file's permissions") from None
+            raise UnreadableFile(f"cannot be read ({error.strerror})", "check the file's permissions", code=PAGE_UNREADABLE) from None
         if local_name(root) not in self.xml_roots:
             raise UnreadableFile(
-                f"not a {self.unit} (its root element is <{local_name(root)}>)", f"read it as its own kind (--from), not as {self.label}"
+                f"not a {self.unit} (its root element is <{local_name(root)}>)", f"read it as its own kind (--from), not as {self.label}", code=PAGE_UNREADABLE
             )
         return root
 
@@ -140,7 +141,7 @@ class PageFileSource(Source):
                 summary.skipped.append(f"{file.location} ({start.problem})")
             elif start.root is None:
                 # Not even its start parses: it may be a page file of this format, broken.
-                yield file.error(f"{start.problem}: cannot tell whether it is a {self.unit}", f"repair {path.name} or remove it from the input")
+                yield file.error(f"{start.problem}: cannot tell whether it is a {self.unit}", f"repair {path.name} or remove it from the input", code=PAGE_UNREADABLE)
             elif suffix in PROMISED_ROOTS and start.root not in (PAGE_ROOT, ALTO_ROOT):
                 summary.skipped.append(f"{file.location} (named {suffix}, but its root element is <{start.root}>, not <{PROMISED_ROOTS[suffix]}>)")
 
@@ -150,7 +151,7 @@ class PageFileSource(Source):
             page = self.parse(file.path)
         except UnreadableFile as unreadable:
             summary.lines += unreadable.line_count or 0
-            yield file.error(unreadable.problem, unreadable.fix, unreadable.line_count)
+            yield file.error(unreadable.problem, unreadable.fix, unreadable.line_count, code=unreadable.code)
             return
         summary.lines += len(page.lines)
         if not page.lines:
@@ -193,10 +194,10 @@ class XmlFile:
         relative = path.relative_to(folder)
         return cls(path, folder, relative.as_posix(), relative.with_suffix("").as_posix())
 
-    def error(self, problem: str, fix: str, line_count: int | None = None) -> SampleError:
+    def error(self, problem: str, fix: str, line_count: int | None = None, *, code: str) -> SampleError:
         """A problem of the whole file, reported once and counted as the lines it holds (as one
         sample when they cannot be counted)."""
-        return SampleError(None, problem, fix, location=self.location, sample_count=1 if line_count is None else line_count)
+        return SampleError(None, problem, fix, code=code, location=self.location, sample_count=1 if line_count is None else line_count)
 
 
 def _image_not_found(file: XmlFile, reference: str | None, line_count: int, image_dir: Path | None) -> SampleError:
@@ -208,7 +209,7 @@ def _image_not_found(file: XmlFile, reference: str | None, line_count: int, imag
     else:
         tried = ", ".join(stem_candidates(file.path))
         problem = f"the file names no page image, and none was found via mets.xml or by its own name ({tried}) beside it{images}"
-    return file.error(f"{problem}; {_left_out(line_count)}", IMAGES_FIX, line_count)
+    return file.error(f"{problem}; {_left_out(line_count)}", IMAGES_FIX, line_count, code=PAGE_IMAGE_NOT_FOUND)
 
 
 def _left_out(line_count: int) -> str:
@@ -226,7 +227,7 @@ def _coordinate_scale(
     try:
         (width, height), stored = displayed_size(image)
     except (OSError, Image.DecompressionBombError) as error:
-        return file.error(f"page image {image.name} cannot be read ({reading_problem(error)})", "replace the page image", line_count)
+        return file.error(f"page image {image.name} cannot be read ({reading_problem(error)})", "replace the page image", line_count, code=PAGE_IMAGE_UNREADABLE)
     declared_width, declared_height = (round(value) for value in declared)
     if (width, height) == (declared_width, declared_height):
         return None
@@ -245,7 +246,7 @@ def _coordinate_scale(
     else:
         problem += f"{', and the aspect ratio differs' if crop.scale_to_image else ''}: {image.name} is not the page the lines were drawn on"
         fix = "use the image the file was made on (its aspect ratio differs too, so it is not a scaled copy that could be scaled back)"
-    return file.error(f"{problem}; {_left_out(line_count)}", fix, line_count)
+    return file.error(f"{problem}; {_left_out(line_count)}", fix, line_count, code=PAGE_SIZE_MISMATCH)
 
 
 @dataclass(frozen=True)
