@@ -17,6 +17,7 @@ from datasets.utils.tqdm import are_progress_bars_disabled
 from .adapters import ADAPTERS, ALL_FORMATS, FORMAT_NAMES, get_adapter
 from .builders import OcrSamples
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
+from .errors import OptionError
 from .names import check_batch_id
 from .notices import warn
 from .offline import offline
@@ -97,7 +98,7 @@ def export(
     ``$OCR_EXPORT_PATH`` or ``./ocr-exports``.
     """
     if export_format == ALL_FORMATS:
-        raise ValueError(f"export_format {ALL_FORMATS!r} writes a batch per format: call export_all(...) for it (--format all)")
+        raise OptionError(f"export_format {ALL_FORMATS!r} writes a batch per format: call export_all(...) for it (--format all)")
     [result] = _export(samples, [get_adapter(export_format)], batch_id, output_dir, options_of(ExportOptions, options, where="export"), progress)
     return result
 

@@ -6,6 +6,8 @@ import hashlib
 import re
 import unicodedata
 
+from .errors import OptionError
+
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 _UNSAFE_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]+")
 # Names Windows refuses whatever the suffix; exported folders are often copied there.
@@ -28,7 +30,7 @@ def file_stem(sample_id: str) -> str:
 def check_batch_id(batch_id: str) -> str:
     """Batch ids name folders, so only plain names are accepted, with an error saying which."""
     if not isinstance(batch_id, str) or not _PLAIN_NAME.fullmatch(batch_id) or _is_reserved(batch_id) or batch_id.endswith("."):
-        raise ValueError(
+        raise OptionError(
             f"batch id {batch_id!r} is not a safe folder name: use 1 to 100 characters from A-Z, a-z, 0-9, "
             "'.', '_' and '-', starting with a letter or digit (for example 'fraktur-2026-11')"
         )

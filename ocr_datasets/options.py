@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .errors import OptionError
 from .notices import warn
 
 DEFAULT_INSTRUCTION = (
@@ -52,12 +53,12 @@ def parse_split_spec(spec: str | Mapping[str, float] | None) -> dict[str, float]
     else:
         pairs = [(name, float(value)) for name, value in spec.items()]
     if not pairs:
-        raise ValueError(f"empty split specification: {example}")
+        raise OptionError(f"empty split specification: {example}")
     # Split names become file names, and macOS and Windows disks do not tell case apart.
     seen: dict[str, str] = {}
     for name, _ in pairs:
         if name.casefold() in seen:
-            raise ValueError(
+            raise OptionError(
                 f"split {name!r} is named twice ({seen[name.casefold()]!r} and {name!r}; names differing only in case "
                 f"would share one file on macOS and Windows): name each split once ({example})"
             )
@@ -65,18 +66,18 @@ def parse_split_spec(spec: str | Mapping[str, float] | None) -> dict[str, float]
     ratios = dict(pairs)
     for name, ratio in ratios.items():
         if not _SPLIT_NAME.fullmatch(name):
-            raise ValueError(f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})")
+            raise OptionError(f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})")
         if not 0.0 < ratio <= 1.0:
-            raise ValueError(f"split {name!r} needs a ratio above 0 and at most 1, got {ratio} ({example})")
+            raise OptionError(f"split {name!r} needs a ratio above 0 and at most 1, got {ratio} ({example})")
     total = sum(ratios.values())
     if abs(total - 1.0) > 1e-6:
-        raise ValueError(f"split ratios sum to {total:g}, not 1 ({example})")
+        raise OptionError(f"split ratios sum to {total:g}, not 1 ({example})")
     return ratios
 
 
 def check_normalization(form: str) -> str:
     if form not in NORMALIZATION_FORMS:
-        raise ValueError(f"unknown normalisation {form!r}: choose NFC (default), NFD, none, or NFKC by name")
+        raise OptionError(f"unknown normalisation {form!r}: choose NFC (default), NFD, none, or NFKC by name")
     if form == "NFKC":
         warn("NFKC folds compatibility characters: long s (ſ) becomes s and ligatures split; NFC keeps them")
     return form
@@ -84,13 +85,13 @@ def check_normalization(form: str) -> str:
 
 def check_split_strategy(strategy: str) -> str:
     if strategy not in SPLIT_STRATEGIES:
-        raise ValueError(f"unknown split strategy {strategy!r}: choose hash (stable) or balanced (exact proportions)")
+        raise OptionError(f"unknown split strategy {strategy!r}: choose hash (stable) or balanced (exact proportions)")
     return strategy
 
 
 def check_num_proc(num_proc: int | None) -> int | None:
     if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
-        raise ValueError(f"num_proc={num_proc!r}: give a whole number of processes, 1 or more (1: serial), or None for one per core")
+        raise OptionError(f"num_proc={num_proc!r}: give a whole number of processes, 1 or more (1: serial), or None for one per core")
     return num_proc
 
 
@@ -121,7 +122,7 @@ class ViewOptions:
             self.instruction.encode("utf-8")
         except UnicodeEncodeError:
             # What a command line argument holding bytes in another encoding (Latin-1 "ä") becomes.
-            raise ValueError(
+            raise OptionError(
                 "instruction (--instruction) holds bytes that are not UTF-8 text: write it in UTF-8 "
                 "(set the terminal to UTF-8, or pass it from Python as a str)"
             ) from None
@@ -176,7 +177,7 @@ class ExportOptions(ViewOptions):
         check_split_strategy(self.split_strategy)
         check_num_proc(self.num_proc)
         if not (isinstance(self.max_shard_size, int) and not isinstance(self.max_shard_size, bool) or _SHARD_SIZE.fullmatch(str(self.max_shard_size))):
-            raise ValueError(f"max_shard_size={self.max_shard_size!r} (--max-shard-size): give bytes or a size such as 500MB")
+            raise OptionError(f"max_shard_size={self.max_shard_size!r} (--max-shard-size): give bytes or a size such as 500MB")
 
     def view(self) -> ViewOptions:
         """Only what the format adapters read."""

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Mapping
 
+from .errors import OptionError
 from .notices import warn
 from .options import check_split_strategy
 from .packed import PackedSamples
@@ -84,7 +85,7 @@ def assign_splits(
             "writes it empty"
         )
         if not allow_empty:
-            raise ValueError(message)
+            raise OptionError(message)
         warn(message)
     return splits
 

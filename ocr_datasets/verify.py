@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from .adapters import get_adapter
+from .errors import InputNotFoundError
 from .manifest import MANIFEST_NAME
 from .writer import DUPLICATES_NAME, REJECTED_NAME
 
@@ -18,7 +19,7 @@ from .writer import DUPLICATES_NAME, REJECTED_NAME
 def read_batch_manifest(batch: str | Path) -> dict[str, Any]:
     path = Path(batch) / MANIFEST_NAME
     if not path.is_file():
-        raise FileNotFoundError(f"{batch} is not a batch folder: it has no {MANIFEST_NAME}")
+        raise InputNotFoundError(f"{batch} is not a batch folder: it has no {MANIFEST_NAME}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
