@@ -551,7 +551,14 @@ def _rejection_reasons(rejected: list[SampleError]) -> dict[str, int]:
 def _rejection_record(problem: SampleError) -> dict:
     # The source path is left out on purpose: the batch may travel, the id and line suffice.
     # "samples": how many input samples the record stands for (a page file: its lines).
-    return {"id": problem.sample_id, "location": problem.location, "problem": problem.problem, "fix": problem.fix, "samples": problem.sample_count}
+    return {
+        "id": problem.sample_id,
+        "location": problem.location,
+        "problem": problem.problem,
+        "fix": problem.fix,
+        "codes": list(problem.codes),
+        "samples": problem.sample_count,
+    }
 
 
 def _relative_files(folder: Path, leaving_out: str) -> list[str]:

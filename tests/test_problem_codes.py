@@ -211,7 +211,6 @@ def test_label_studio_problems_have_their_codes(project):  # noqa: F811 (project
     assert codes == {"1-untranscribed": ("region.no_text",), "3-far": ("page.image_not_found",)}
 
 
-@pytest.mark.xfail(strict=True, reason="writer change pending")
 def test_rejected_jsonl_lists_the_codes_of_every_rejection(corpus, tmp_path):  # noqa: F811
     samples, _, _, _ = corpus
     result = export(samples, "generic", batch_id="b1", output_dir=tmp_path / "exports", skip_invalid=True, progress=False)
