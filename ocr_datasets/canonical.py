@@ -12,6 +12,7 @@ from datasets import Features, Image, Value
 from .images import identify, suffix_for
 from .names import file_stem
 from .privacy import without_private_metadata
+from .problems import IMAGE_CHANGED_AFTER_VALIDATION
 from .samples import SampleError
 from .validation import CheckedSample
 
@@ -49,6 +50,7 @@ def canonical_table(checked: Sequence[CheckedSample], keep_image_metadata: bool 
                 "the image changed after validation (replaced or rewritten while the export ran)",
                 "export again",
                 location=item.sample.source,
+                code=IMAGE_CHANGED_AFTER_VALIDATION,
             )
         suffix = suffix_for(item.image_format)
         if item.holds_private_metadata and not keep_image_metadata:

@@ -45,6 +45,7 @@ IMAGE_DECOMPRESSION_BOMB = _code("image.decompression_bomb", "the image has more
 IMAGE_MULTI_FRAME = _code("image.multi_frame", "the image holds several frames (pages of a TIFF, frames of an animation)")
 IMAGE_MISNAMED = _code("image.misnamed", "the file's suffix names another format than the file holds")
 IMAGE_TOO_SMALL = _code("image.too_small", "the image is smaller than 4×4 pixels")
+IMAGE_CHANGED_AFTER_VALIDATION = _code("image.changed_after_validation", "the image's bytes changed between validation and writing (the export stops)")
 IMAGE_BYTES_NOT_BYTES = _code("image_bytes.not_bytes", "image_bytes (Python) is not bytes")
 
 # ground_truth and ocr_text.
