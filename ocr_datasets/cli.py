@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .adapters import ALL_FORMATS, FORMAT_NAMES
 from .options import ExportOptions, ViewOptions, add_flags
-from .samples import SampleError
+from .errors import OcrDatasetsError
 from .sources import SOURCE_KINDS, CropOptions, read_samples
 
 if TYPE_CHECKING:
@@ -80,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # it returns): it has removed what it had written.
         print("ocr-datasets: interrupted: nothing was published", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
-    except (SampleError, ValueError, OSError, TypeError) as error:
+    except (OcrDatasetsError, OSError) as error:
+        # What the user can fix, and what the machine refused (a full disk, a permission); any
+        # other exception is a bug, and its traceback is what a report of it needs.
         print(f"ocr-datasets: error: {in_cli_terms(str(error))}", file=sys.stderr)
         return 2
 

@@ -25,6 +25,10 @@ class InputNotFoundError(OcrDatasetsError, FileNotFoundError):
     """An input, folder or batch that is not there."""
 
 
+class NotAFolderError(OcrDatasetsError, NotADirectoryError):
+    """A file where a folder is asked for."""
+
+
 class BatchExistsError(OcrDatasetsError, FileExistsError):
     """A batch (or a folder that is not one) where an export would write."""
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import OcrDatasetsError
 from .files import NotARegularFile, read_regular_file
 from .problems import (
     IMAGE_MISSING,
@@ -70,7 +71,7 @@ class TrainingSample:
             raise SampleError(self.id, f"cannot read image {name}: {error.strerror}", "check the file's permissions", code=IMAGE_UNREADABLE) from None
 
 
-class SampleError(ValueError):
+class SampleError(OcrDatasetsError, ValueError):
     """A sample that cannot be exported: which one (its id, or where it stands in the input when
     it has no usable id), what is wrong, and what the user can do about it. ``codes`` says what
     is wrong as stable codes (``ocr_datasets.problems``), one per problem: a sample rejected by

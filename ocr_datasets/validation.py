@@ -21,6 +21,7 @@ from typing import NamedTuple
 from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
+from .errors import OcrDatasetsError, OptionError
 from .images import expected_format, frame_count, reading_problem
 from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import holds_private_metadata
@@ -102,7 +103,7 @@ class ValidationReport:
         return {"input": self.input_count, "exported": len(self.accepted), "rejected": rejected, "duplicates": len(self.duplicates)}
 
 
-class ValidationError(ValueError):
+class ValidationError(OcrDatasetsError, ValueError):
     """Raised in strict mode: one report naming every problem by sample, with its fix."""
 
     def __init__(self, report: ValidationReport):
@@ -237,7 +238,7 @@ class _GroupKeyWatch:
 
     def check(self) -> None:
         if not self.found and self.samples_seen:
-            raise ValueError(
+            raise OptionError(
                 f"no sample's metadata has {self.group_by!r} to group the split by (group_by, --group-by): "
                 f"the metadata keys are {', '.join(sorted(self.keys)) or 'none'}; group by one of them"
             )

@@ -25,6 +25,7 @@ from filelock import BaseFileLock, FileLock, Timeout
 from .adapters import ADAPTERS, FormatAdapter, ViewImage
 from .builders import OcrSamples
 from .card import dataset_card
+from .errors import BatchExistsError, ExportWriteError
 from .images import data_url
 from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest, write_manifest
 from .names import check_batch_id
@@ -109,7 +110,7 @@ def _check_batch_folders(batch_folders: list[Path], overwrite: bool) -> None:
         if not overwrite:
             raise batch_exists_error(folder)
         if not (folder / MANIFEST_NAME).is_file():
-            raise FileExistsError(
+            raise BatchExistsError(
                 f"{folder} is not a batch (it has no {MANIFEST_NAME}): overwrite=True (--overwrite) replaces batches only, "
                 "so it is left as it is; move it away or choose another batch id"
             )
@@ -331,7 +332,7 @@ def _publish(export_root: Path, token: str, batch_id: str, staged: list[_Staged]
             except OSError as error:
                 if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
-                raise FileExistsError(
+                raise BatchExistsError(
                     f"batch {batch_id!r} appeared at {folder / move.batch} while this export ran: export again with another batch id"
                 ) from None
         swapping.rename(committed)
@@ -402,17 +403,17 @@ def _file_sha256(path: Path) -> str | None:
         return None
 
 
-def _write_error(error: OSError, batch_id: str, folder: Path) -> OSError:
+def _write_error(error: OSError, batch_id: str, folder: Path) -> ExportWriteError:
     where = f" ({error.filename})" if error.filename else ""
-    return OSError(
+    return ExportWriteError(
         error.errno,
         f"could not write batch {batch_id!r} under {folder}: {error.strerror or error}{where}; nothing was written "
         "(free some space, or choose an output folder you can write to)",
     )
 
 
-def batch_exists_error(batch_path: Path) -> FileExistsError:
-    return FileExistsError(
+def batch_exists_error(batch_path: Path) -> BatchExistsError:
+    return BatchExistsError(
         f"batch {batch_path.name!r} already exists at {batch_path}: choose another batch id, or overwrite=True (--overwrite) to replace it"
     )
 

@@ -117,3 +117,16 @@ def test_version(capsys):
         main(["--version"])
     assert exited.value.code == 0
     assert capsys.readouterr().out.strip() == f"ocr-datasets {ocr_datasets.__version__}"
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(tmp_path, capsys, monkeypatch):
+    # A programming error inside the library must show its traceback, not "error: ..." and exit 2.
+    line_images(tmp_path, 1)
+    path = manifest(tmp_path, [{"id": "a", "image_path": "0.png", "ground_truth": "x"}])
+
+    def broken(*args, **kwargs):
+        raise TypeError("a bug")
+
+    monkeypatch.setattr("ocr_datasets.api.split_statistics", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        main(["export", "--input", str(path), "--format", "trocr", "--output", str(tmp_path / "out"), "--quiet"])

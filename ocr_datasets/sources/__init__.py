@@ -14,6 +14,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Literal, get_args
 
+from ..errors import InputError, InputNotFoundError, NotAFolderError, OptionError
 from ..samples import SampleError, TrainingSample
 from .alto import AltoSource
 from .base import Source
@@ -81,7 +82,7 @@ def _raised_or_reported(items: Iterator[TrainingSample | SampleError], errors: E
     """``items``, each ``SampleError`` among them raised (``errors="raise"``) or passed on in its
     record's place (``errors="report"``)."""
     if errors not in get_args(Errors):
-        raise ValueError(f"errors must be {' or '.join(map(repr, get_args(Errors)))}, not {errors!r}")
+        raise OptionError(f"errors must be {' or '.join(map(repr, get_args(Errors)))}, not {errors!r}")
     # Closed when an error is raised, so that the source's open file is closed at once.
     with closing(items):
         for item in items:
@@ -97,18 +98,18 @@ def _samples(
     crop: CropOptions,
 ) -> Iterator[TrainingSample | SampleError]:
     if source is not None and source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}: choose one of {', '.join(SOURCE_KINDS)}")
+        raise OptionError(f"unknown source {source!r}: choose one of {', '.join(SOURCE_KINDS)}")
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(path) for path in inputs]
     if sum(str(path) in STDIN_NAMES for path in paths) > 1:
-        raise ValueError("standard input (- or /dev/stdin) can be read only once: name it as one input")
+        raise OptionError("standard input (- or /dev/stdin) can be read only once: name it as one input")
     images = _checked_image_dir(image_dir)
     for path in paths:
         standard_input = str(path) in STDIN_NAMES
         if not standard_input and not path.exists():
-            raise FileNotFoundError(f"input not found: {path}")
+            raise InputNotFoundError(f"input not found: {path}")
         kind = source or (JsonlSource.kind if standard_input else guess_source(path))
         if standard_input and not issubclass(SOURCES[kind], ManifestSource):
-            raise ValueError(f"standard input (-) can hold a JSONL or CSV manifest, not {kind}")
+            raise OptionError(f"standard input (-) can hold a JSONL or CSV manifest, not {kind}")
         yield from SOURCES[kind]().read(path, image_dir=images, crop=crop)
 
 
@@ -119,9 +120,9 @@ def _checked_image_dir(image_dir: str | os.PathLike[str] | None) -> Path | None:
         return None
     folder = Path(image_dir)
     if not folder.exists():
-        raise FileNotFoundError(f"the images folder image_dir (--images) does not exist: {folder}")
+        raise InputNotFoundError(f"the images folder image_dir (--images) does not exist: {folder}")
     if not folder.is_dir():
-        raise NotADirectoryError(f"the images folder image_dir (--images) is a file, not a folder: {folder}")
+        raise NotAFolderError(f"the images folder image_dir (--images) is a file, not a folder: {folder}")
     return folder
 
 
@@ -137,7 +138,7 @@ def guess_source(path: Path) -> str:
     start = xml_start(path)
     page_files = " or ".join(f"{source.label} <{root}>" for source in SOURCES.values() if issubclass(source, PageFileSource) for root in source.xml_roots)
     what = f"its root element is <{start.root}>, not {page_files}" if start.root else "not a manifest, PAGE, ALTO or Label Studio file"
-    raise ValueError(f"cannot tell what {path.name} holds ({what}): name the source with --from ({', '.join(SOURCE_KINDS)})")
+    raise InputError(f"cannot tell what {path.name} holds ({what}): name the source with --from ({', '.join(SOURCE_KINDS)})")
 
 
 def _file_kind(path: Path, *, in_folder: bool) -> str | None:
@@ -153,17 +154,17 @@ def _file_kind(path: Path, *, in_folder: bool) -> str | None:
 def _folder_kind(folder: Path) -> str:
     kinds = _kinds_in_folder(folder)
     if not kinds:
-        raise ValueError(f"cannot tell what {folder} holds: no {LINE_TEXT_SUFFIX}, PAGE, ALTO or Label Studio files; name the source with --from")
+        raise InputError(f"cannot tell what {folder} holds: no {LINE_TEXT_SUFFIX}, PAGE, ALTO or Label Studio files; name the source with --from")
     if all(issubclass(SOURCES[kind], ManifestSource) for kind in kinds):
         manifests = [file.relative_to(folder).as_posix() for files in kinds.values() for file in files]
-        raise ValueError(
+        raise InputError(
             f"{folder} holds {counted(len(manifests), 'manifest')} ({listed(manifests)}); a manifest is given as a file, "
             f"not as the folder holding it: --input {folder / manifests[0]}"
         )
     if len(kinds) == 1:
         return next(iter(kinds))
     found = ", ".join(counted(len(files), SOURCES[kind].unit) for kind, files in sorted(kinds.items()))
-    raise ValueError(f"cannot tell what {folder} holds: {found}; name the one to read with --from ({', '.join(sorted(kinds))})")
+    raise InputError(f"cannot tell what {folder} holds: {found}; name the one to read with --from ({', '.join(sorted(kinds))})")
 
 
 def _kinds_in_folder(folder: Path) -> dict[str, list[Path]]:

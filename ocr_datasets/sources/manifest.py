@@ -29,6 +29,7 @@ from ..problems import (
     MANIFEST_UNKNOWN_FIELD,
     METADATA_TOO_DEEP,
 )
+from ..errors import InputError, InputNotFoundError, OptionError
 from ..samples import SampleError, TrainingSample
 from .base import Source
 from .crop import CropOptions
@@ -77,11 +78,11 @@ def manifest_samples(path: str | os.PathLike[str], kind: str | None = None) -> I
     ``"-"`` or ``/dev/stdin`` reads standard input, JSONL unless ``kind="csv"``), with a
     ``SampleError`` in place of each record that cannot be read."""
     if kind not in (None, JsonlSource.kind, CsvSource.kind):
-        raise ValueError(f"kind must be 'jsonl' or 'csv', not {kind!r}")
+        raise OptionError(f"kind must be 'jsonl' or 'csv', not {kind!r}")
     stdin = str(path) in STDIN_NAMES
     path = Path(path)
     if not stdin and (not path.exists() or path.is_dir()):
-        raise FileNotFoundError(f"input manifest not found: {path}")
+        raise InputNotFoundError(f"input manifest not found: {path}")
     kind = kind or (CsvSource.kind if path.suffix.lower() == ".csv" else JsonlSource.kind)
     name = "stdin" if stdin else path.name
     base = Path.cwd() if stdin or not path.is_file() else path.parent
@@ -110,7 +111,7 @@ def _utf8_lines(file: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
             yield number, raw.decode("utf-8")
         except UnicodeDecodeError as error:
             column = len(raw[: error.start].decode("utf-8", "replace")) + 1
-            raise ValueError(
+            raise InputError(
                 f"{name}:{number} is not UTF-8 text (byte 0x{raw[error.start]:02X} at column {column}): save the file as UTF-8 "
                 "(it was probably written as Windows-1252 or Latin-1; in Excel choose 'CSV UTF-8', in an editor the encoding UTF-8)"
             ) from None
@@ -218,13 +219,13 @@ def _check_header(header: list[str], name: str) -> None:
     """One error for a header that would make every row fail the same way."""
     twice = sorted({column for column in header if header.count(column) > 1})
     if twice:
-        raise ValueError(f"{name}:1 names the column {twice[0]!r} twice: give each column once (only one of its cells could be kept)")
+        raise InputError(f"{name}:1 names the column {twice[0]!r} twice: give each column once (only one of its cells could be kept)")
     unknown = [column for column in header if column not in FIELDS]
     missing = [field for field in REQUIRED_FIELDS if field not in header]
     if unknown or missing:
         problems = [f"unknown column {column!r}{_did_you_mean(column)}" for column in unknown]
         problems += [f"no column {field!r}" for field in missing if not any(_closest(column) == field for column in unknown)]
-        raise ValueError(
+        raise InputError(
             f"{name}:1: {'; '.join(problems)}. The header has {', '.join(header)}; the columns are {', '.join(FIELDS)} "
             f"({', '.join(REQUIRED_FIELDS)} required): rename the columns, and put other values into the metadata column as JSON"
         )

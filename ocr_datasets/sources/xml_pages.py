@@ -23,6 +23,7 @@ from xml.etree.ElementTree import Element
 
 from PIL import Image
 
+from ..errors import InputNotFoundError
 from ..images import reading_problem
 from ..problems import PAGE_IMAGE_NOT_FOUND, PAGE_IMAGE_UNREADABLE, PAGE_SIZE_MISMATCH, PAGE_UNREADABLE
 from ..samples import SampleError, TrainingSample
@@ -102,7 +103,7 @@ class PageFileSource(Source):
         elif path.is_file():
             files = iter([XmlFile.given(path)])
         else:
-            raise FileNotFoundError(f"input not found: {path}")
+            raise InputNotFoundError(f"input not found: {path}")
         for file in files:
             if isinstance(file, SampleError):
                 yield file
