@@ -103,6 +103,12 @@ class SampleError(OcrDatasetsError, ValueError):
             subject = f"sample {self.sample_id!r}" + (f" ({self.location})" if self.location else "")
         super().__init__(f"{subject}: {self.problem} (fix: {self.fix})")
 
+    def __reduce__(self):
+        # Raised in a worker process (a datasets builder's), an error is pickled to the parent;
+        # the default rebuilds it from its message alone, which __init__ refuses, and the pool
+        # then waits forever for a result it can no longer receive.
+        return _rebuilt_sample_error, (self.sample_id, self.problem, self.fix, self.codes, self.location, self.sample_count)
+
     @classmethod
     def from_problems(cls, sample_id: str | None, problems: Sequence[Problem], *, location: str | None = None) -> SampleError:
         """One error for every problem of one sample: their texts and fixes joined, every code kept."""
@@ -120,6 +126,12 @@ class SampleError(OcrDatasetsError, ValueError):
 # Where a problem's particulars start: "image file not found: a.png", "conflict: the same image
 # as ...", "ocr_confidence 'x' is not a number" (a quoted value), "...; id is empty" (the next one).
 _PARTICULARS = re.compile(r"[:;(']| \d")
+
+
+def _rebuilt_sample_error(sample_id, problem, fix, codes, location, sample_count) -> SampleError:
+    error = SampleError(sample_id, problem, fix, location=location, sample_count=sample_count)
+    error.codes = codes
+    return error
 
 
 def printable(text: str) -> str:

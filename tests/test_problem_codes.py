@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from test_source_page_alto import draw_page, one_line_region, write_page_xml
 from test_validation import corpus, png_bytes  # noqa: F401 (corpus: a fixture)
 
 from ocr_datasets import SampleError, TrainingSample, export, problems, read_manifest, read_samples, validate
-from ocr_datasets.problems import PROBLEM_CODES
+from ocr_datasets.problems import PROBLEM_CODES, Problem
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "ocr_datasets"
@@ -216,3 +217,13 @@ def test_rejected_jsonl_lists_the_codes_of_every_rejection(corpus, tmp_path):  #
     result = export(samples, "generic", batch_id="b1", output_dir=tmp_path / "exports", skip_invalid=True, progress=False)
     listed = [json.loads(line) for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
     assert {record["id"]: record["codes"] for record in listed} == {sample_id: [code] for sample_id, code in BAD_CORPUS_CODES.items()}
+
+
+def test_a_sample_error_survives_the_trip_from_a_worker_process():
+    # Pickled by multiprocessing when a worker raises it; unpicklable, it hung the pool.
+    error = SampleError.from_problems("a", [Problem("image.too_small", "too small", "crop more"), Problem("id.empty", "no id", "give one")], location="x.jsonl:3")
+    error.sample_count = 4
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.sample_id, copy.problem, copy.fix, copy.codes, copy.location, copy.sample_count, str(copy)) == (
+        error.sample_id, error.problem, error.fix, error.codes, error.location, error.sample_count, str(error),
+    )
