@@ -53,6 +53,7 @@ def corpus(tmp_path_factory) -> Path:
     return write_example_manifest(tmp_path_factory.mktemp("corpus"), count=120)
 
 
+@pytest.mark.slow
 def test_sigkill_at_any_moment_leaves_whole_batches_or_none(corpus, tmp_path):
     root = tmp_path / "exports"
     rng = random.Random(7)
@@ -76,6 +77,7 @@ def test_sigkill_at_any_moment_leaves_whole_batches_or_none(corpus, tmp_path):
     assert hidden_leftovers(root) == [], "the next export removes what killed ones left behind"
 
 
+@pytest.mark.slow
 def test_two_exports_of_different_batches_at_once_both_succeed(corpus, tmp_path):
     root = tmp_path / "exports"
     first, second = start_export(corpus, root, "left"), start_export(corpus, root, "right")
@@ -84,6 +86,7 @@ def test_two_exports_of_different_batches_at_once_both_succeed(corpus, tmp_path)
     assert all(verify_batch(path) == [] for path in root.glob("*/*") if not path.name.startswith("."))
 
 
+@pytest.mark.slow
 def test_two_exports_of_one_batch_id_at_once_one_wins_the_other_says_why(corpus, tmp_path):
     root = tmp_path / "exports"
     contenders = [start_export(corpus, root, "same"), start_export(corpus, root, "same")]
@@ -97,6 +100,7 @@ def test_two_exports_of_one_batch_id_at_once_one_wins_the_other_says_why(corpus,
     assert hidden_leftovers(root) == []
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_the_old_batch_only_when_the_new_one_is_whole(corpus, tmp_path):
     root = tmp_path / "exports"
     assert start_export(corpus, root, "b1").wait(timeout=300) == 0

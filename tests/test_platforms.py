@@ -17,12 +17,16 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
 from packaging.specifiers import SpecifierSet
 from test_atomic_batches import every_format, start_export, visible_state
 from test_publish_all_formats import finished, hidden_leftovers, manifests, many_lines  # noqa: F401 (many_lines: a fixture)
 
 from ocr_datasets import list_exports, verify_batch
 from ocr_datasets.example import write_example_manifest
+
+# Spawned workers and subprocesses without fcntl, a wheel build.
+pytestmark = pytest.mark.slow
 
 PROJECT = Path(__file__).resolve().parents[1]
 PACKAGE_FOLDERS = ("ocr_datasets", "builders")

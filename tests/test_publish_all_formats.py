@@ -24,6 +24,9 @@ from ocr_datasets.cli import main
 from ocr_datasets.example import write_example_manifest
 from ocr_datasets.writer import STAGING_SUFFIX, clean_leftovers
 
+# Kills, interrupts and full disks in subprocesses: a minute in all.
+pytestmark = pytest.mark.slow
+
 FOLDERS = ("trocr", "llama-vision", "generic")
 INTERRUPTED = "ocr-datasets: interrupted: nothing was published\n"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

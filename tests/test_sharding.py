@@ -51,6 +51,7 @@ def test_streaming_load_reads_every_row_in_order(sharded_batch, tmp_path):
     assert [row["id"] for row in stream.select_columns(["id"])] == ids
 
 
+@pytest.mark.slow
 def test_a_parallel_build_holds_the_same_rows_in_the_same_order_with_the_same_fingerprint(line_gt_copy, tmp_path):
     lines = line_gt_samples(line_gt_copy)
     # Over a thousand rows, so datasets has two tables to share between two processes.

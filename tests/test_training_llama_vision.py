@@ -31,6 +31,9 @@ from ocr_datasets.training.llama_vision import (
     tiny_mllama,
 )
 
+# Builds and trains tiny models with torch and transformers.
+pytestmark = pytest.mark.slow
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finetune_llama_vision.py"
 ASSISTANT_HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"
 MODEL_INPUTS = {"input_ids", "attention_mask", "pixel_values", "aspect_ratio_ids", "aspect_ratio_mask", "cross_attention_mask", "labels"}

@@ -21,6 +21,9 @@ from ocr_datasets import export
 from ocr_datasets.training import TrOCRCollator, load_batch
 from ocr_datasets.training.trocr import TINY_IMAGE_SIZE, prepare_trocr_model, tiny_trocr
 
+# Builds and trains tiny models with torch and transformers.
+pytestmark = pytest.mark.slow
+
 LINE_COUNT = LINE_GT_LINES
 ROW_COUNT = 8
 TRAINING_STEPS = 30

@@ -7,14 +7,13 @@ import dataclasses
 import io
 import json
 import struct
-import subprocess
-import sys
 import zlib
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from support.cli import run_cli
 from support.data import LINE_GT_LINES, line_gt_samples
 
 from ocr_datasets import TrainingSample, ValidationError, export, export_all, validate
@@ -156,14 +155,13 @@ def test_keep_duplicates_exports_both_twins_but_still_rejects_conflicts(corpus, 
 def test_unreadable_manifest_lines_are_rejected_in_lenient_cli_exports(tmp_path, example_manifest):
     lines = example_manifest.read_text(encoding="utf-8").splitlines()
     example_manifest.write_text("\n".join([lines[0], '{"id": "kaputt", ', *lines[1:]]) + "\n", encoding="utf-8")
-    command = [sys.executable, "-m", "ocr_datasets.cli", "export", "--input", str(example_manifest), "--format", "trocr"]
-    command += ["--output", str(tmp_path / "out"), "--batch-id", "b1", "--quiet"]
+    command = ["export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "out", "--batch-id", "b1", "--quiet"]
 
-    strict = subprocess.run(command, capture_output=True, text=True)
+    strict = run_cli(*command)
     assert strict.returncode == 2 and "samples.jsonl:2: not valid JSON" in strict.stderr
     assert not (tmp_path / "out" / "trocr" / "b1").exists()
 
-    lenient = subprocess.run([*command, "--skip-invalid"], capture_output=True, text=True)
+    lenient = run_cli(*command, "--skip-invalid")
     assert lenient.returncode == 0, lenient.stderr
     [rejection] = [json.loads(line) for line in (tmp_path / "out" / "trocr" / "b1" / "rejected.jsonl").read_text().splitlines()]
     assert (rejection["id"], rejection["location"]) == (None, "samples.jsonl:2")

@@ -6,33 +6,25 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from support.cli import run_cli
 
 from ocr_datasets import TrainingSample, export
-from ocr_datasets.cli import main as cli_main
 from ocr_datasets.adapters import FORMAT_NAMES
+from ocr_datasets.cli import main as cli_main
 from ocr_datasets.example import example_samples
 from ocr_datasets.verify import inspect_batch, verify_batch
 
-CONSOLE_SCRIPT = Path(sys.executable).with_name("ocr-datasets")
 FORMATS = FORMAT_NAMES
 TRAIN_SHARD = "data/train-00000-of-00001.parquet"
 TEST_SHARD = "data/test-00000-of-00001.parquet"
 # The generic format's JSONL view of the test split.
 TEST_VIEW = "data-test.jsonl"
 LONG_S = "\u017f"
-
-
-def run_console_script(*args) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
-    return subprocess.run([str(CONSOLE_SCRIPT), *map(str, args)], capture_output=True, text=True, env=environment, timeout=120)
 
 
 def run_in_process(capsys, *args) -> tuple[int, str, str]:
@@ -136,7 +128,7 @@ def test_fresh_batch_verifies_without_problems(kind, pristine_batches):
 def test_verify_command_exits_0_and_says_ok_for_a_fresh_batch(pristine_batches):
     batch = pristine_batches["split-rejects-duplicates"]
 
-    completed = run_console_script("verify", batch)
+    completed = run_cli("verify", batch)
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith(f"{batch}: OK")
@@ -272,7 +264,8 @@ def test_verify_command_exits_1_naming_the_damage_on_stderr(damage, damaged_copy
 def test_verify_console_script_exits_1_for_a_damaged_batch(damaged_copy):
     expected = add_a_stray_file(damaged_copy)
 
-    completed = run_console_script("verify", damaged_copy)
+    # Through the installed command once: its exit status is what scripts see.
+    completed = run_cli("verify", damaged_copy, console_script=True)
 
     assert completed.returncode == 1
     assert completed.stdout == ""
@@ -291,7 +284,7 @@ def test_verify_of_a_folder_without_manifest_says_it_is_not_a_batch(tmp_path):
 
 @pytest.mark.parametrize("command", ["verify", "inspect"])
 def test_command_on_a_folder_without_manifest_exits_2_with_a_clear_message(command, tmp_path):
-    completed = run_console_script(command, tmp_path)
+    completed = run_cli(command, tmp_path)
 
     assert completed.returncode == 2
     assert completed.stderr == f"ocr-datasets: error: {tmp_path} is not a batch folder: it has no manifest.json\n"
@@ -317,7 +310,7 @@ def test_inspect_command_prints_counts_per_split_figures_and_alphabet(pristine_b
     batch = pristine_batches["split-rejects-duplicates"]
     statistics = read_manifest(batch)["statistics"]
 
-    completed = run_console_script("inspect", batch)
+    completed = run_cli("inspect", batch)
 
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.splitlines()[:2] == [f"generic batch b1 ({read_manifest(batch)['created_at']})", "input 11, exported 8, rejected 2, duplicates 1"]
@@ -338,7 +331,7 @@ def test_inspect_command_prints_counts_per_split_figures_and_alphabet(pristine_b
 def test_inspect_json_is_valid_json_equal_to_inspect_batch(pristine_batches):
     batch = pristine_batches["split-rejects-duplicates"]
 
-    completed = run_console_script("inspect", batch, "--json")
+    completed = run_cli("inspect", batch, "--json")
 
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout) == inspect_batch(batch)
