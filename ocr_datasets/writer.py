@@ -11,7 +11,7 @@ import shutil
 import secrets
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import nullcontext, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -482,25 +482,31 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
         images_dir.mkdir()
     total = sum(pq.ParquetFile(staging / path).metadata.num_rows for paths in data_files.values() for path in paths)
     used_names: set[str] = set()
+    view_options = options.view()
     with tqdm(total=total, desc=f"Writing {adapter.name} views", unit=" samples") as progress:
         for split, paths in data_files.items():
             view_path = staging / adapter.view_name(split)
-            array_path = view_path.with_suffix(".json") if adapter.json_array_view else None
-            array_opener = array_path.open("w", encoding="utf-8") if array_path else nullcontext()
-            with view_path.open("w", encoding="utf-8") as view, array_opener as array_view:
-                first = True
+            with view_path.open("w", encoding="utf-8") as view:
                 for path in paths:
                     for batch in _row_batches(staging / path):
                         for row in batch.to_pylist():
-                            record = adapter.view_record(row, _place_images(row, adapter, images_dir, options, used_names, image_log), options.view())
-                            line = json.dumps(record, ensure_ascii=False)
-                            view.write(line + "\n")
-                            if array_view is not None:
-                                array_view.write(("[\n" if first else ",\n") + line)
-                            first = False
+                            images = _place_images(row, adapter, images_dir, options, used_names, image_log)
+                            view.write(json.dumps(adapter.view_record(row, images, view_options), ensure_ascii=False) + "\n")
                         progress.update(batch.num_rows)
-                if array_view is not None:
-                    array_view.write("[]\n" if first else "\n]\n")
+            if adapter.json_array_view:
+                _write_json_array(view_path, view_path.with_suffix(".json"))
+
+
+def _write_json_array(lines_path: Path, array_path: Path) -> None:
+    """The JSON array form of a JSONL view, one element per line between its brackets, written
+    line by line as the view was (a view of a million rows is never held whole)."""
+    with lines_path.open(encoding="utf-8") as lines, array_path.open("w", encoding="utf-8") as array:
+        separator = "\n"
+        array.write("[")
+        for line in lines:
+            array.write(separator + line.rstrip("\n"))
+            separator = ",\n"
+        array.write("]\n" if separator == "\n" else "\n]\n")
 
 
 def _row_batches(path: Path):
@@ -515,9 +521,8 @@ def _row_batches(path: Path):
 def _place_images(
     row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions, used_names: set[str], image_log: TextIO
 ) -> list[ViewImage]:
-    cell = row[adapter.image_column]
     placed = []
-    for image in cell if isinstance(cell, list) else [cell]:
+    for image in adapter.images(row):
         relative = None
         if options.copy_images:
             name = image["path"]
