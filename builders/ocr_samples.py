@@ -100,7 +100,10 @@ class OcrSamples(datasets.ArrowBasedBuilder):
         return datasets.DatasetInfo(features=CANONICAL_FEATURES if adapter is None else adapter.features)
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
-        return [datasets.SplitGenerator(name=split, gen_kwargs={"blocks": samples.blocks()}) for split, samples in self._splits.items()]
+        return [
+            datasets.SplitGenerator(name=split, gen_kwargs={"blocks": samples.blocks()})
+            for split, samples in self._splits.items()
+        ]
 
     def _generate_tables(self, blocks: list[bytes]) -> Iterator[tuple[Key, pa.Table]]:
         adapter = self._projection

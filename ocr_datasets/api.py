@@ -38,7 +38,11 @@ def resolve_output_dir(output_dir: str | os.PathLike[str] | None = None) -> Path
 
 @offline
 def build_dataset(
-    samples: Iterable[TrainingSample | SampleError], *, cache_dir: str | os.PathLike[str] | None = None, progress: bool = True, **options
+    samples: Iterable[TrainingSample | SampleError],
+    *,
+    cache_dir: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+    **options,
 ) -> datasets.Dataset:
     """The canonical Arrow dataset of the valid ``samples``: ``id``, ``image`` (``Image()``, bytes
     embedded), ``ground_truth``, ``ocr_text``, ``ocr_confidence``, ``metadata`` (a JSON string).
@@ -98,8 +102,17 @@ def export(
     ``$OCR_EXPORT_PATH`` or ``./ocr-exports``.
     """
     if export_format == ALL_FORMATS:
-        raise OptionError(f"export_format {ALL_FORMATS!r} writes a batch per format: call export_all(...) for it (--format all)")
-    [result] = _export(samples, [get_adapter(export_format)], batch_id, output_dir, options_of(ExportOptions, options, where="export"), progress)
+        raise OptionError(
+            f"export_format {ALL_FORMATS!r} writes a batch per format: call export_all(...) for it (--format all)"
+        )
+    [result] = _export(
+        samples,
+        [get_adapter(export_format)],
+        batch_id,
+        output_dir,
+        options_of(ExportOptions, options, where="export"),
+        progress,
+    )
     return result
 
 
@@ -118,7 +131,9 @@ def export_all(
     format's batch is published or none is: they are built aside and renamed into place
     together (see ``write_batches``)."""
     adapters = [get_adapter(name) for name in (FORMAT_NAMES if formats is None else formats)]
-    return _export(samples, adapters, batch_id, output_dir, options_of(ExportOptions, options, where="export_all"), progress)
+    return _export(
+        samples, adapters, batch_id, output_dir, options_of(ExportOptions, options, where="export_all"), progress
+    )
 
 
 def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, progress: bool) -> list[ExportResult]:
@@ -128,7 +143,14 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
     prepare_batches(root, adapters, batch_id, options.overwrite)
     with _progress_bars(progress):
         report = _validated(samples, options)
-        checked_splits = assign_splits(report.accepted, options.split, options.group_by, options.seed, options.split_strategy, options.allow_empty_splits)
+        checked_splits = assign_splits(
+            report.accepted,
+            options.split,
+            options.group_by,
+            options.seed,
+            options.split_strategy,
+            options.allow_empty_splits,
+        )
         contents = BatchContents(
             splits=checked_splits,
             statistics={name: split_statistics(items) for name, items in checked_splits.items()},
@@ -136,14 +158,24 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
             rejected=report.rejected,
             duplicates=report.duplicates,
         )
-        return write_batches(contents, adapters=adapters, batch_id=batch_id, export_root=root, options=options, num_proc=options.num_proc, overwrite=options.overwrite)
+        return write_batches(
+            contents,
+            adapters=adapters,
+            batch_id=batch_id,
+            export_root=root,
+            options=options,
+            num_proc=options.num_proc,
+            overwrite=options.overwrite,
+        )
 
 
 def _with_option_keywords(function, only_build: bool = False):
     """``function`` whose signature shows each option of ``ExportOptions`` it takes as a keyword
     (for ``help()``, editors and the docs' checks) in place of ``**options``."""
     signature = inspect.signature(function)
-    parameters = [parameter for parameter in signature.parameters.values() if parameter.kind is not inspect.Parameter.VAR_KEYWORD]
+    parameters = [
+        parameter for parameter in signature.parameters.values() if parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
     parameters += [
         inspect.Parameter(option.name, inspect.Parameter.KEYWORD_ONLY, default=option.default, annotation=option.type)
         for option in fields(ExportOptions)
@@ -159,7 +191,9 @@ export_all = _with_option_keywords(export_all)
 
 
 @offline
-def load_batch(batch_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None) -> datasets.DatasetDict:
+def load_batch(
+    batch_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None
+) -> datasets.DatasetDict:
     """``datasets.load_dataset(batch_dir)``, offline and without a stray copy in the home folder.
 
     ``load_dataset`` copies a local folder into its cache, ``~/.cache/huggingface/datasets`` by
@@ -170,7 +204,9 @@ def load_batch(batch_dir: str | os.PathLike[str], cache_dir: str | os.PathLike[s
     return datasets.load_dataset(str(batch_dir), cache_dir=str(cache_dir or batch_dir.parent / ".load-cache"))
 
 
-def list_exports(export_format: str | None = None, output_dir: str | os.PathLike[str] | None = None) -> list[ExportResult]:
+def list_exports(
+    export_format: str | None = None, output_dir: str | os.PathLike[str] | None = None
+) -> list[ExportResult]:
     """The finished batches under the output folder, newest first, optionally of one format."""
     root = resolve_output_dir(output_dir)
     adapters = list(ADAPTERS.values()) if export_format in (None, ALL_FORMATS) else [get_adapter(export_format)]
@@ -181,14 +217,22 @@ def list_exports(export_format: str | None = None, output_dir: str | os.PathLike
             if manifest_path.parent.name.startswith("."):
                 continue
             try:
-                results.append(result_from_manifest(manifest_path, json.loads(manifest_path.read_text(encoding="utf-8"))))
+                results.append(
+                    result_from_manifest(manifest_path, json.loads(manifest_path.read_text(encoding="utf-8")))
+                )
             except (OSError, ValueError, KeyError) as error:
                 warn(f"skipping {manifest_path}: not a readable batch manifest ({error!r})")
     return sorted(results, key=lambda result: (result.created_at, result.batch_id), reverse=True)
 
 
 def _validated(samples, options: ExportOptions) -> ValidationReport:
-    report = validate(samples, normalize=options.normalize, keep_duplicates=options.keep_duplicates, group_by=options.group_by, num_proc=options.num_proc)
+    report = validate(
+        samples,
+        normalize=options.normalize,
+        keep_duplicates=options.keep_duplicates,
+        group_by=options.group_by,
+        num_proc=options.num_proc,
+    )
     if (report.rejected and not options.skip_invalid) or not report.accepted:
         raise ValidationError(report)
     return report
@@ -201,7 +245,14 @@ def _fingerprint(checked: Iterable[CheckedSample]) -> str:
     digest = hashlib.sha256()
     for item in checked:
         sample = item.sample
-        fields = [sample.id, sample.ground_truth, sample.ocr_text, sample.ocr_confidence, sample.metadata, item.image_sha256]
+        fields = [
+            sample.id,
+            sample.ground_truth,
+            sample.ocr_text,
+            sample.ocr_confidence,
+            sample.metadata,
+            item.image_sha256,
+        ]
         digest.update(json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 

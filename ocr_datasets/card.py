@@ -59,7 +59,9 @@ dataset = load_dataset("path/to/this/folder", cache_dir="path/to/a/cache")
 
 def _counts_line(counts: dict[str, int]) -> str:
     rejected = f"rejected: {counts['rejected']}" + (" (listed in `rejected.jsonl`)" if counts["rejected"] else "")
-    duplicates = f"duplicates left out: {counts['duplicates']}" + (" (listed in `duplicates.jsonl`)" if counts["duplicates"] else "")
+    duplicates = f"duplicates left out: {counts['duplicates']}" + (
+        " (listed in `duplicates.jsonl`)" if counts["duplicates"] else ""
+    )
     return f"Input samples: {counts['input']}; exported: {counts['exported']}; {rejected}; {duplicates}."
 
 
@@ -74,9 +76,16 @@ def _split_section(split: str, figures: dict) -> str:
         return f"\n## Split `{split}`\n\nNo samples.\n"
     rows = "\n".join(
         f"| {name} | {figures[key]['min']:g} | {figures[key]['median']:g} | {figures[key]['mean']:g} | {figures[key]['max']:g} |"
-        for name, key in (("text length (characters)", "text_length"), ("image width (px)", "image_width"), ("image height (px)", "image_height"))
+        for name, key in (
+            ("text length (characters)", "text_length"),
+            ("image width (px)", "image_width"),
+            ("image height (px)", "image_height"),
+        )
     )
-    alphabet = "\n".join(f"| {_shown(char)} | U+{ord(char):04X} | {unicodedata.name(char, '?')} | {count} |" for char, count in figures["alphabet"].items())
+    alphabet = "\n".join(
+        f"| {_shown(char)} | U+{ord(char):04X} | {unicodedata.name(char, '?')} | {count} |"
+        for char, count in figures["alphabet"].items()
+    )
     baseline = figures["ocr_baseline"]
     ocr = (
         f"OCR baseline over {baseline['lines']} lines: CER {baseline['cer']:.2%} ({baseline['char_edits']} edits in "

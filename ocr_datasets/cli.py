@@ -97,7 +97,9 @@ def _python_names() -> frozenset[str]:
 
 # The library names an option as its keyword with the flag beside it, "skip_invalid=True
 # (--skip-invalid)" or "image_dir (--images DIR)"; on the command line only the flag means anything.
-_OPTION_WITH_FLAG = re.compile(r"\b(?P<name>[a-z_]+)(?:=(?:'[^']*'|[^\s()]+))? \((?P<flag>--[a-z][a-z-]*(?: [^()]*)?)\)")
+_OPTION_WITH_FLAG = re.compile(
+    r"\b(?P<name>[a-z_]+)(?:=(?:'[^']*'|[^\s()]+))? \((?P<flag>--[a-z][a-z-]*(?: [^()]*)?)\)"
+)
 
 
 def in_cli_terms(message: str) -> str:
@@ -137,7 +139,9 @@ def _interrupts_for_this_process_only() -> Iterator[None]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ocr-datasets", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="ocr-datasets", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"ocr-datasets {__version__}")
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
 
@@ -161,9 +165,21 @@ def _parser() -> argparse.ArgumentParser:
         choices=SOURCE_KINDS,
         help="what the inputs are (default: guessed from each input's suffix, XML root or folder content)",
     )
-    export.add_argument("--images", metavar="DIR", help="folder to look for page images in when a file's own reference does not resolve")
-    export.add_argument("--crop-padding", type=int, default=0, metavar="PX", help="pixels added around each line's box when cutting lines from pages")
-    export.add_argument("--mask-outside", action="store_true", help="paint what lies outside a line's polygon white when cutting lines from pages")
+    export.add_argument(
+        "--images", metavar="DIR", help="folder to look for page images in when a file's own reference does not resolve"
+    )
+    export.add_argument(
+        "--crop-padding",
+        type=int,
+        default=0,
+        metavar="PX",
+        help="pixels added around each line's box when cutting lines from pages",
+    )
+    export.add_argument(
+        "--mask-outside",
+        action="store_true",
+        help="paint what lies outside a line's polygon white when cutting lines from pages",
+    )
     export.add_argument(
         "--scale-to-image",
         action="store_true",
@@ -171,19 +187,33 @@ def _parser() -> argparse.ArgumentParser:
         "scale the line coordinates to it (default: reject such pages)",
     )
     export.add_argument(
-        "--format", required=True, type=_format_name, choices=[*FORMAT_NAMES, ALL_FORMATS], help="export format, or 'all' for every format"
+        "--format",
+        required=True,
+        type=_format_name,
+        choices=[*FORMAT_NAMES, ALL_FORMATS],
+        help="export format, or 'all' for every format",
     )
     _add_output_argument(export)
-    export.add_argument("--batch-id", metavar="ID", help="name of the batch folder (default: UTC time plus a random suffix)")
+    export.add_argument(
+        "--batch-id", metavar="ID", help="name of the batch folder (default: UTC time plus a random suffix)"
+    )
     views = export.add_argument_group("rows and views")
     add_flags(views, ViewOptions)
     checks = export.add_argument_group("validation, splits and writing")
     add_flags(checks, ExportOptions, only=lambda option: option.name not in {view.name for view in fields(ViewOptions)})
-    export.add_argument("--quiet", action="store_true", help="no progress bars (they are shown only when the error output is a terminal)")
+    export.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no progress bars (they are shown only when the error output is a terminal)",
+    )
     export.set_defaults(run=_run_export)
 
-    listing = commands.add_parser("list", help="list finished batches, newest first", description="List finished batches, newest first.")
-    listing.add_argument("--format", type=_format_name, choices=[*FORMAT_NAMES, ALL_FORMATS], help="only batches of this format")
+    listing = commands.add_parser(
+        "list", help="list finished batches, newest first", description="List finished batches, newest first."
+    )
+    listing.add_argument(
+        "--format", type=_format_name, choices=[*FORMAT_NAMES, ALL_FORMATS], help="only batches of this format"
+    )
     _add_output_argument(listing)
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     listing.set_defaults(run=_run_list)
@@ -225,7 +255,10 @@ def reference() -> str:
     try:
         parser = _parser()
         commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
-        pages = [("ocr-datasets", parser), *((f"ocr-datasets {name}", command) for name, command in commands.choices.items())]
+        pages = [
+            ("ocr-datasets", parser),
+            *((f"ocr-datasets {name}", command) for name, command in commands.choices.items()),
+        ]
         parts = ["# CLI reference\n\nGenerated from `--help` by `scripts/reference_docs.py`; do not edit by hand.\n"]
         parts += [f"## `{title}`\n\n```text\n{page.format_help().rstrip()}\n```\n" for title, page in pages]
         return "\n".join(parts)
@@ -242,14 +275,22 @@ def _format_name(value: str) -> str:
 
 
 def _add_output_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", metavar="DIR", help="export root holding trocr/, llama-vision/, generic/ (default: $OCR_EXPORT_PATH, else ./ocr-exports)")
+    parser.add_argument(
+        "--output",
+        metavar="DIR",
+        help="export root holding trocr/, llama-vision/, generic/ (default: $OCR_EXPORT_PATH, else ./ocr-exports)",
+    )
 
 
 def _run_export(args: argparse.Namespace) -> int:
     from . import api
 
     samples = read_samples(
-        args.input, args.source, image_dir=args.images, crop=CropOptions(padding=args.crop_padding, mask_outside=args.mask_outside, scale_to_image=args.scale_to_image), errors="report"
+        args.input,
+        args.source,
+        image_dir=args.images,
+        crop=CropOptions(padding=args.crop_padding, mask_outside=args.mask_outside, scale_to_image=args.scale_to_image),
+        errors="report",
     )
     options = {option.name: getattr(args, option.name) for option in fields(ExportOptions)}
     # In a log, a bar's redraws become lines of their own: bars are for terminals.
@@ -286,7 +327,9 @@ def _run_list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'created':<32}  {'format':<12}  {'batch':<28}  {'samples':>8}  path")
     for result in results:
-        print(f"{result.created_at:<32}  {result.export_format:<12}  {result.batch_id:<28}  {result.sample_count:>8}  {result.export_path}")
+        print(
+            f"{result.created_at:<32}  {result.export_format:<12}  {result.batch_id:<28}  {result.sample_count:>8}  {result.export_path}"
+        )
     return 0
 
 
@@ -315,17 +358,25 @@ def _run_inspect(args: argparse.Namespace) -> int:
         return 0
     counts = figures["counts"]
     print(f"{figures['format']} batch {figures['batch_id']} ({figures['created_at']})")
-    print(f"input {counts['input']}, exported {counts['exported']}, rejected {counts['rejected']}, duplicates {counts['duplicates']}")
+    print(
+        f"input {counts['input']}, exported {counts['exported']}, rejected {counts['rejected']}, duplicates {counts['duplicates']}"
+    )
     for split, stats in figures["statistics"].items():
         print(f"\n[{split}] {stats['samples']} samples")
         if not stats["samples"]:
             continue
         for name in ("text_length", "image_width", "image_height"):
-            print(f"  {name:<13} min {stats[name]['min']}  median {stats[name]['median']}  mean {stats[name]['mean']}  max {stats[name]['max']}")
+            print(
+                f"  {name:<13} min {stats[name]['min']}  median {stats[name]['median']}  mean {stats[name]['mean']}  max {stats[name]['max']}"
+            )
         baseline = stats["ocr_baseline"]
         if baseline:
-            print(f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines")
-        alphabet = "".join("␣" if char == " " else f"◌{char}" if unicodedata.combining(char) else char for char in stats["alphabet"])
+            print(
+                f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines"
+            )
+        alphabet = "".join(
+            "␣" if char == " " else f"◌{char}" if unicodedata.combining(char) else char for char in stats["alphabet"]
+        )
         print(f"  alphabet ({len(stats['alphabet'])}, most frequent first): {alphabet}")
     return 0
 

@@ -68,7 +68,12 @@ def identify(data: bytes, sample_id: str) -> ImageInfo:
             image_format, (width, height) = image.format, image.size
     except (UnidentifiedImageError, OSError, ValueError) as error:
         detail = "the file is empty" if not data else f"Pillow cannot read it ({reading_problem(error)})"
-        raise SampleError(sample_id, f"image is not a readable image: {detail}", "replace the image file with a valid image", code=IMAGE_NOT_AN_IMAGE) from None
+        raise SampleError(
+            sample_id,
+            f"image is not a readable image: {detail}",
+            "replace the image file with a valid image",
+            code=IMAGE_NOT_AN_IMAGE,
+        ) from None
     suffix, mime_type = _KNOWN_FORMATS.get(image_format, (f".{image_format.lower()}", f"image/{image_format.lower()}"))
     return ImageInfo(image_format, suffix, mime_type, width, height)
 

@@ -85,7 +85,10 @@ def write_manifest(path: Path, manifest: dict[str, Any], checksums: Iterable[tup
     and an export's memory must not grow with its batch."""
     streamed = {
         "files": ("[]", (json.dumps(name, ensure_ascii=False) for name in manifest["files"])),
-        "checksums": ("{}", (f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(checksum)}" for name, checksum in checksums)),
+        "checksums": (
+            "{}",
+            (f"{json.dumps(name, ensure_ascii=False)}: {json.dumps(checksum)}" for name, checksum in checksums),
+        ),
     }
     keys = [key for key in manifest if key != "checksums"] + ["checksums"]
     with path.open("w", encoding="utf-8") as file:

@@ -29,7 +29,12 @@ def file_stem(sample_id: str) -> str:
 
 def check_batch_id(batch_id: str) -> str:
     """Batch ids name folders, so only plain names are accepted, with an error saying which."""
-    if not isinstance(batch_id, str) or not _PLAIN_NAME.fullmatch(batch_id) or _is_reserved(batch_id) or batch_id.endswith("."):
+    if (
+        not isinstance(batch_id, str)
+        or not _PLAIN_NAME.fullmatch(batch_id)
+        or _is_reserved(batch_id)
+        or batch_id.endswith(".")
+    ):
         raise OptionError(
             f"batch id {batch_id!r} is not a safe folder name: use 1 to 100 characters from A-Z, a-z, 0-9, "
             "'.', '_' and '-', starting with a letter or digit (for example 'fraktur-2026-11')"

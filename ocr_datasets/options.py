@@ -28,12 +28,30 @@ _SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _SHARD_SIZE = re.compile(r"\d+\s*([KMGT]i?B)?", re.IGNORECASE)
 
 
-def option(default: Any, help: str, *, flag: str | None = None, metavar: str | None = None, choices=None, cli_type=None, recorded: bool = True, build: bool = False):
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    metavar: str | None = None,
+    choices=None,
+    cli_type=None,
+    recorded: bool = True,
+    build: bool = False,
+):
     """A dataclass field that is an option: ``help`` says what it means (in ``--help`` and the
     docs); ``flag`` when the CLI's name is not ``--`` plus the field's name; ``recorded=False``
     for how an export runs rather than what it writes (kept out of the manifest); ``build``
     when ``build_dataset`` takes it too."""
-    metadata = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "cli_type": cli_type, "recorded": recorded, "build": build}
+    metadata = {
+        "help": help,
+        "flag": flag,
+        "metavar": metavar,
+        "choices": choices,
+        "cli_type": cli_type,
+        "recorded": recorded,
+        "build": build,
+    }
     return field(default=default, metadata=metadata)
 
 
@@ -66,7 +84,9 @@ def parse_split_spec(spec: str | Mapping[str, float] | None) -> dict[str, float]
     ratios = dict(pairs)
     for name, ratio in ratios.items():
         if not _SPLIT_NAME.fullmatch(name):
-            raise OptionError(f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})")
+            raise OptionError(
+                f"split name {name!r} must start with a letter and hold only letters, digits and '_' ({example})"
+            )
         if not 0.0 < ratio <= 1.0:
             raise OptionError(f"split {name!r} needs a ratio above 0 and at most 1, got {ratio} ({example})")
     total = sum(ratios.values())
@@ -91,7 +111,9 @@ def check_split_strategy(strategy: str) -> str:
 
 def check_num_proc(num_proc: int | None) -> int | None:
     if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
-        raise OptionError(f"num_proc={num_proc!r}: give a whole number of processes, 1 or more (1: serial), or None for one per core")
+        raise OptionError(
+            f"num_proc={num_proc!r}: give a whole number of processes, 1 or more (1: serial), or None for one per core"
+        )
     return num_proc
 
 
@@ -112,8 +134,14 @@ class ViewOptions:
         "the batch holds only the parquet files (images embedded), card and manifest",
         flag="--no-copy-images",
     )
-    include_base64: bool = option(False, "JSONL views carry each image inline as a data: URL (OpenAI style for llama_vision)")
-    instruction: str = option(DEFAULT_INSTRUCTION, "user-turn instruction of llama_vision rows (default: German OCR instruction)", metavar="TEXT")
+    include_base64: bool = option(
+        False, "JSONL views carry each image inline as a data: URL (OpenAI style for llama_vision)"
+    )
+    instruction: str = option(
+        DEFAULT_INSTRUCTION,
+        "user-turn instruction of llama_vision rows (default: German OCR instruction)",
+        metavar="TEXT",
+    )
 
     def __post_init__(self):
         if not isinstance(self.instruction, str):
@@ -137,9 +165,14 @@ class ExportOptions(ViewOptions):
         "export the valid samples and list the others in rejected.jsonl (default: report every problem and write nothing)",
         build=True,
     )
-    keep_duplicates: bool = option(False, "keep samples whose image and text repeat another's (default: export once)", build=True)
+    keep_duplicates: bool = option(
+        False, "keep samples whose image and text repeat another's (default: export once)", build=True
+    )
     normalize: str = option(
-        "NFC", "Unicode normalisation of texts (default: NFC; NFKC folds long s ſ to s)", choices=NORMALIZATION_FORMS, build=True
+        "NFC",
+        "Unicode normalisation of texts (default: NFC; NFKC folds long s ſ to s)",
+        choices=NORMALIZATION_FORMS,
+        build=True,
     )
     keep_image_metadata: bool = option(
         False,
@@ -149,7 +182,9 @@ class ExportOptions(ViewOptions):
     split: Mapping[str, float] | str | None = option(
         None, "split ratios, e.g. train=0.8,validation=0.1,test=0.1 (default: all in train)", metavar="SPEC"
     )
-    group_by: str | None = option(None, "metadata key whose samples share a split, e.g. document_id, page or writer", metavar="KEY")
+    group_by: str | None = option(
+        None, "metadata key whose samples share a split, e.g. document_id, page or writer", metavar="KEY"
+    )
     seed: int = option(0, "seed of the split hash (default: 0)", metavar="N", cli_type=int)
     split_strategy: str = option(
         "hash",
@@ -157,8 +192,12 @@ class ExportOptions(ViewOptions):
         "balanced: every split within one group of its ratio, but added groups can move others",
         choices=SPLIT_STRATEGIES,
     )
-    allow_empty_splits: bool = option(False, "write a split that comes out empty (too few groups) with a warning (default: an error naming the split)")
-    max_shard_size: str | int = option("500MB", "largest parquet file before the next one starts (default: 500MB)", metavar="SIZE")
+    allow_empty_splits: bool = option(
+        False, "write a split that comes out empty (too few groups) with a warning (default: an error naming the split)"
+    )
+    max_shard_size: str | int = option(
+        "500MB", "largest parquet file before the next one starts (default: 500MB)", metavar="SIZE"
+    )
     num_proc: int | None = option(
         None,
         "processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); default: one per core, 1 for serial",
@@ -167,7 +206,9 @@ class ExportOptions(ViewOptions):
         recorded=False,
         build=True,
     )
-    overwrite: bool = option(False, "replace an existing batch of the same id, once the new one is complete", recorded=False)
+    overwrite: bool = option(
+        False, "replace an existing batch of the same id, once the new one is complete", recorded=False
+    )
 
     def __post_init__(self):
         super().__post_init__()
@@ -176,8 +217,14 @@ class ExportOptions(ViewOptions):
         check_normalization(self.normalize)
         check_split_strategy(self.split_strategy)
         check_num_proc(self.num_proc)
-        if not (isinstance(self.max_shard_size, int) and not isinstance(self.max_shard_size, bool) or _SHARD_SIZE.fullmatch(str(self.max_shard_size))):
-            raise OptionError(f"max_shard_size={self.max_shard_size!r} (--max-shard-size): give bytes or a size such as 500MB")
+        if not (
+            isinstance(self.max_shard_size, int)
+            and not isinstance(self.max_shard_size, bool)
+            or _SHARD_SIZE.fullmatch(str(self.max_shard_size))
+        ):
+            raise OptionError(
+                f"max_shard_size={self.max_shard_size!r} (--max-shard-size): give bytes or a size such as 500MB"
+            )
 
     def view(self) -> ViewOptions:
         """Only what the format adapters read."""
@@ -193,11 +240,15 @@ def options_of(options_class: type, keywords: Mapping[str, Any], *, where: str, 
     known = {option.name for option in fields(options_class) if option.metadata["build"] or not only_build}
     unknown = sorted(set(keywords) - known)
     if unknown:
-        raise TypeError(f"{where}() got an unexpected keyword argument {unknown[0]!r} (its options: {', '.join(sorted(known))})")
+        raise TypeError(
+            f"{where}() got an unexpected keyword argument {unknown[0]!r} (its options: {', '.join(sorted(known))})"
+        )
     return options_class(**keywords)
 
 
-def add_flags(parser: argparse.ArgumentParser | Any, options_class: type, only: Callable[[Any], bool] = lambda option: True) -> None:
+def add_flags(
+    parser: argparse.ArgumentParser | Any, options_class: type, only: Callable[[Any], bool] = lambda option: True
+) -> None:
     """A flag for each option of ``options_class`` (those ``only`` accepts), with its choices,
     default and help as the option declares them."""
     for option in fields(options_class):
@@ -211,7 +262,15 @@ def add_flags(parser: argparse.ArgumentParser | Any, options_class: type, only: 
             keywords["action"] = "store_false" if default else "store_true"
         else:
             keywords.update(
-                {key: value for key, value in (("metavar", metadata["metavar"]), ("choices", metadata["choices"]), ("type", metadata["cli_type"])) if value}
+                {
+                    key: value
+                    for key, value in (
+                        ("metavar", metadata["metavar"]),
+                        ("choices", metadata["choices"]),
+                        ("type", metadata["cli_type"]),
+                    )
+                    if value
+                }
             )
         parser.add_argument(flag, **keywords)
 
@@ -233,7 +292,15 @@ def reference() -> str:
     for option in fields(ExportOptions):
         metadata = option.metadata
         flag = metadata["flag"] or "--" + option.name.replace("_", "-")
-        marks = ", ".join(mark for mark, applies in (("view", option.name in view_options), ("recorded", metadata["recorded"]), ("build", metadata["build"])) if applies)
+        marks = ", ".join(
+            mark
+            for mark, applies in (
+                ("view", option.name in view_options),
+                ("recorded", metadata["recorded"]),
+                ("build", metadata["build"]),
+            )
+            if applies
+        )
         default = "German OCR instruction" if option.name == "instruction" else repr(option.default)
         lines.append(f"| `{option.name}` | `{default}` | `{flag}` | {metadata['help']} | {marks} |")
     return "\n".join(lines) + "\n"

@@ -140,7 +140,9 @@ def _must_reencode(image: Image.Image) -> bool:
 
 def _holds_text(value) -> bool:
     # Pillow gives a tag's values as a tuple when there are several, or when the type is unexpected.
-    return isinstance(value, (str, bytes)) or (isinstance(value, tuple) and any(isinstance(item, (str, bytes)) for item in value))
+    return isinstance(value, (str, bytes)) or (
+        isinstance(value, tuple) and any(isinstance(item, (str, bytes)) for item in value)
+    )
 
 
 def _png_without_chunks(data: bytes) -> bytes:
@@ -178,7 +180,9 @@ def _jpeg_without_segments(data: bytes) -> bytes | None:
         if position + 4 > len(data):
             return None
         end = position + 2 + struct.unpack(">H", data[position + 2 : position + 4])[0]
-        if marker in _JPEG_KEPT or (marker in _JPEG_KEPT_APPS and data[position + 4 : end].startswith(_JPEG_KEPT_APPS[marker])):
+        if marker in _JPEG_KEPT or (
+            marker in _JPEG_KEPT_APPS and data[position + 4 : end].startswith(_JPEG_KEPT_APPS[marker])
+        ):
             kept.append(data[position:end])
         position = end
         if marker == _SOS:

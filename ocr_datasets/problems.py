@@ -32,7 +32,10 @@ def _code(code: str, meaning: str) -> str:
 INPUT_UNREADABLE = _code("input.unreadable", "a record could not be read, and its source gave no code")
 
 # The sample's image.
-IMAGE_MISSING = _code("image.missing", "the sample names no image (neither image_path nor image_bytes; in a manifest, neither image_path nor image_base64)")
+IMAGE_MISSING = _code(
+    "image.missing",
+    "the sample names no image (neither image_path nor image_bytes; in a manifest, neither image_path nor image_base64)",
+)
 IMAGE_PATH_INVALID = _code("image.path_invalid", "image_path is not a path")
 IMAGE_NOT_FOUND = _code("image.not_found", "the image file does not exist")
 IMAGE_NOT_REGULAR_FILE = _code("image.not_regular_file", "image_path names a folder, named pipe, device or socket")
@@ -42,18 +45,26 @@ IMAGE_EMPTY = _code("image.empty", "the image file is empty (0 bytes)")
 IMAGE_NOT_AN_IMAGE = _code("image.not_an_image", "the file is not an image Pillow reads")
 IMAGE_DAMAGED = _code("image.damaged", "the image is truncated or damaged: it does not decode in full")
 IMAGE_DECOMPRESSION_BOMB = _code("image.decompression_bomb", "the image has more pixels than Pillow's limit")
-IMAGE_MULTI_FRAME = _code("image.multi_frame", "the image holds several frames (pages of a TIFF, frames of an animation)")
+IMAGE_MULTI_FRAME = _code(
+    "image.multi_frame", "the image holds several frames (pages of a TIFF, frames of an animation)"
+)
 IMAGE_MISNAMED = _code("image.misnamed", "the file's suffix names another format than the file holds")
 IMAGE_TOO_SMALL = _code("image.too_small", "the image is smaller than 4×4 pixels")
-IMAGE_CHANGED_AFTER_VALIDATION = _code("image.changed_after_validation", "the image's bytes changed between validation and writing (the export stops)")
+IMAGE_CHANGED_AFTER_VALIDATION = _code(
+    "image.changed_after_validation", "the image's bytes changed between validation and writing (the export stops)"
+)
 IMAGE_BYTES_NOT_BYTES = _code("image_bytes.not_bytes", "image_bytes (Python) is not bytes")
 
 # ground_truth and ocr_text.
 TEXT_MISSING = _code("text.missing", "ground_truth is missing")
 TEXT_NOT_STRING = _code("text.not_string", "ground_truth or ocr_text is not a string")
 TEXT_EMPTY = _code("text.empty", "ground_truth is empty or only whitespace after normalisation")
-TEXT_CONTROL_CHARACTER = _code("text.control_character", "ground_truth or ocr_text holds control characters or line or paragraph separators")
-TEXT_LONE_SURROGATE = _code("text.lone_surrogate", "ground_truth or ocr_text holds a lone surrogate (a broken \\u escape)")
+TEXT_CONTROL_CHARACTER = _code(
+    "text.control_character", "ground_truth or ocr_text holds control characters or line or paragraph separators"
+)
+TEXT_LONE_SURROGATE = _code(
+    "text.lone_surrogate", "ground_truth or ocr_text holds a lone surrogate (a broken \\u escape)"
+)
 
 ID_MISSING = _code("id.missing", "a manifest record has no id")
 ID_NOT_STRING = _code("id.not_string", "the id is not a string")
@@ -66,10 +77,17 @@ CONFIDENCE_OUT_OF_RANGE = _code("confidence.out_of_range", "ocr_confidence is Na
 
 METADATA_NOT_OBJECT = _code("metadata.not_object", "metadata is not a JSON object")
 METADATA_KEY_NOT_STRING = _code("metadata.key_not_string", "a metadata key is not a string")
-METADATA_NOT_JSON = _code("metadata.not_json", "a metadata value JSON cannot store (NaN, infinity, an object, a number of thousands of digits)")
-METADATA_LONE_SURROGATE = _code("metadata.lone_surrogate", "a metadata key or value holds a lone surrogate (a broken \\u escape)")
+METADATA_NOT_JSON = _code(
+    "metadata.not_json",
+    "a metadata value JSON cannot store (NaN, infinity, an object, a number of thousands of digits)",
+)
+METADATA_LONE_SURROGATE = _code(
+    "metadata.lone_surrogate", "a metadata key or value holds a lone surrogate (a broken \\u escape)"
+)
 METADATA_TOO_DEEP = _code("metadata.too_deep", "the metadata (or a manifest record) is nested deeper than 32 levels")
-METADATA_GROUP_KEY_MISSING = _code("metadata.group_key_missing", "the metadata has no value for the group_by key (--group-by)")
+METADATA_GROUP_KEY_MISSING = _code(
+    "metadata.group_key_missing", "the metadata has no value for the group_by key (--group-by)"
+)
 
 DUPLICATE_CONFLICT = _code("duplicate.conflict", "another sample has the same image with another text")
 
@@ -87,21 +105,33 @@ LINE_NO_TEXT = _code("line.no_text", "a line image has no .gt.txt beside it")
 LINE_NO_IMAGE = _code("line.no_image", "a .gt.txt has no line image beside it")
 LINE_SEVERAL_LINES = _code("line.several_lines", "a .gt.txt holds several lines of text")
 LINE_TEXT_UNREADABLE = _code("line.text_unreadable", "a .gt.txt cannot be read (not UTF-8, permissions)")
-LINE_METADATA_INVALID = _code("line.metadata_invalid", "a line's .yml, .yaml or .json cannot be read, does not parse, or holds no mapping")
+LINE_METADATA_INVALID = _code(
+    "line.metadata_invalid", "a line's .yml, .yaml or .json cannot be read, does not parse, or holds no mapping"
+)
 
 # PAGE and ALTO files, and the page images that lines are cut from (Label Studio's too).
-PAGE_UNREADABLE = _code("page.unreadable", "a PAGE or ALTO file cannot be read, is not well-formed XML, or is not of the kind it was read as")
+PAGE_UNREADABLE = _code(
+    "page.unreadable",
+    "a PAGE or ALTO file cannot be read, is not well-formed XML, or is not of the kind it was read as",
+)
 PAGE_UNIT_UNSUPPORTED = _code("page.unit_unsupported", "an ALTO file's coordinates are not in pixels")
-PAGE_IMAGE_NOT_FOUND = _code("page.image_not_found", "the page image was not found (or is only a URL, which is never downloaded)")
+PAGE_IMAGE_NOT_FOUND = _code(
+    "page.image_not_found", "the page image was not found (or is only a URL, which is never downloaded)"
+)
 PAGE_IMAGE_AMBIGUOUS = _code("page.image_ambiguous", "several files under the images folder have the page image's name")
-PAGE_IMAGE_UNREADABLE = _code("page.image_unreadable", "the page image cannot be read (not a regular file, damaged, not an image)")
+PAGE_IMAGE_UNREADABLE = _code(
+    "page.image_unreadable", "the page image cannot be read (not a regular file, damaged, not an image)"
+)
 PAGE_IMAGE_MULTI_FRAME = _code("page.image_multi_frame", "the page image holds several frames")
 PAGE_SIZE_MISMATCH = _code("page.size_mismatch", "the page image's size is not the size the file declares")
 CROP_NO_OUTLINE = _code("crop.no_outline", "a line's outline has fewer than two points")
 CROP_TOO_SMALL = _code("crop.too_small", "a line's crop, clipped to its page, is smaller than 4×4 pixels")
 
 # Label Studio exports.
-LABEL_STUDIO_NOT_EXPORT = _code("label_studio.not_export", "a Label Studio export is not valid JSON or not a list of tasks, or an item of it is no task")
+LABEL_STUDIO_NOT_EXPORT = _code(
+    "label_studio.not_export",
+    "a Label Studio export is not valid JSON or not a list of tasks, or an item of it is no task",
+)
 REGION_NO_SHAPE = _code("region.no_shape", "a transcription is tied to no region")
 REGION_SHAPE_UNSUPPORTED = _code("region.shape_unsupported", "a region is neither a rectangle nor a polygon")
 REGION_NO_TEXT = _code("region.no_text", "a region has no transcription")

@@ -50,7 +50,12 @@ class TrainingSample:
         if self.image_bytes is not None:
             return self.image_bytes
         if self.image_path is None:
-            raise SampleError(self.id, "has no image (neither image_path nor image_bytes)", "give the path of its image file", code=IMAGE_MISSING)
+            raise SampleError(
+                self.id,
+                "has no image (neither image_path nor image_bytes)",
+                "give the path of its image file",
+                code=IMAGE_MISSING,
+            )
         # Problems name the file, not its folder: they end up in rejected.jsonl, which travels.
         try:
             path = os.fspath(self.image_path)
@@ -60,15 +65,30 @@ class TrainingSample:
             # Only a regular file is read: a named pipe would wait forever, /dev/zero never end.
             return read_regular_file(path)
         except TypeError:
-            raise SampleError(self.id, f"image_path {self.image_path!r} is not a path", "give image_path as a string", code=IMAGE_PATH_INVALID) from None
+            raise SampleError(
+                self.id,
+                f"image_path {self.image_path!r} is not a path",
+                "give image_path as a string",
+                code=IMAGE_PATH_INVALID,
+            ) from None
         except FileNotFoundError:
-            raise SampleError(self.id, f"image file not found: {name}", "fix image_path or restore the file", code=IMAGE_NOT_FOUND) from None
+            raise SampleError(
+                self.id, f"image file not found: {name}", "fix image_path or restore the file", code=IMAGE_NOT_FOUND
+            ) from None
         except NotARegularFile as error:
             raise SampleError(
-                self.id, f"image_path is {error.kind}, not an image file: {name}", "point image_path at an image file", code=IMAGE_NOT_REGULAR_FILE
+                self.id,
+                f"image_path is {error.kind}, not an image file: {name}",
+                "point image_path at an image file",
+                code=IMAGE_NOT_REGULAR_FILE,
             ) from None
         except OSError as error:
-            raise SampleError(self.id, f"cannot read image {name}: {error.strerror}", "check the file's permissions", code=IMAGE_UNREADABLE) from None
+            raise SampleError(
+                self.id,
+                f"cannot read image {name}: {error.strerror}",
+                "check the file's permissions",
+                code=IMAGE_UNREADABLE,
+            ) from None
 
 
 class SampleError(OcrDatasetsError, ValueError):
@@ -107,12 +127,26 @@ class SampleError(OcrDatasetsError, ValueError):
         # Raised in a worker process (a datasets builder's), an error is pickled to the parent;
         # the default rebuilds it from its message alone, which __init__ refuses, and the pool
         # then waits forever for a result it can no longer receive.
-        return _rebuilt_sample_error, (self.sample_id, self.problem, self.fix, self.codes, self.location, self.sample_count)
+        return _rebuilt_sample_error, (
+            self.sample_id,
+            self.problem,
+            self.fix,
+            self.codes,
+            self.location,
+            self.sample_count,
+        )
 
     @classmethod
-    def from_problems(cls, sample_id: str | None, problems: Sequence[Problem], *, location: str | None = None) -> SampleError:
+    def from_problems(
+        cls, sample_id: str | None, problems: Sequence[Problem], *, location: str | None = None
+    ) -> SampleError:
         """One error for every problem of one sample: their texts and fixes joined, every code kept."""
-        error = cls(sample_id, "; ".join(problem.text for problem in problems), "; ".join(problem.fix for problem in problems), location=location)
+        error = cls(
+            sample_id,
+            "; ".join(problem.text for problem in problems),
+            "; ".join(problem.fix for problem in problems),
+            location=location,
+        )
         error.codes = tuple(problem.code for problem in problems)
         return error
 

@@ -26,7 +26,9 @@ from .samples import TrainingSample
 
 # The options the library's export takes by keyword. Its output_dir is not among them: the
 # service writes into its own export_path, where its list_exports looks.
-EXPORT_OPTIONS = frozenset(name for name, parameter in inspect.signature(export).parameters.items() if parameter.kind is parameter.KEYWORD_ONLY)
+EXPORT_OPTIONS = frozenset(
+    name for name, parameter in inspect.signature(export).parameters.items() if parameter.kind is parameter.KEYWORD_ONLY
+)
 
 
 @dataclass
@@ -65,12 +67,17 @@ class TrainingExportService:
         if export_format == ALL_FORMATS:
             results = export_all(samples, batch_id=batch_id, output_dir=self.export_path, **options)
             return [ServiceExportResult.from_library_result(result) for result in results]
-        return ServiceExportResult.from_library_result(export(samples, export_format, batch_id=batch_id, output_dir=self.export_path, **options))
+        return ServiceExportResult.from_library_result(
+            export(samples, export_format, batch_id=batch_id, output_dir=self.export_path, **options)
+        )
 
     def list_exports(self, export_format: str | None = None) -> list[dict[str, Any]]:
         """Each finished batch's manifest as a dict, plus its ``export_path``, newest first,
         optionally of one format: what the original returned."""
-        return [result.read_manifest() | {"export_path": result.export_path} for result in list_exports(export_format, output_dir=self.export_path)]
+        return [
+            result.read_manifest() | {"export_path": result.export_path}
+            for result in list_exports(export_format, output_dir=self.export_path)
+        ]
 
 
 @lru_cache(maxsize=1)
@@ -86,5 +93,7 @@ def _check_options(options: dict[str, Any]) -> None:
         return
     message = f"TrainingExportService.export() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(EXPORT_OPTIONS))}"
     if "output_dir" in unknown:
-        message += " (the service exports into its export_path: use TrainingExportService(export_path) for another folder)"
+        message += (
+            " (the service exports into its export_path: use TrainingExportService(export_path) for another folder)"
+        )
     raise TypeError(message)

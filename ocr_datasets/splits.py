@@ -16,12 +16,9 @@ from .samples import TrainingSample
 from .validation import CheckedSample
 
 
-
 def group_key(sample: TrainingSample, group_by: str | None) -> str:
     """The key whose samples always share a split: a metadata value, or the sample's own id."""
     return sample.id if group_by is None else json.dumps(sample.metadata[group_by], ensure_ascii=False, sort_keys=True)
-
-
 
 
 def _hash_point(key: str, seed: int) -> float:
@@ -78,7 +75,11 @@ def assign_splits(
         # load_dataset does not show an empty split: training code asking for it fails later.
         groups = len({group_key(item.sample, group_by) for item in checked})
         grouped = f"group{'s' if groups != 1 else ''} ({f'by {group_by!r}' if group_by else 'one per sample'})"
-        advice = "use split_strategy='balanced' (--split-strategy balanced), which fills every split it can; " if strategy == "hash" else ""
+        advice = (
+            "use split_strategy='balanced' (--split-strategy balanced), which fills every split it can; "
+            if strategy == "hash"
+            else ""
+        )
         message = (
             f"split {empty[0]!r} came out empty: the {groups} {grouped} all went to the other splits; "
             f"{advice}give more groups, or leave the split out (--split); allow_empty_splits=True (--allow-empty-splits) "

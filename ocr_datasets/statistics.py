@@ -80,4 +80,9 @@ def split_statistics(checked: Iterable[CheckedSample]) -> dict:
 
 
 def _distribution(values: array) -> dict[str, float]:
-    return {"min": min(values), "median": statistics.median(values), "mean": round(statistics.fmean(values), 2), "max": max(values)}
+    return {
+        "min": min(values),
+        "median": statistics.median(values),
+        "mean": round(statistics.fmean(values), 2),
+        "max": max(values),
+    }

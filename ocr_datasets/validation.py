@@ -100,7 +100,12 @@ class ValidationReport:
     def counts(self) -> dict[str, int]:
         # In samples: a rejected page file counts the lines it holds.
         rejected = sum(error.sample_count for error in self.rejected)
-        return {"input": self.input_count, "exported": len(self.accepted), "rejected": rejected, "duplicates": len(self.duplicates)}
+        return {
+            "input": self.input_count,
+            "exported": len(self.accepted),
+            "rejected": rejected,
+            "duplicates": len(self.duplicates),
+        }
 
 
 class ValidationError(OcrDatasetsError, ValueError):
@@ -109,12 +114,16 @@ class ValidationError(OcrDatasetsError, ValueError):
     def __init__(self, report: ValidationReport):
         self.report = report
         if not report.input_count:
-            super().__init__("the input holds no samples (an empty manifest, only blank lines, or a CSV header without rows): nothing was written")
+            super().__init__(
+                "the input holds no samples (an empty manifest, only blank lines, or a CSV header without rows): nothing was written"
+            )
             return
         lines = [f"{report.counts['rejected']} of {report.input_count} samples are not valid; nothing was written:"]
         lines += [f"  - {problem}" for problem in report.rejected]
         if report.accepted:
-            lines.append("Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True (--skip-invalid).")
+            lines.append(
+                "Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True (--skip-invalid)."
+            )
         super().__init__("\n".join(lines))
 
 
@@ -168,7 +177,10 @@ def validate(
     first_window = next(windows, [])
     # The pool is sized by the first window, and started before the progress bar's thread.
     first_count = sum(not isinstance(item, SampleError) for item in first_window)
-    with _image_checker(num_proc, first_count) as check_images, tqdm(total=total, desc="Validating samples", unit=" samples") as progress:
+    with (
+        _image_checker(num_proc, first_count) as check_images,
+        tqdm(total=total, desc="Validating samples", unit=" samples") as progress,
+    ):
         for window in itertools.chain([first_window], windows):
             for item, result in zip(window, _checked_window(window, check_images, normalize, group_by, seen_ids)):
                 report.input_count += item.sample_count if isinstance(item, SampleError) else 1
@@ -197,15 +209,23 @@ def _windows(items: Iterable) -> Iterator[list]:
 
 
 def _checked_window(
-    window: list, check_images: Callable[[list[TrainingSample]], Iterable], form: str, group_by: str | None, seen_ids: dict[str, str | None]
+    window: list,
+    check_images: Callable[[list[TrainingSample]], Iterable],
+    form: str,
+    group_by: str | None,
+    seen_ids: dict[str, str | None],
 ) -> list[CheckedSample | SampleError]:
     """Each item of ``window`` checked: its fields here, in order (ids are compared with those
     before them), and the images of the window's samples together, in the pool."""
-    fields = [None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen_ids) for item in window]
+    fields = [
+        None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen_ids) for item in window
+    ]
     # A sample whose metadata cannot be stored may not even pickle for a worker process (nested
     # hundreds deep, or holding objects), and image_bytes that are not bytes cannot be opened:
     # such samples are rejected for that without their image decoded.
-    checkable = [item for item, item_fields in zip(window, fields) if item_fields is not None and item_fields.image_checkable]
+    checkable = [
+        item for item, item_fields in zip(window, fields) if item_fields is not None and item_fields.image_checkable
+    ]
     images = iter(check_images(checkable))
     results: list[CheckedSample | SampleError] = []
     for item, item_fields in zip(window, fields):
@@ -242,6 +262,8 @@ class _GroupKeyWatch:
                 f"no sample's metadata has {self.group_by!r} to group the split by (group_by, --group-by): "
                 f"the metadata keys are {', '.join(sorted(self.keys)) or 'none'}; group by one of them"
             )
+
+
 # Below this many images a pool costs more than it saves.
 _MIN_IMAGES_PER_PROCESS = 500
 
@@ -338,17 +360,31 @@ class _Fields:
     image_checkable: bool
 
 
-def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, seen_ids: dict[str, str | None]) -> _Fields:
+def _checked_fields(
+    sample: TrainingSample, form: str, group_by: str | None, seen_ids: dict[str, str | None]
+) -> _Fields:
     problems: list[Problem] = []
     if not isinstance(sample.id, str):
-        problems.append(Problem(ID_NOT_STRING, f"id is not a string ({type(sample.id).__name__} {_shown(sample.id)})", "give every sample's id as a string"))
+        problems.append(
+            Problem(
+                ID_NOT_STRING,
+                f"id is not a string ({type(sample.id).__name__} {_shown(sample.id)})",
+                "give every sample's id as a string",
+            )
+        )
     elif not sample.id.strip():
         problems.append(Problem(ID_EMPTY, "id is empty", "give every sample a non-empty id"))
     elif _SURROGATES.search(sample.id):
         problems.append(_surrogate_problem(ID_LONE_SURROGATE, sample.id, "id"))
     elif sample.id in seen_ids:
         first = seen_ids[sample.id]
-        problems.append(Problem(ID_REPEATED, f"id is used by an earlier sample{f' ({first})' if first else ''}", "give every sample its own id"))
+        problems.append(
+            Problem(
+                ID_REPEATED,
+                f"id is used by an earlier sample{f' ({first})' if first else ''}",
+                "give every sample its own id",
+            )
+        )
     else:
         seen_ids[sample.id] = sample.source
 
@@ -356,8 +392,14 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
     if problem:
         problems.append(problem)
     elif not ground_truth:
-        problems.append(Problem(TEXT_EMPTY, "ground_truth is empty (or only whitespace)", "transcribe the line, or leave the sample out"))
-    ocr_text, problem = _checked_text(sample.ocr_text, form, "ocr_text") if sample.ocr_text is not None else (None, None)
+        problems.append(
+            Problem(
+                TEXT_EMPTY, "ground_truth is empty (or only whitespace)", "transcribe the line, or leave the sample out"
+            )
+        )
+    ocr_text, problem = (
+        _checked_text(sample.ocr_text, form, "ocr_text") if sample.ocr_text is not None else (None, None)
+    )
     if problem:
         problems.append(problem)
     confidence, problem = _checked_confidence(sample.ocr_confidence)
@@ -368,7 +410,11 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
         problems.append(metadata_problem)
     elif group_by is not None and sample.metadata.get(group_by) is None:
         problems.append(
-            Problem(METADATA_GROUP_KEY_MISSING, f"metadata has no {group_by!r} to group the split by", f"add {group_by!r} to its metadata, or group by another key")
+            Problem(
+                METADATA_GROUP_KEY_MISSING,
+                f"metadata has no {group_by!r} to group the split by",
+                f"add {group_by!r} to its metadata, or group by another key",
+            )
         )
     image_readable = sample.image_bytes is None or isinstance(sample.image_bytes, bytes)
     if not image_readable:
@@ -383,14 +429,20 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
     return _Fields(values, problems, image_readable and metadata_problem is None)
 
 
-def _checked_sample(sample: TrainingSample, fields: _Fields, image: ImageFacts | Problem | None) -> CheckedSample | SampleError:
+def _checked_sample(
+    sample: TrainingSample, fields: _Fields, image: ImageFacts | Problem | None
+) -> CheckedSample | SampleError:
     """The sample checked, from its fields and its image (None: not checked, for the fields' problems)."""
     problems = [*fields.problems, image] if isinstance(image, Problem) else fields.problems
     if problems:
         sample_id = sample.id if isinstance(sample.id, str) else _shown(sample.id)
         return SampleError.from_problems(sample_id, problems, location=sample.source)
     # Copied only where validation changed something: most samples pass unchanged.
-    changed = {name: value for name, value in fields.values.items() if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)}
+    changed = {
+        name: value
+        for name, value in fields.values.items()
+        if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)
+    }
     return CheckedSample(
         dataclasses.replace(sample, **changed) if changed else sample,
         width=image.width,
@@ -410,7 +462,11 @@ def _checked_text(text, form: str, name: str) -> tuple[str | None, Problem | Non
         if _SURROGATES.search(text):
             return None, _surrogate_problem(TEXT_LONE_SURROGATE, text, name)
         controls = sorted({f"U+{ord(char):04X}" for char in _REFUSED_CHARACTERS.findall(text)})
-        return None, Problem(TEXT_CONTROL_CHARACTER, f"{name} contains control characters ({', '.join(controls)})", f"remove them from {name}")
+        return None, Problem(
+            TEXT_CONTROL_CHARACTER,
+            f"{name} contains control characters ({', '.join(controls)})",
+            f"remove them from {name}",
+        )
     return normalize_text(text, form), None
 
 
@@ -450,19 +506,31 @@ def _checked_confidence(value) -> tuple[float | None, Problem | None]:
 
 def _metadata_problem(metadata) -> Problem | None:
     if not isinstance(metadata, dict):
-        return Problem(METADATA_NOT_OBJECT, f"metadata is not a JSON object ({type(metadata).__name__})", 'give metadata as an object such as {"page": 3}')
+        return Problem(
+            METADATA_NOT_OBJECT,
+            f"metadata is not a JSON object ({type(metadata).__name__})",
+            'give metadata as an object such as {"page": 3}',
+        )
     return _json_value_problem(metadata, "metadata", 0)
 
 
 def _json_value_problem(value, where: str, depth: int) -> Problem | None:
     """Why ``value`` (found at ``where``) cannot be stored as JSON text, or None."""
     if depth > MAX_METADATA_DEPTH:
-        return Problem(METADATA_TOO_DEEP, f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels (at {where})", "flatten the metadata")
+        return Problem(
+            METADATA_TOO_DEEP,
+            f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels (at {where})",
+            "flatten the metadata",
+        )
     fix = "use only strings, numbers, booleans, null, lists and objects with string keys"
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                return Problem(METADATA_KEY_NOT_STRING, f"metadata key {_shown(key)} at {where} is not a string", "use strings as metadata keys")
+                return Problem(
+                    METADATA_KEY_NOT_STRING,
+                    f"metadata key {_shown(key)} at {where} is not a string",
+                    "use strings as metadata keys",
+                )
             problem = _json_value_problem(key, where, depth) or _json_value_problem(item, f"{where}.{key}", depth + 1)
             if problem:
                 return problem
@@ -525,7 +593,9 @@ def _checked_image(sample: TrainingSample) -> ImageFacts | Problem:
                 private = holds_private_metadata(data, image)
                 image.load()
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
-        return Problem(IMAGE_DECOMPRESSION_BOMB, f"image is a decompression bomb: {error}", "crop or downscale the image")
+        return Problem(
+            IMAGE_DECOMPRESSION_BOMB, f"image is a decompression bomb: {error}", "crop or downscale the image"
+        )
     except UnidentifiedImageError:
         return Problem(IMAGE_NOT_AN_IMAGE, "image file is not an image Pillow can read", replace)
     except (OSError, SyntaxError, ValueError) as error:
@@ -533,7 +603,15 @@ def _checked_image(sample: TrainingSample) -> ImageFacts | Problem:
     if image_format == "MPO":
         image_format = "JPEG"  # a JPEG with pictures appended, which the export drops (see frame_count)
     if named and named != image_format:
-        return Problem(IMAGE_MISNAMED, f"image file is named as {named} but holds {image_format}", "rename the file to its real format, or convert it")
+        return Problem(
+            IMAGE_MISNAMED,
+            f"image file is named as {named} but holds {image_format}",
+            "rename the file to its real format, or convert it",
+        )
     if min(width, height) < MIN_IMAGE_SIDE:
-        return Problem(IMAGE_TOO_SMALL, f"image is {width}x{height} pixels, too small to hold a line of text", f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels")
+        return Problem(
+            IMAGE_TOO_SMALL,
+            f"image is {width}x{height} pixels, too small to hold a line of text",
+            f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels",
+        )
     return ImageFacts(width, height, hashlib.sha256(data).hexdigest(), image_format, private)

@@ -32,10 +32,16 @@ def verify_batch(batch: str | Path) -> list[str]:
     """
     batch = Path(batch)
     manifest = read_batch_manifest(batch)
-    missing = [key for key in ("format", "sample_count", "counts", "splits", "checksums", "config_name") if key not in manifest]
+    missing = [
+        key for key in ("format", "sample_count", "counts", "splits", "checksums", "config_name") if key not in manifest
+    ]
     if missing:
         return [f"{MANIFEST_NAME}: the key(s) {', '.join(missing)} are missing"]
-    return _checksum_problems(batch, manifest["checksums"]) + _count_problems(batch, manifest) + _card_problems(batch, manifest)
+    return (
+        _checksum_problems(batch, manifest["checksums"])
+        + _count_problems(batch, manifest)
+        + _card_problems(batch, manifest)
+    )
 
 
 def inspect_batch(batch: str | Path) -> dict[str, Any]:

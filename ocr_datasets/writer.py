@@ -46,7 +46,9 @@ VIEW_ROWS_PER_BATCH = 256
 TOKEN_BYTES = 6
 STAGING_SUFFIX = ".partial"
 ASIDE_SUFFIX = ".replaced"
-_SET_APART = re.compile(rf"\..+\.(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})({re.escape(STAGING_SUFFIX)}|{re.escape(ASIDE_SUFFIX)})")
+_SET_APART = re.compile(
+    rf"\..+\.(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})({re.escape(STAGING_SUFFIX)}|{re.escape(ASIDE_SUFFIX)})"
+)
 _JOURNAL = re.compile(rf"\.publish-(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})\.(?P<state>swapping|committed)")
 _LOCK_FILE = re.compile(rf"\.export-(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})\.lock")
 IMAGES_FOLDER = "images"
@@ -202,7 +204,12 @@ def _release(lock: BaseFileLock) -> None:
 
 
 def _fill_staging(
-    staging: Path, contents: BatchContents, adapter: FormatAdapter, batch_id: str, options: ExportOptions, num_proc: int | None
+    staging: Path,
+    contents: BatchContents,
+    adapter: FormatAdapter,
+    batch_id: str,
+    options: ExportOptions,
+    num_proc: int | None,
 ) -> dict:
     """Write one format's batch into ``staging`` and return its manifest."""
     created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
@@ -213,7 +220,9 @@ def _fill_staging(
         with image_log.open("w", encoding="utf-8") as log:
             _write_views(staging, adapter, data_files, options, log)
     _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
-    _write_jsonl(staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates])
+    _write_jsonl(
+        staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates]
+    )
     fingerprint = content_fingerprint(staging, data_files)
     config_name = f"{adapter.folder}-{batch_id}-{fingerprint[:12]}"
     split_counts = {split: len(samples) for split, samples in contents.splits.items()}
@@ -273,7 +282,11 @@ def clean_leftovers(export_root: Path) -> None:
 
 def _tokens_left(export_root: Path) -> set[str]:
     """The tokens of the exports that left something under ``export_root``."""
-    found = {match["token"] for entry in export_root.iterdir() if (match := _JOURNAL.fullmatch(entry.name) or _LOCK_FILE.fullmatch(entry.name))}
+    found = {
+        match["token"]
+        for entry in export_root.iterdir()
+        if (match := _JOURNAL.fullmatch(entry.name) or _LOCK_FILE.fullmatch(entry.name))
+    }
     for format_root in _format_roots(export_root):
         found |= {match["token"] for entry in format_root.iterdir() if (match := _SET_APART.fullmatch(entry.name))}
     return found
@@ -419,12 +432,20 @@ def batch_exists_error(batch_path: Path) -> BatchExistsError:
 
 
 def _write_parquet(
-    staging: Path, splits: dict[str, PackedSamples[CheckedSample]], adapter: FormatAdapter, options: ExportOptions, num_proc: int | None
+    staging: Path,
+    splits: dict[str, PackedSamples[CheckedSample]],
+    adapter: FormatAdapter,
+    options: ExportOptions,
+    num_proc: int | None,
 ) -> dict[str, list[str]]:
     """Let the ``datasets`` builder write the parquet shards, then give them the batch's names."""
     build_dir, cache_dir = staging / ".build", staging / ".cache"
-    builder = OcrSamples(cache_dir=str(cache_dir), config_name=adapter.name, export_format=adapter.name, options=options, splits=splits)
-    builder.prepare(output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=options.max_shard_size)
+    builder = OcrSamples(
+        cache_dir=str(cache_dir), config_name=adapter.name, export_format=adapter.name, options=options, splits=splits
+    )
+    builder.prepare(
+        output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=options.max_shard_size
+    )
     data_dir = staging / "data"
     data_dir.mkdir()
     data_files = {}
@@ -474,7 +495,9 @@ def _hash_rows(digest, table: pa.Table) -> None:
     digest.update(sink.getvalue())
 
 
-def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions, image_log: TextIO) -> None:
+def _write_views(
+    staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions, image_log: TextIO
+) -> None:
     """JSONL views (and ``images/``) for tools outside the Hugging Face world, read back from
     the parquet; each image's checksum goes to ``image_log``."""
     images_dir = staging / IMAGES_FOLDER
@@ -491,7 +514,9 @@ def _write_views(staging: Path, adapter: FormatAdapter, data_files: dict[str, li
                     for batch in _row_batches(staging / path):
                         for row in batch.to_pylist():
                             images = _place_images(row, adapter, images_dir, options, used_names, image_log)
-                            view.write(json.dumps(adapter.view_record(row, images, view_options), ensure_ascii=False) + "\n")
+                            view.write(
+                                json.dumps(adapter.view_record(row, images, view_options), ensure_ascii=False) + "\n"
+                            )
                         progress.update(batch.num_rows)
             if adapter.json_array_view:
                 _write_json_array(view_path, view_path.with_suffix(".json"))
@@ -530,14 +555,23 @@ def _place_images(
             # case-insensitive disk (Windows, macOS): the later one gets the id's digest too.
             if name.casefold() in used_names:
                 stem, dot, suffix = name.rpartition(".")
-                name = f"{stem}-{hashlib.sha256(row['id'].encode('utf-8', 'surrogatepass')).hexdigest()[:12]}{dot}{suffix}"
+                name = (
+                    f"{stem}-{hashlib.sha256(row['id'].encode('utf-8', 'surrogatepass')).hexdigest()[:12]}{dot}{suffix}"
+                )
             used_names.add(name.casefold())
             relative = f"{IMAGES_FOLDER}/{name}"
             # "x" mode: two rows never silently share one file.
             with (images_dir / name).open("xb") as file:
                 file.write(image["bytes"])
-            image_log.write(json.dumps([relative, hashlib.sha256(image["bytes"]).hexdigest(), len(image["bytes"])], ensure_ascii=False) + "\n")
-        placed.append(ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None))
+            image_log.write(
+                json.dumps(
+                    [relative, hashlib.sha256(image["bytes"]).hexdigest(), len(image["bytes"])], ensure_ascii=False
+                )
+                + "\n"
+            )
+        placed.append(
+            ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None)
+        )
     return placed
 
 
@@ -584,7 +618,13 @@ def _checksums(folder: Path, files: list[str], image_log: Path) -> Iterator[tupl
     for name in files:
         if not name.startswith(IMAGES_FOLDER + "/"):
             with open(folder / name, "rb") as file:
-                yield name, {"sha256": hashlib.file_digest(file, "sha256").hexdigest(), "bytes": os.fstat(file.fileno()).st_size}
+                yield (
+                    name,
+                    {
+                        "sha256": hashlib.file_digest(file, "sha256").hexdigest(),
+                        "bytes": os.fstat(file.fileno()).st_size,
+                    },
+                )
     if image_log.exists():
         with image_log.open(encoding="utf-8") as log:
             for line in log:

@@ -110,7 +110,10 @@ def replicate_corpus(folder: Path, count: int, lines: Path) -> Path:
             os.link(source, folder / name)
             # kraken's `ketos compile -f path` reads each line's text from <image stem>.gt.txt.
             os.link(source.with_suffix(".gt.txt"), folder / f"{name[:-4]}.gt.txt")
-            lines.write(json.dumps({"id": name[:-4], "image_path": name, "ground_truth": texts[source]}, ensure_ascii=False) + "\n")
+            lines.write(
+                json.dumps({"id": name[:-4], "image_path": name, "ground_truth": texts[source]}, ensure_ascii=False)
+                + "\n"
+            )
     return manifest
 
 
@@ -159,7 +162,11 @@ def measure(jobs: list[tuple[str, object]], runs: int) -> list[dict]:
                 scratch = scratch_folders.enter_context(tempfile.TemporaryDirectory(dir=Path.cwd()))
                 results[name].append(job(Path(scratch)))
     return [
-        {"name": name, "seconds": statistics.median(r["seconds"] for r in runs_of_job), "peak_rss_mb": max(r["peak_rss_mb"] for r in runs_of_job)}
+        {
+            "name": name,
+            "seconds": statistics.median(r["seconds"] for r in runs_of_job),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs_of_job),
+        }
         for name, runs_of_job in results.items()
     ]
 
@@ -167,19 +174,34 @@ def measure(jobs: list[tuple[str, object]], runs: int) -> list[dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=10000, help="line images in the corpus (default: 10000)")
-    parser.add_argument("--synthetic", action="store_true", help="generated German lines instead of the real Fraktur lines")
     parser.add_argument(
-        "--lines", metavar="DIR", type=Path, default=LINE_GT, help=f"folder of real lines (name.tif + name.gt.txt) to replicate (default: {LINE_GT})"
+        "--synthetic", action="store_true", help="generated German lines instead of the real Fraktur lines"
+    )
+    parser.add_argument(
+        "--lines",
+        metavar="DIR",
+        type=Path,
+        default=LINE_GT,
+        help=f"folder of real lines (name.tif + name.gt.txt) to replicate (default: {LINE_GT})",
     )
     parser.add_argument("--runs", type=int, default=3, help="runs per measurement; the median is reported (default: 3)")
-    parser.add_argument("--num-proc", type=int, default=0, help="--num-proc for our exports (default: 0, the export's own default of one process per core)")
+    parser.add_argument(
+        "--num-proc",
+        type=int,
+        default=0,
+        help="--num-proc for our exports (default: 0, the export's own default of one process per core)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
-    parser.add_argument("--ketos", metavar="PATH", help="kraken's ketos executable, to time `ketos compile -f path` on the same lines")
+    parser.add_argument(
+        "--ketos", metavar="PATH", help="kraken's ketos executable, to time `ketos compile -f path` on the same lines"
+    )
     args = parser.parse_args()
     if args.ketos and args.synthetic:
         parser.error("--ketos needs the real lines (ketos reads each line's text from a .gt.txt beside its image)")
     if not args.synthetic and not any(args.lines.glob("*.tif")):
-        parser.error(f"no line images in {args.lines}: pass --lines DIR (tests/data/ocrd-line-gt has 114 real lines) or --synthetic")
+        parser.error(
+            f"no line images in {args.lines}: pass --lines DIR (tests/data/ocrd-line-gt has 114 real lines) or --synthetic"
+        )
 
     console_script = str(Path(sys.executable).with_name("ocr-datasets"))
     for flag in ("--help", "--version"):
@@ -193,7 +215,9 @@ def main() -> None:
         proc = str(args.num_proc)
 
         def export_job(export_format: str, copy_images: bool):
-            return lambda scratch: run_job(EXPORT_JOB, str(manifest), str(scratch / "out"), export_format, "1" if copy_images else "0", proc)
+            return lambda scratch: run_job(
+                EXPORT_JOB, str(manifest), str(scratch / "out"), export_format, "1" if copy_images else "0", proc
+            )
 
         def copy_floor(scratch: Path) -> dict:
             images = scratch / "images"
@@ -212,13 +236,19 @@ def main() -> None:
 
         jobs = [
             ("cp -r (floor)", copy_floor),
-            ("original service (copy + JSONL)", lambda scratch: run_job(_ORIGINAL_SERVICE, str(manifest), str(scratch / "out"))),
+            (
+                "original service (copy + JSONL)",
+                lambda scratch: run_job(_ORIGINAL_SERVICE, str(manifest), str(scratch / "out")),
+            ),
             ("trocr (validation, parquet, views, images, checksums)", export_job("trocr", True)),
             ("trocr parquet only (--no-copy-images)", export_job("trocr", False)),
             ("llama_vision", export_job("llama_vision", True)),
             ("generic", export_job("generic", True)),
             ("--format all", export_job("all", True)),
-            ("validation alone, 1 process (decodes every image)", lambda scratch: run_job(_VALIDATE, str(manifest), "1")),
+            (
+                "validation alone, 1 process (decodes every image)",
+                lambda scratch: run_job(_VALIDATE, str(manifest), "1"),
+            ),
             ("validation alone, every core", lambda scratch: run_job(_VALIDATE, str(manifest), "0")),
             *([("ketos compile -f path (kraken)", ketos_compile)] if args.ketos else []),
             ("load_batch + decode every image", lambda scratch: load_and_decode(scratch, _LOAD_AND_DECODE)),
@@ -227,7 +257,9 @@ def main() -> None:
         rows = measure(jobs, args.runs)
 
     floor, baseline = rows[0]["seconds"], rows[1]["seconds"]
-    print(f"N = {args.count} {'synthetic' if args.synthetic else 'real'} lines, {corpus_bytes / 1e6:.0f} MB, median of {args.runs} run(s)")
+    print(
+        f"N = {args.count} {'synthetic' if args.synthetic else 'real'} lines, {corpus_bytes / 1e6:.0f} MB, median of {args.runs} run(s)"
+    )
     print(f"{'':56} {'seconds':>8} {'samples/s':>10} {'MB/s':>7} {'peak MB':>8} {'x cp -r':>8} {'x orig.':>8}")
     for row in rows:
         row |= {
@@ -243,7 +275,11 @@ def main() -> None:
     decode_share = rows[-1]["seconds"] / rows[-2]["seconds"]
     print(f"load + decode runs at {decode_share:.0%} of Pillow's own decoding rate")
     if args.json:
-        Path(args.json).write_text(json.dumps({"count": args.count, "synthetic": args.synthetic, "corpus_bytes": corpus_bytes, "rows": rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {"count": args.count, "synthetic": args.synthetic, "corpus_bytes": corpus_bytes, "rows": rows}, indent=2
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,15 @@ def parse_args() -> argparse.Namespace:
         epilog="\n\n".join(__doc__.split("\n\n")[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("batch_dir", type=Path, help="an exported llama_vision batch folder (<export folder>/llama-vision/<batch id>)")
-    parser.add_argument("--output", type=Path, required=True, help="folder for the LoRA adapter (adapter_config.json, adapter_model.safetensors) and the processor")
+    parser.add_argument(
+        "batch_dir", type=Path, help="an exported llama_vision batch folder (<export folder>/llama-vision/<batch id>)"
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        required=True,
+        help="folder for the LoRA adapter (adapter_config.json, adapter_model.safetensors) and the processor",
+    )
     base = parser.add_mutually_exclusive_group(required=True)
     base.add_argument(
         "--model",
@@ -57,18 +64,44 @@ def parse_args() -> argparse.Namespace:
     )
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=float, default=1.0, help="passes over the train split (default: 1)")
-    training.add_argument("--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs")
+    training.add_argument(
+        "--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs"
+    )
     training.add_argument("--batch-size", type=int, default=1, help="rows per device and step (default: 1)")
-    training.add_argument("--gradient-accumulation-steps", type=int, default=8, help="steps whose gradients are summed before an update (default: 8)")
-    training.add_argument("--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)")
-    training.add_argument("--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)")
-    training.add_argument("--dtype", choices=DTYPES, default="bfloat16", help="weights of the base model (default: bfloat16; --tiny always uses float32)")
-    training.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations in the backward pass: less memory, more time")
+    training.add_argument(
+        "--gradient-accumulation-steps",
+        type=int,
+        default=8,
+        help="steps whose gradients are summed before an update (default: 8)",
+    )
+    training.add_argument(
+        "--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)"
+    )
+    training.add_argument(
+        "--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)"
+    )
+    training.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="bfloat16",
+        help="weights of the base model (default: bfloat16; --tiny always uses float32)",
+    )
+    training.add_argument(
+        "--gradient-checkpointing",
+        action="store_true",
+        help="recompute activations in the backward pass: less memory, more time",
+    )
     training.add_argument("--logging-steps", type=int, default=10, help="log the loss every N steps (default: 10)")
-    training.add_argument("--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)")
+    training.add_argument(
+        "--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)"
+    )
     evaluation = parser.add_argument_group("validation")
-    evaluation.add_argument("--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)")
-    evaluation.add_argument("--eval-limit", type=int, default=None, help="transcribe only the first N validation rows (default: all)")
+    evaluation.add_argument(
+        "--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)"
+    )
+    evaluation.add_argument(
+        "--eval-limit", type=int, default=None, help="transcribe only the first N validation rows (default: all)"
+    )
     evaluation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
     args = parser.parse_args()
     if args.tiny:
@@ -77,7 +110,13 @@ def parse_args() -> argparse.Namespace:
 
 
 def text_parts(rows) -> list[str]:
-    return [part["text"] for messages in rows["messages"] for turn in messages for part in turn["content"] if part["type"] == "text"]
+    return [
+        part["text"]
+        for messages in rows["messages"]
+        for turn in messages
+        for part in turn["content"]
+        if part["type"] == "text"
+    ]
 
 
 def build_tiny_base(train, output: Path) -> Path:
@@ -101,7 +140,9 @@ def load_base(model_dir: Path, dtype: str):
     if processor.tokenizer.pad_token is None:
         # Llama 3 reserves this token for padding in fine-tuning; the collator masks it in the labels.
         processor.tokenizer.pad_token = PAD
-    model = MllamaForConditionalGeneration.from_pretrained(model_dir, local_files_only=True, dtype=getattr(torch, dtype))
+    model = MllamaForConditionalGeneration.from_pretrained(
+        model_dir, local_files_only=True, dtype=getattr(torch, dtype)
+    )
     return processor, model
 
 
@@ -153,7 +194,12 @@ def train(model, processor, train_rows, args: argparse.Namespace) -> None:
         report_to="none",
         seed=args.seed,
     )
-    Trainer(model=model, args=training_args, train_dataset=train_rows, data_collator=LlamaVisionCollator(processor, max_length=args.max_length)).train()
+    Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_rows,
+        data_collator=LlamaVisionCollator(processor, max_length=args.max_length),
+    ).train()
 
 
 def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> None:
@@ -163,12 +209,18 @@ def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> N
     if args.eval_limit is not None:
         rows = rows.select(range(min(args.eval_limit, len(rows))))
     rows = list(rows)
-    predictions = transcribe(model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size)
+    predictions = transcribe(
+        model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
+    )
     references = [row["messages"][-1]["content"][0]["text"] for row in rows]
     for reference, prediction in list(zip(references, predictions))[:3]:
         print(f"  reference:  {reference}\n  prediction: {prediction}")
     cer = character_error_rate(references, [prediction.strip() for prediction in predictions])
-    print(f"validation CER: {cer:.2%} ({len(rows)} lines)" if cer is not None else "validation CER: n/a (empty references)")
+    print(
+        f"validation CER: {cer:.2%} ({len(rows)} lines)"
+        if cer is not None
+        else "validation CER: n/a (empty references)"
+    )
 
 
 def main() -> int:

@@ -31,13 +31,29 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("batch", help="an exported trocr batch folder (with a train split, optionally validation)")
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--model", metavar="DIR", help="a local TrOCR checkpoint folder (model + processor)")
-    model.add_argument("--tiny", action="store_true", help="a tiny random TrOCR built from the train texts (smoke test)")
-    parser.add_argument("--output", required=True, metavar="DIR", help="where checkpoints, the model and the processor are saved")
+    model.add_argument(
+        "--tiny", action="store_true", help="a tiny random TrOCR built from the train texts (smoke test)"
+    )
+    parser.add_argument(
+        "--output", required=True, metavar="DIR", help="where checkpoints, the model and the processor are saved"
+    )
     parser.add_argument("--epochs", metavar="N", type=float, default=3.0, help="training epochs (default: 3)")
-    parser.add_argument("--batch-size", metavar="N", type=int, default=8, help="lines per training and generation step (default: 8)")
-    parser.add_argument("--learning-rate", metavar="X", type=float, default=5e-5, help="peak learning rate (default: 5e-5)")
-    parser.add_argument("--max-target-length", metavar="N", type=int, default=128, help="label tokens per line; longer texts are cut (default: 128)")
-    parser.add_argument("--max-steps", metavar="N", type=int, default=-1, help="stop after this many steps, overriding --epochs")
+    parser.add_argument(
+        "--batch-size", metavar="N", type=int, default=8, help="lines per training and generation step (default: 8)"
+    )
+    parser.add_argument(
+        "--learning-rate", metavar="X", type=float, default=5e-5, help="peak learning rate (default: 5e-5)"
+    )
+    parser.add_argument(
+        "--max-target-length",
+        metavar="N",
+        type=int,
+        default=128,
+        help="label tokens per line; longer texts are cut (default: 128)",
+    )
+    parser.add_argument(
+        "--max-steps", metavar="N", type=int, default=-1, help="stop after this many steps, overriding --epochs"
+    )
     return parser.parse_args(argv)
 
 
@@ -75,7 +91,11 @@ def main(argv=None) -> None:
         report_to="none",
     )
     trainer = Seq2SeqTrainer(
-        model=model, args=training_args, train_dataset=batch["train"], data_collator=collator, processing_class=processor
+        model=model,
+        args=training_args,
+        train_dataset=batch["train"],
+        data_collator=collator,
+        processing_class=processor,
     )
     trainer.train()
     trainer.save_model(args.output)  # the processor too, as processing_class

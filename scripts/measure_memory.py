@@ -22,7 +22,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 10000, 20000])
     parser.add_argument("--format", default="trocr")
     parser.add_argument("--no-copy-images", dest="copy_images", action="store_false")
-    parser.add_argument("--lines", metavar="DIR", type=Path, default=LINE_GT, help=f"folder of real lines to replicate (default: {LINE_GT})")
+    parser.add_argument(
+        "--lines",
+        metavar="DIR",
+        type=Path,
+        default=LINE_GT,
+        help=f"folder of real lines to replicate (default: {LINE_GT})",
+    )
     args = parser.parse_args()
     if not any(args.lines.glob("*.tif")):
         parser.error(f"no line images in {args.lines}: pass --lines DIR (tests/data/ocrd-line-gt has 114 real lines)")
@@ -32,8 +38,18 @@ def main() -> None:
             manifest = replicate_corpus(Path(scratch), count, args.lines)
             output = Path(scratch) / "out"
             # "0": the export's own default of one process per core.
-            figures = run_job(EXPORT_JOB, str(manifest), str(output), args.format, "1" if args.copy_images else "0", "0", env={"HF_HOME": str(Path(scratch) / "hf")})
-            print(f"{count:>8}  {figures['seconds']:>8.2f}  {count / figures['seconds']:>10.0f}  {figures['peak_rss_mb']:>12.0f}")
+            figures = run_job(
+                EXPORT_JOB,
+                str(manifest),
+                str(output),
+                args.format,
+                "1" if args.copy_images else "0",
+                "0",
+                env={"HF_HOME": str(Path(scratch) / "hf")},
+            )
+            print(
+                f"{count:>8}  {figures['seconds']:>8.2f}  {count / figures['seconds']:>10.0f}  {figures['peak_rss_mb']:>12.0f}"
+            )
 
 
 if __name__ == "__main__":

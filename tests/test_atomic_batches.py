@@ -28,10 +28,20 @@ EXPORT_SCRIPT = textwrap.dedent(
 )
 
 
-def start_export(manifest: Path, root: Path, batch_id: str, *, overwrite: bool = False, env: dict | None = None, prelude: str = "") -> subprocess.Popen:
+def start_export(
+    manifest: Path, root: Path, batch_id: str, *, overwrite: bool = False, env: dict | None = None, prelude: str = ""
+) -> subprocess.Popen:
     """A process exporting every format of ``manifest``, after running ``prelude``."""
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    command = [sys.executable, "-c", prelude + EXPORT_SCRIPT, str(manifest), str(root), batch_id, "1" if overwrite else "0"]
+    command = [
+        sys.executable,
+        "-c",
+        prelude + EXPORT_SCRIPT,
+        str(manifest),
+        str(root),
+        batch_id,
+        "1" if overwrite else "0",
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 
 
@@ -122,7 +132,9 @@ def test_an_export_leaves_nothing_in_home_caches_or_the_temp_folder(corpus, tmp_
     # A fresh process with its own home and temp folder and no Hugging Face variables: whatever
     # datasets would cache by default lands there, where the test can see it.
     environment = {"HOME": str(home), "TMPDIR": str(temp), "HF_HOME": "", "HF_DATASETS_CACHE": "", "XDG_CACHE_HOME": ""}
-    environment = {key: value for key, value in {**os.environ, **environment}.items() if value and not key.startswith("HF_")}
+    environment = {
+        key: value for key, value in {**os.environ, **environment}.items() if value and not key.startswith("HF_")
+    }
     command = [sys.executable, "-c", EXPORT_SCRIPT, str(corpus), str(tmp_path / "exports"), "b1", "0"]
     completed = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
     assert completed.returncode == 0, completed.stderr
@@ -130,7 +142,9 @@ def test_an_export_leaves_nothing_in_home_caches_or_the_temp_folder(corpus, tmp_
     assert hidden_leftovers(tmp_path / "exports") == []
 
 
-def export_in_a_small_mount(tmp_path: Path, corpus: Path, mount_options: str, export_format: str = "trocr") -> subprocess.CompletedProcess:
+def export_in_a_small_mount(
+    tmp_path: Path, corpus: Path, mount_options: str, export_format: str = "trocr"
+) -> subprocess.CompletedProcess:
     """Export ``export_format`` into a tmpfs mounted (in a private mount namespace) with
     ``mount_options``; stdout lists what the mount holds afterwards."""
     if os.geteuid() != 0:
@@ -142,7 +156,13 @@ def export_in_a_small_mount(tmp_path: Path, corpus: Path, mount_options: str, ex
         f"{sys.executable} -m ocr_datasets.cli export --input {corpus} --format {export_format} --output {target}/exports --batch-id b1 --quiet; "
         f'code=$?; find {target} -mindepth 1 | sed "s|{target}/||"; exit $code'
     )
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=300,
+    )
 
 
 def test_a_full_disk_gives_a_clear_error_and_no_partial_batch(corpus, tmp_path):

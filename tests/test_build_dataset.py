@@ -53,7 +53,9 @@ def test_same_samples_reuse_the_build_and_changed_ones_rebuild(example_manifest,
 def test_in_memory_images_need_no_file(tmp_path):
     buffer = BytesIO()
     PILImage.new("L", (30, 10), color=200).save(buffer, format="PNG")
-    sample = TrainingSample(id="a/b", image_path=None, image_bytes=buffer.getvalue(), ground_truth="Grüße", metadata={"page": 2})
+    sample = TrainingSample(
+        id="a/b", image_path=None, image_bytes=buffer.getvalue(), ground_truth="Grüße", metadata={"page": 2}
+    )
     dataset = build_dataset([sample], cache_dir=tmp_path / "cache")
     assert dataset[0]["image"].size == (30, 10)
     assert dataset[0]["id"] == "a/b"

@@ -12,6 +12,7 @@ import pytest
 from support.cli import failed_cleanly, run_cli, succeeded
 
 from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
+
 FORMAT_FOLDERS = {name: get_adapter(name).folder for name in FORMAT_NAMES}
 MANIFEST_FIELDS = ("id", "image_path", "ground_truth", "ocr_text", "ocr_confidence", "metadata")
 # What tqdm's bars print (the carriage returns they redraw with become newlines in text mode).
@@ -44,7 +45,19 @@ def exported_all(tmp_path_factory):
     example = succeeded(run_cli("example", base / "input", "--count", "12", env=env, console_script=True))
     root = base / "exports"
     export = succeeded(
-        run_cli("export", "--input", base / "input" / "samples.jsonl", "--format", "all", "--batch-id", "b1", "--output", root, env=env, terminal=True)
+        run_cli(
+            "export",
+            "--input",
+            base / "input" / "samples.jsonl",
+            "--format",
+            "all",
+            "--batch-id",
+            "b1",
+            "--output",
+            root,
+            env=env,
+            terminal=True,
+        )
     )
     return {"root": root, "input": base / "input", "example": example, "export": export, "env": env}
 
@@ -120,7 +133,11 @@ def test_output_defaults_to_ocr_export_path_else_ocr_exports_in_cwd(where, tmp_p
     cwd.mkdir()
     env = {"OCR_EXPORT_PATH": str(tmp_path / "env-root")} if where == "OCR_EXPORT_PATH" else {}
     expected_root = tmp_path / "env-root" if env else cwd / "ocr-exports"
-    succeeded(run_cli("export", "--input", example_manifest, "--format", "trocr", "--batch-id", "d1", "--quiet", cwd=cwd, env=env))
+    succeeded(
+        run_cli(
+            "export", "--input", example_manifest, "--format", "trocr", "--batch-id", "d1", "--quiet", cwd=cwd, env=env
+        )
+    )
     assert manifest_of(expected_root / "trocr" / "d1")["batch_id"] == "d1"
     assert [path.name for path in cwd.iterdir()] == (["ocr-exports"] if not env else [])
     # list finds it by the same default.
@@ -134,9 +151,15 @@ def test_csv_manifest_with_a_json_metadata_cell(tmp_path, example_manifest):
     with csv_manifest.open("w", encoding="utf-8", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=MANIFEST_FIELDS)
         writer.writeheader()
-        writer.writerows({**record, "metadata": json.dumps(record["metadata"], ensure_ascii=False)} for record in records)
+        writer.writerows(
+            {**record, "metadata": json.dumps(record["metadata"], ensure_ascii=False)} for record in records
+        )
     root = tmp_path / "exports"
-    succeeded(run_cli("export", "--input", csv_manifest, "--format", "generic", "--batch-id", "c1", "--output", root, "--quiet"))
+    succeeded(
+        run_cli(
+            "export", "--input", csv_manifest, "--format", "generic", "--batch-id", "c1", "--output", root, "--quiet"
+        )
+    )
     exported = {record["id"]: record for record in read_records(root / "generic" / "c1" / "data.jsonl")}
     assert len(exported) == len(records)
     for record in records:
@@ -208,7 +231,10 @@ def test_bad_input_exits_2_naming_the_sample_or_line_and_writes_nothing(break_in
     "command, expected",
     [
         ((), ["export", "list", "example", "load_dataset"]),
-        (("export",), [*MANIFEST_FIELDS, "JSONL", "CSV", "relative to the manifest's folder", "--overwrite", "--no-copy-images"]),
+        (
+            ("export",),
+            [*MANIFEST_FIELDS, "JSONL", "CSV", "relative to the manifest's folder", "--overwrite", "--no-copy-images"],
+        ),
         (("list",), ["newest first", "--json", "$OCR_EXPORT_PATH", "ocr-exports"]),
         (("example",), ["samples.jsonl", "--count"]),
     ],
@@ -225,7 +251,21 @@ def test_help_exits_0_and_explains_the_command(command, expected):
 
 def test_no_copy_images_writes_only_parquet_card_and_manifest(tmp_path, example_manifest):
     root = tmp_path / "exports"
-    succeeded(run_cli("export", "--input", example_manifest, "--format", "all", "--batch-id", "p1", "--output", root, "--no-copy-images", "--quiet"))
+    succeeded(
+        run_cli(
+            "export",
+            "--input",
+            example_manifest,
+            "--format",
+            "all",
+            "--batch-id",
+            "p1",
+            "--output",
+            root,
+            "--no-copy-images",
+            "--quiet",
+        )
+    )
     for folder in FORMAT_FOLDERS.values():
         batch = root / folder / "p1"
         assert sorted(path.name for path in batch.iterdir()) == ["README.md", "data", "manifest.json"]
@@ -235,13 +275,26 @@ def test_no_copy_images_writes_only_parquet_card_and_manifest(tmp_path, example_
 
 def test_progress_bars_are_for_terminals_only(tmp_path, example_manifest):
     # Piped into a log, a bar's redraws become lines, and its last one comes twice.
-    completed = succeeded(run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "exports"))
+    completed = succeeded(
+        run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "exports")
+    )
     assert not any(mark in completed.stderr for mark in PROGRESS_MARKS), completed.stderr
 
 
 def test_quiet_prints_no_progress_bar(tmp_path, example_manifest):
     completed = succeeded(
-        run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "exports", "--quiet", console_script=True, terminal=True)
+        run_cli(
+            "export",
+            "--input",
+            example_manifest,
+            "--format",
+            "trocr",
+            "--output",
+            tmp_path / "exports",
+            "--quiet",
+            console_script=True,
+            terminal=True,
+        )
     )
     assert not any(mark in completed.stderr for mark in PROGRESS_MARKS), completed.stderr
     assert "load_batch(" in completed.stdout
@@ -250,7 +303,9 @@ def test_quiet_prints_no_progress_bar(tmp_path, example_manifest):
 @pytest.mark.parametrize("value", ["0", "-2", "two"])
 def test_num_proc_must_be_a_whole_number_of_one_or_more(value, tmp_path, example_manifest):
     root = tmp_path / "exports"
-    completed = run_cli("export", "--input", example_manifest, "--format", "trocr", "--output", root, f"--num-proc={value}", "--quiet")
+    completed = run_cli(
+        "export", "--input", example_manifest, "--format", "trocr", "--output", root, f"--num-proc={value}", "--quiet"
+    )
     # argparse's own usage error, like any other malformed option.
     assert completed.returncode == 2 and "Traceback" not in completed.stderr
     assert "error: argument --num-proc" in completed.stderr and "1 or more" in completed.stderr

@@ -33,8 +33,13 @@ def manifest(folder: Path, records: list[dict]) -> Path:
 def mixed(tmp_path) -> Path:
     """Ten good lines and four bad ones: three missing images, one without a text."""
     line_images(tmp_path, 10)
-    records = [{"id": f"l{n}", "image_path": f"{n}.png", "ground_truth": f"Zeile {n}", "metadata": {"page": n % 5}} for n in range(10)]
-    records += [{"id": f"gone{n}", "image_path": f"gone{n}.png", "ground_truth": "x", "metadata": {"page": 1}} for n in range(3)]
+    records = [
+        {"id": f"l{n}", "image_path": f"{n}.png", "ground_truth": f"Zeile {n}", "metadata": {"page": n % 5}}
+        for n in range(10)
+    ]
+    records += [
+        {"id": f"gone{n}", "image_path": f"gone{n}.png", "ground_truth": "x", "metadata": {"page": 1}} for n in range(3)
+    ]
     records += [{"id": "blank", "image_path": "0.png", "ground_truth": " ", "metadata": {"page": 1}}]
     return manifest(tmp_path, records)
 
@@ -45,7 +50,9 @@ def run(capsys, *args) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-PYTHON_NAMES = re.compile(r"(?<![-\w])(skip_invalid|overwrite|allow_empty_splits|split_strategy|image_dir|image_bytes|keep_image_metadata)\b")
+PYTHON_NAMES = re.compile(
+    r"(?<![-\w])(skip_invalid|overwrite|allow_empty_splits|split_strategy|image_dir|image_bytes|keep_image_metadata)\b"
+)
 
 
 def test_errors_name_flags_not_python_keywords(mixed, tmp_path, capsys):
@@ -53,35 +60,102 @@ def test_errors_name_flags_not_python_keywords(mixed, tmp_path, capsys):
     assert code == 2 and "--skip-invalid" in err and not PYTHON_NAMES.search(err), err
     folder = tmp_path / "out" / "trocr" / "b"
     folder.mkdir(parents=True)
-    code, _, err = run(capsys, "export", "--input", mixed, "--format", "trocr", "--output", tmp_path / "out", "--batch-id", "b", "--overwrite", "--quiet", "--skip-invalid")
+    code, _, err = run(
+        capsys,
+        "export",
+        "--input",
+        mixed,
+        "--format",
+        "trocr",
+        "--output",
+        tmp_path / "out",
+        "--batch-id",
+        "b",
+        "--overwrite",
+        "--quiet",
+        "--skip-invalid",
+    )
     assert code == 2 and "--overwrite" in err and not PYTHON_NAMES.search(err), err
-    code, _, err = run(capsys, "export", "--input", mixed, "--format", "trocr", "--output", tmp_path / "out", "--split", "train=0.9,test=0.1", "--group-by", "page", "--quiet", "--skip-invalid", "--seed", "3")
-    assert code == 2 and "--split-strategy balanced" in err and "--allow-empty-splits" in err and not PYTHON_NAMES.search(err), err
+    code, _, err = run(
+        capsys,
+        "export",
+        "--input",
+        mixed,
+        "--format",
+        "trocr",
+        "--output",
+        tmp_path / "out",
+        "--split",
+        "train=0.9,test=0.1",
+        "--group-by",
+        "page",
+        "--quiet",
+        "--skip-invalid",
+        "--seed",
+        "3",
+    )
+    assert (
+        code == 2
+        and "--split-strategy balanced" in err
+        and "--allow-empty-splits" in err
+        and not PYTHON_NAMES.search(err)
+    ), err
 
 
 def test_the_python_api_keeps_naming_its_keywords(mixed, tmp_path):
     with pytest.raises(ocr_datasets.ValidationError, match=r"skip_invalid=True \(--skip-invalid\)"):
-        ocr_datasets.export(ocr_datasets.read_samples(mixed, errors="report"), "trocr", output_dir=tmp_path, progress=False)
+        ocr_datasets.export(
+            ocr_datasets.read_samples(mixed, errors="report"), "trocr", output_dir=tmp_path, progress=False
+        )
 
 
 def test_skip_invalid_is_not_advised_when_it_was_given(tmp_path, capsys):
     line_images(tmp_path, 1)
     path = manifest(tmp_path, [{"id": "a", "image_path": "nowhere.png", "ground_truth": "x"}])
-    code, _, err = run(capsys, "export", "--input", path, "--format", "trocr", "--output", tmp_path / "out", "--quiet", "--skip-invalid")
+    code, _, err = run(
+        capsys,
+        "export",
+        "--input",
+        path,
+        "--format",
+        "trocr",
+        "--output",
+        tmp_path / "out",
+        "--quiet",
+        "--skip-invalid",
+    )
     assert code == 2 and "1 of 1 samples are not valid" in err and "skip-invalid" not in err
 
 
 def test_a_record_without_image_path_says_so_in_the_manifest_terms(tmp_path, capsys):
     line_images(tmp_path, 1)
-    path = manifest(tmp_path, [{"id": "a", "image_path": "0.png", "ground_truth": "x"}, {"id": "b", "ground_truth": "y"}])
+    path = manifest(
+        tmp_path, [{"id": "a", "image_path": "0.png", "ground_truth": "x"}, {"id": "b", "ground_truth": "y"}]
+    )
     code, _, err = run(capsys, "export", "--input", path, "--format", "trocr", "--output", tmp_path / "out", "--quiet")
     assert code == 2 and "samples.jsonl:2" in err and "no image_path" in err and "image_bytes" not in err
 
 
 def test_the_summary_gives_splits_rejections_and_an_offline_load_line(mixed, tmp_path, capsys):
     code, out, _ = run(
-        capsys, "export", "--input", mixed, "--format", "trocr", "--output", tmp_path / "out", "--batch-id", "b", "--quiet", "--skip-invalid",
-        "--split", "train=0.6,test=0.4", "--group-by", "page", "--split-strategy", "balanced",
+        capsys,
+        "export",
+        "--input",
+        mixed,
+        "--format",
+        "trocr",
+        "--output",
+        tmp_path / "out",
+        "--batch-id",
+        "b",
+        "--quiet",
+        "--skip-invalid",
+        "--split",
+        "train=0.6,test=0.4",
+        "--group-by",
+        "page",
+        "--split-strategy",
+        "balanced",
     )
     assert code == 0
     batch = (tmp_path / "out" / "trocr" / "b").resolve()
@@ -96,7 +170,19 @@ def test_the_summary_gives_splits_rejections_and_an_offline_load_line(mixed, tmp
 def test_warnings_are_one_line_each(tmp_path, capsys):
     line_images(tmp_path, 2)
     path = manifest(tmp_path, [{"id": "a", "image_path": "0.png", "ground_truth": "Gaſt"}])
-    code, _, err = run(capsys, "export", "--input", path, "--format", "trocr", "--output", tmp_path / "out", "--quiet", "--normalize", "NFKC")
+    code, _, err = run(
+        capsys,
+        "export",
+        "--input",
+        path,
+        "--format",
+        "trocr",
+        "--output",
+        tmp_path / "out",
+        "--quiet",
+        "--normalize",
+        "NFKC",
+    )
     assert code == 0
     [line] = [line for line in err.splitlines() if "long s" in line]
     assert line.startswith("ocr-datasets: warning: NFKC folds") and "Warning" not in err and ".py:" not in err
@@ -105,7 +191,22 @@ def test_warnings_are_one_line_each(tmp_path, capsys):
 def test_list_has_column_headers(tmp_path, capsys):
     line_images(tmp_path, 1)
     path = manifest(tmp_path, [{"id": "a", "image_path": "0.png", "ground_truth": "x"}])
-    assert run(capsys, "export", "--input", path, "--format", "generic", "--output", tmp_path / "out", "--batch-id", "b1", "--quiet")[0] == 0
+    assert (
+        run(
+            capsys,
+            "export",
+            "--input",
+            path,
+            "--format",
+            "generic",
+            "--output",
+            tmp_path / "out",
+            "--batch-id",
+            "b1",
+            "--quiet",
+        )[0]
+        == 0
+    )
     code, out, _ = run(capsys, "list", "--output", tmp_path / "out")
     header, row = out.splitlines()
     assert header.split() == ["created", "format", "batch", "samples", "path"]

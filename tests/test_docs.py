@@ -37,7 +37,19 @@ def test_every_flag_has_help_text():
             assert action.help, f"ocr-datasets {name} {'/'.join(action.option_strings) or action.dest} has no help text"
 
 
-@pytest.mark.parametrize("function", ["export", "export_all", "build_dataset", "read_samples", "read_manifest", "validate", "load_batch", "list_exports"])
+@pytest.mark.parametrize(
+    "function",
+    [
+        "export",
+        "export_all",
+        "build_dataset",
+        "read_samples",
+        "read_manifest",
+        "validate",
+        "load_batch",
+        "list_exports",
+    ],
+)
 def test_every_parameter_of_the_python_api_is_documented(function):
     documented = doc("python-api.md")
     assert f"`{function}(" in documented, f"{function} is missing from docs/python-api.md"
@@ -49,7 +61,9 @@ def test_every_format_and_source_kind_is_documented():
     for export_format in FORMAT_NAMES:
         assert f"`{export_format}`" in doc("formats.md"), f"format {export_format} is not in docs/formats.md"
     for kind in SOURCE_KINDS:
-        assert re.search(rf"`(--from )?{re.escape(kind)}[` ]", doc("sources.md")), f"source kind {kind} is not in docs/sources.md"
+        assert re.search(rf"`(--from )?{re.escape(kind)}[` ]", doc("sources.md")), (
+            f"source kind {kind} is not in docs/sources.md"
+        )
 
 
 def test_readme_is_short_and_links_every_page():

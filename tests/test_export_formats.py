@@ -71,7 +71,14 @@ def test_trocr_rows_and_view(example_manifest, tmp_path):
 def test_llama_vision_rows_have_no_system_turn_and_image_first(example_manifest, tmp_path):
     samples = list(read_manifest(example_manifest))
     batch = tmp_path / "exports" / "llama-vision" / "b1"
-    export(samples, "llama_vision", batch_id="b1", output_dir=tmp_path / "exports", instruction="Transkribiere.", progress=False)
+    export(
+        samples,
+        "llama_vision",
+        batch_id="b1",
+        output_dir=tmp_path / "exports",
+        instruction="Transkribiere.",
+        progress=False,
+    )
 
     rows = pq.read_table(batch / "data" / "train-00000-of-00001.parquet").to_pylist()
     assert list(rows[0]) == ["id", "images", "messages"]
@@ -90,7 +97,9 @@ def test_generic_keeps_every_field_and_its_view_reads_back_as_input(example_mani
 
     rows = pq.read_table(batch / "data" / "train-00000-of-00001.parquet").to_pylist()
     assert [json.loads(row["metadata"]) for row in rows] == [sample.metadata for sample in samples]
-    assert [(row["ocr_text"], row["ocr_confidence"]) for row in rows] == [(s.ocr_text, s.ocr_confidence) for s in samples]
+    assert [(row["ocr_text"], row["ocr_confidence"]) for row in rows] == [
+        (s.ocr_text, s.ocr_confidence) for s in samples
+    ]
 
     array = json.loads((batch / "data.json").read_text(encoding="utf-8"))
     lines = [json.loads(line) for line in (batch / "data.jsonl").read_text(encoding="utf-8").splitlines()]
@@ -104,8 +113,18 @@ def test_generic_keeps_every_field_and_its_view_reads_back_as_input(example_mani
 
 @pytest.mark.parametrize("export_format", FOLDERS)
 def test_without_copies_the_batch_is_parquet_card_and_manifest(export_format, example_manifest, tmp_path):
-    result = export(read_manifest(example_manifest), export_format, batch_id="b1", output_dir=tmp_path, copy_images=False, progress=False)
-    names = sorted(path.relative_to(result.export_path).as_posix() for path in tmp_path.joinpath(FOLDERS[export_format], "b1").rglob("*"))
+    result = export(
+        read_manifest(example_manifest),
+        export_format,
+        batch_id="b1",
+        output_dir=tmp_path,
+        copy_images=False,
+        progress=False,
+    )
+    names = sorted(
+        path.relative_to(result.export_path).as_posix()
+        for path in tmp_path.joinpath(FOLDERS[export_format], "b1").rglob("*")
+    )
     assert names == ["README.md", "data", "data/train-00000-of-00001.parquet", "manifest.json"]
 
 

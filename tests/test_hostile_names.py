@@ -67,9 +67,14 @@ def test_every_file_stays_inside_its_batch_folder(exported):
 
 def test_each_id_gets_its_own_safe_file(exported):
     _, root, _ = exported
-    names = [json.loads(line)["file_name"] for line in (root / "trocr" / "b1" / "train.jsonl").read_text(encoding="utf-8").splitlines()]
+    names = [
+        json.loads(line)["file_name"]
+        for line in (root / "trocr" / "b1" / "train.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert len(names) == len(HOSTILE_IDS)
-    assert len({name.casefold() for name in names}) == len(names), "two ids share a file (or would on a case-insensitive disk)"
+    assert len({name.casefold() for name in names}) == len(names), (
+        "two ids share a file (or would on a case-insensitive disk)"
+    )
     for name in names:
         file_name = name.removeprefix("images/")
         assert "/" not in file_name and "\\" not in file_name and not file_name.startswith(".")
@@ -86,7 +91,11 @@ def test_ids_are_kept_verbatim_in_the_data(exported, folder, tmp_path):
     assert load_batch(root / folder / "b1", cache_dir=tmp_path / "cache")["train"]["id"] == list(HOSTILE_IDS.values())
 
 
-HOSTILE_BATCH_IDS = [sample_id for kind, sample_id in HOSTILE_IDS.items() if not kind.startswith("case-twin")] + ["", "b1/../../x", "b" * 101]
+HOSTILE_BATCH_IDS = [sample_id for kind, sample_id in HOSTILE_IDS.items() if not kind.startswith("case-twin")] + [
+    "",
+    "b1/../../x",
+    "b" * 101,
+]
 
 
 @pytest.mark.parametrize("batch_id", HOSTILE_BATCH_IDS)

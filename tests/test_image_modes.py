@@ -270,10 +270,15 @@ def test_multi_frame_image_is_rejected_with_its_own_reason(name, tmp_path):
 
 
 def test_multi_frame_images_are_listed_as_rejected_and_not_exported(tmp_path):
-    samples = [TrainingSample(id=name, image_path=name, image_bytes=make(), ground_truth="Zeile") for name, make in MULTI_FRAME.items()]
+    samples = [
+        TrainingSample(id=name, image_path=name, image_bytes=make(), ground_truth="Zeile")
+        for name, make in MULTI_FRAME.items()
+    ]
     buffer = io.BytesIO()
     line(40).save(buffer, format="PNG")
-    samples.append(TrainingSample(id="single", image_path="single.png", image_bytes=buffer.getvalue(), ground_truth="Zeile"))
+    samples.append(
+        TrainingSample(id="single", image_path="single.png", image_bytes=buffer.getvalue(), ground_truth="Zeile")
+    )
     result = export(samples, "trocr", batch_id="b1", output_dir=tmp_path, skip_invalid=True, progress=False)
     batch = Path(result.export_path)
     assert pq.read_table(batch / "data" / "train-00000-of-00001.parquet").column("id").to_pylist() == ["single"]
@@ -298,7 +303,9 @@ def test_single_frame_gif_and_tiff_are_accepted():
     for image_format, suffix in (("GIF", "gif"), ("TIFF", "tif")):
         buffer = io.BytesIO()
         line(30).save(buffer, format=image_format)
-        samples.append(TrainingSample(id=suffix, image_path=f"line.{suffix}", image_bytes=buffer.getvalue(), ground_truth=suffix))
+        samples.append(
+            TrainingSample(id=suffix, image_path=f"line.{suffix}", image_bytes=buffer.getvalue(), ground_truth=suffix)
+        )
     report = validate(samples)
     assert not report.rejected and len(report.accepted) == 2
 
@@ -335,13 +342,18 @@ NON_REGULAR_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.skipif(not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="needs named pipes and /dev/zero")
+@pytest.mark.skipif(
+    not hasattr(os, "mkfifo") or not Path("/dev/zero").exists(), reason="needs named pipes and /dev/zero"
+)
 def test_named_pipes_and_devices_are_rejected_without_being_read(tmp_path):
     fifo = tmp_path / "jane.doe-line.png"
     os.mkfifo(fifo)
     try:
         run = subprocess.run(
-            [sys.executable, "-c", NON_REGULAR_SCRIPT, str(fifo), str(tmp_path / "out")], capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", NON_REGULAR_SCRIPT, str(fifo), str(tmp_path / "out")],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
     except subprocess.TimeoutExpired:
         pytest.fail("the export waited on a named pipe")

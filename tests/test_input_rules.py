@@ -42,7 +42,15 @@ def rejections(result) -> dict[str, dict]:
 
 
 def export_manifest(manifest: Path, output: Path, **options):
-    return export(read_samples(manifest, errors="report"), "generic", batch_id="b", output_dir=output, progress=False, skip_invalid=True, **options)
+    return export(
+        read_samples(manifest, errors="report"),
+        "generic",
+        batch_id="b",
+        output_dir=output,
+        progress=False,
+        skip_invalid=True,
+        **options,
+    )
 
 
 def cli_export(capsys, *args) -> tuple[int, str, str]:
@@ -55,16 +63,47 @@ def cli_export(capsys, *args) -> tuple[int, str, str]:
 
 GOOD = '{"id": "good", "image_path": "a.png", "ground_truth": "Gut"}'
 BAD_RECORDS = {
-    "lone surrogate in ground_truth": ('{"id": "s1", "image_path": "b.png", "ground_truth": "Hal\\ud800lo"}', "surrogate"),
-    "lone surrogate in ocr_text": ('{"id": "s2", "image_path": "b.png", "ground_truth": "Hallo", "ocr_text": "x\\udfffy"}', "surrogate"),
+    "lone surrogate in ground_truth": (
+        '{"id": "s1", "image_path": "b.png", "ground_truth": "Hal\\ud800lo"}',
+        "surrogate",
+    ),
+    "lone surrogate in ocr_text": (
+        '{"id": "s2", "image_path": "b.png", "ground_truth": "Hallo", "ocr_text": "x\\udfffy"}',
+        "surrogate",
+    ),
     "lone surrogate in id": ('{"id": "s\\ud800", "image_path": "b.png", "ground_truth": "Hallo"}', "surrogate"),
-    "lone surrogate in metadata": ('{"id": "s4", "image_path": "b.png", "ground_truth": "Hallo", "metadata": {"w": "\\ud83d"}}', "surrogate"),
-    "400-digit confidence": ('{"id": "c1", "image_path": "b.png", "ground_truth": "Hallo", "ocr_confidence": 1' + "0" * 399 + "}", "ocr_confidence"),
-    "5001-digit confidence": ('{"id": "c2", "image_path": "b.png", "ground_truth": "Hallo", "ocr_confidence": 1' + "0" * 5000 + "}", "digits"),
-    "JSON nested 3000 deep": ('{"id": "n1", "image_path": "b.png", "ground_truth": "Hallo", "metadata": ' + "[" * 3000 + "]" * 3000 + "}", "nested"),
-    "metadata nested 500 deep": ('{"id": "n2", "image_path": "b.png", "ground_truth": "Hallo", "metadata": ' + '{"k": ' * 500 + "1" + "}" * 500 + "}", "nested"),
-    "duplicate key": ('{"id": "d1", "image_path": "b.png", "ground_truth": "Hallo", "ground_truth": "Welt"}', "'ground_truth' twice"),
-    "duplicate metadata key": ('{"id": "d2", "image_path": "b.png", "ground_truth": "Hallo", "metadata": {"page": 1, "page": 2}}', "'page' twice"),
+    "lone surrogate in metadata": (
+        '{"id": "s4", "image_path": "b.png", "ground_truth": "Hallo", "metadata": {"w": "\\ud83d"}}',
+        "surrogate",
+    ),
+    "400-digit confidence": (
+        '{"id": "c1", "image_path": "b.png", "ground_truth": "Hallo", "ocr_confidence": 1' + "0" * 399 + "}",
+        "ocr_confidence",
+    ),
+    "5001-digit confidence": (
+        '{"id": "c2", "image_path": "b.png", "ground_truth": "Hallo", "ocr_confidence": 1' + "0" * 5000 + "}",
+        "digits",
+    ),
+    "JSON nested 3000 deep": (
+        '{"id": "n1", "image_path": "b.png", "ground_truth": "Hallo", "metadata": ' + "[" * 3000 + "]" * 3000 + "}",
+        "nested",
+    ),
+    "metadata nested 500 deep": (
+        '{"id": "n2", "image_path": "b.png", "ground_truth": "Hallo", "metadata": '
+        + '{"k": ' * 500
+        + "1"
+        + "}" * 500
+        + "}",
+        "nested",
+    ),
+    "duplicate key": (
+        '{"id": "d1", "image_path": "b.png", "ground_truth": "Hallo", "ground_truth": "Welt"}',
+        "'ground_truth' twice",
+    ),
+    "duplicate metadata key": (
+        '{"id": "d2", "image_path": "b.png", "ground_truth": "Hallo", "metadata": {"page": 1, "page": 2}}',
+        "'page' twice",
+    ),
     "id as boolean": ('{"id": true, "image_path": "b.png", "ground_truth": "Hallo"}', "id"),
     "id as object": ('{"id": {"a": 1}, "image_path": "b.png", "ground_truth": "Hallo"}', "id"),
     "id as fraction": ('{"id": 1.5, "image_path": "b.png", "ground_truth": "Hallo"}', "id"),
@@ -85,7 +124,9 @@ def test_a_bad_record_is_rejected_by_its_line_and_the_good_one_exported(images, 
     assert named in rejected["samples.jsonl:2"]["problem"] + rejected["samples.jsonl:2"]["fix"]
 
 
-@pytest.mark.parametrize("case", ["lone surrogate in id", "5001-digit confidence", "JSON nested 3000 deep", "duplicate key"])
+@pytest.mark.parametrize(
+    "case", ["lone surrogate in id", "5001-digit confidence", "JSON nested 3000 deep", "duplicate key"]
+)
 def test_the_cli_names_the_line_in_strict_mode_without_a_traceback(images, tmp_path, capsys, case):
     manifest = images / "samples.jsonl"
     manifest.write_text(GOOD + "\n" + BAD_RECORDS[case][0] + "\n", encoding="utf-8")
@@ -98,7 +139,9 @@ def test_the_cli_names_the_line_in_strict_mode_without_a_traceback(images, tmp_p
 
 def test_integer_ids_are_kept_as_their_json_text(images):
     manifest = images / "samples.jsonl"
-    manifest.write_text('{"id": 42, "image_path": "a.png", "ground_truth": "x"}\n{"id": -7, "image_path": "b.png", "ground_truth": "y"}\n')
+    manifest.write_text(
+        '{"id": 42, "image_path": "a.png", "ground_truth": "x"}\n{"id": -7, "image_path": "b.png", "ground_truth": "y"}\n'
+    )
     assert [sample.id for sample in read_manifest(manifest)] == ["42", "-7"]
 
 
@@ -115,7 +158,10 @@ def test_api_ids_must_be_strings(images, tmp_path, bad_id):
 
 
 def test_metadata_keys_must_be_strings(images, tmp_path):
-    samples = [TrainingSample("good", images / "a.png", "Gut"), TrainingSample("mixed", images / "b.png", "Hallo", metadata={1: "x", "b": 2})]
+    samples = [
+        TrainingSample("good", images / "a.png", "Gut"),
+        TrainingSample("mixed", images / "b.png", "Hallo", metadata={1: "x", "b": 2}),
+    ]
     result = export(samples, "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, skip_invalid=True)
     assert result.sample_count == 1
     [record] = rejections(result).values()
@@ -124,14 +170,20 @@ def test_metadata_keys_must_be_strings(images, tmp_path):
 
 def test_image_bytes_may_be_any_bytes_like_object(images, tmp_path):
     data = (images / "a.png").read_bytes()
-    samples = [TrainingSample("view", None, "Hallo", image_bytes=memoryview(data)), TrainingSample("array", None, "Welt", image_bytes=bytearray((images / "b.png").read_bytes()))]
+    samples = [
+        TrainingSample("view", None, "Hallo", image_bytes=memoryview(data)),
+        TrainingSample("array", None, "Welt", image_bytes=bytearray((images / "b.png").read_bytes())),
+    ]
     result = export(samples, "generic", batch_id="b", output_dir=tmp_path / "out", progress=False)
     assert result.sample_count == 2
     assert (Path(result.export_path) / "images" / "view.png").read_bytes() == data
 
 
 def test_a_non_bytes_image_is_rejected(images, tmp_path):
-    samples = [TrainingSample("good", images / "a.png", "Gut"), TrainingSample("text", None, "Hallo", image_bytes="a.png")]
+    samples = [
+        TrainingSample("good", images / "a.png", "Gut"),
+        TrainingSample("text", None, "Hallo", image_bytes="a.png"),
+    ]
     result = export(samples, "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, skip_invalid=True)
     [record] = rejections(result).values()
     assert record["id"] == "text" and "image_bytes" in record["problem"]
@@ -140,11 +192,31 @@ def test_a_non_bytes_image_is_rejected(images, tmp_path):
 def test_an_instruction_that_is_not_text_is_refused(images, tmp_path, capsys):
     samples = [TrainingSample("good", images / "a.png", "Gut")]
     with pytest.raises(ValueError, match="instruction"):
-        export(samples, "llama_vision", batch_id="b", output_dir=tmp_path / "out", progress=False, instruction="Lies \udce4 vor")
+        export(
+            samples,
+            "llama_vision",
+            batch_id="b",
+            output_dir=tmp_path / "out",
+            progress=False,
+            instruction="Lies \udce4 vor",
+        )
     manifest = images / "samples.jsonl"
     manifest.write_text(GOOD + "\n", encoding="utf-8")
     # What argparse hands over for an argument holding the byte 0xE4 (Latin-1 "ä") on a UTF-8 system.
-    code = main(["export", "--format", "llama_vision", "--quiet", "--input", str(manifest), "--output", str(tmp_path / "cli"), "--instruction", os.fsdecode(b"Lies \xe4 vor")])
+    code = main(
+        [
+            "export",
+            "--format",
+            "llama_vision",
+            "--quiet",
+            "--input",
+            str(manifest),
+            "--output",
+            str(tmp_path / "cli"),
+            "--instruction",
+            os.fsdecode(b"Lies \xe4 vor"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "--instruction" in err and "UTF-8" in err and "Traceback" not in err
 
@@ -167,7 +239,9 @@ def test_a_manifest_that_is_not_utf8_is_named_with_its_line_and_the_encoding_to_
     assert code == 2 and f"samples{suffix}:" in err and "UTF-8" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("content", ["", "\n\n  \n", "id,image_path,ground_truth\n"], ids=["empty", "blank", "header only"])
+@pytest.mark.parametrize(
+    "content", ["", "\n\n  \n", "id,image_path,ground_truth\n"], ids=["empty", "blank", "header only"]
+)
 def test_an_input_without_samples_says_so(images, tmp_path, capsys, content):
     manifest = images / ("samples.csv" if content.startswith("id") else "samples.jsonl")
     manifest.write_text(content, encoding="utf-8")
@@ -180,7 +254,11 @@ def test_a_csv_row_with_more_cells_than_the_header_is_rejected_by_its_line(image
     manifest.write_text("id,image_path,ground_truth\ngood,a.png,Gut\ncut,b.png,Hallo, Welt\n", encoding="utf-8")
     with pytest.raises(SampleError) as raised:
         list(read_manifest(manifest))
-    assert raised.value.location == "samples.csv:3" and "4 cells" in raised.value.problem and "3 columns" in raised.value.problem
+    assert (
+        raised.value.location == "samples.csv:3"
+        and "4 cells" in raised.value.problem
+        and "3 columns" in raised.value.problem
+    )
     assert "quote" in raised.value.fix
     result = export_manifest(manifest, tmp_path / "out")
     assert result.sample_count == 1 and list(rejections(result)) == ["samples.csv:3"]
@@ -188,7 +266,9 @@ def test_a_csv_row_with_more_cells_than_the_header_is_rejected_by_its_line(image
 
 def test_a_csv_row_with_fewer_cells_than_the_header_is_rejected_by_its_line(images, tmp_path):
     manifest = images / "samples.csv"
-    manifest.write_text("id,image_path,ground_truth,ocr_text\ngood,a.png,Gut,Gvt\nshort,b.png,Hallo\n", encoding="utf-8")
+    manifest.write_text(
+        "id,image_path,ground_truth,ocr_text\ngood,a.png,Gut,Gvt\nshort,b.png,Hallo\n", encoding="utf-8"
+    )
     result = export_manifest(manifest, tmp_path / "out")
     assert result.sample_count == 1 and "3 cells" in rejections(result)["samples.csv:3"]["problem"]
 
@@ -217,7 +297,9 @@ def test_a_two_line_gt_txt_is_rejected_naming_the_file(images, tmp_path):
     for name, text in [("one", "Eine Zeile\n"), ("two", "Erste Zeile\nZweite Zeile\n"), ("crlf", "Windows-Zeile\r\n")]:
         line_image(folder / f"{name}.png", len(name) * 30)
         (folder / f"{name}.gt.txt").write_bytes(text.encode())
-    items = {getattr(item, "id", None) or item.sample_id: item for item in read_samples(folder, "gt-folder", errors="report")}
+    items = {
+        getattr(item, "id", None) or item.sample_id: item for item in read_samples(folder, "gt-folder", errors="report")
+    }
     assert items["one"].ground_truth == "Eine Zeile" and items["crlf"].ground_truth == "Windows-Zeile"
     problem = items["two"]
     assert isinstance(problem, SampleError) and "two.gt.txt" in problem.problem and "2 lines" in problem.problem
@@ -231,7 +313,14 @@ def test_a_line_file_name_that_is_not_utf8_is_rejected_by_name(tmp_path):
     raw = os.fsencode(folder) + b"/Stra\xdfe"
     line_image(Path(os.fsdecode(raw + b".png")), 80)
     Path(os.fsdecode(raw + b".gt.txt")).write_text("Straße\n", encoding="utf-8")
-    result = export(read_samples(folder, errors="report"), "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, skip_invalid=True)
+    result = export(
+        read_samples(folder, errors="report"),
+        "generic",
+        batch_id="b",
+        output_dir=tmp_path / "out",
+        progress=False,
+        skip_invalid=True,
+    )
     assert result.sample_count == 1
     [record] = rejections(result).values()
     assert "UTF-8" in record["problem"] and "Stra\\xdfe" in record["location"]
@@ -247,8 +336,16 @@ def test_unicode_spaces_are_kept_and_ascii_whitespace_collapsed():
 
 
 def test_nbsp_survives_into_the_exported_text(images, tmp_path):
-    result = export([TrainingSample("a", images / "a.png", "z.\u00a0B. 5\u202fkg")], "generic", batch_id="b", output_dir=tmp_path / "out", progress=False)
-    [record] = [json.loads(line) for line in (Path(result.export_path) / "data.jsonl").read_text(encoding="utf-8").splitlines()]
+    result = export(
+        [TrainingSample("a", images / "a.png", "z.\u00a0B. 5\u202fkg")],
+        "generic",
+        batch_id="b",
+        output_dir=tmp_path / "out",
+        progress=False,
+    )
+    [record] = [
+        json.loads(line) for line in (Path(result.export_path) / "data.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert record["ground_truth"] == "z.\u00a0B. 5\u202fkg"
 
 

@@ -30,7 +30,9 @@ PNG_DATA_URL_PREFIX = "data:image/png;base64,"
 
 
 def export_llama_vision(samples: list[TrainingSample], tmp_path: Path, **options) -> Path:
-    result = export(samples, "llama_vision", batch_id="consumers", output_dir=tmp_path / "exports", progress=False, **options)
+    result = export(
+        samples, "llama_vision", batch_id="consumers", output_dir=tmp_path / "exports", progress=False, **options
+    )
     return Path(result.export_path)
 
 
@@ -92,7 +94,9 @@ def test_rows_have_one_image_part_first_in_user_turn_and_no_system_turn(rows, gr
         assert isinstance(row["images"][0], Image.Image)
 
 
-@pytest.mark.parametrize("instruction", [DEFAULT_INSTRUCTION, CUSTOM_INSTRUCTION], ids=["default-instruction", "custom-instruction"])
+@pytest.mark.parametrize(
+    "instruction", [DEFAULT_INSTRUCTION, CUSTOM_INSTRUCTION], ids=["default-instruction", "custom-instruction"]
+)
 def test_chat_template_renders_image_then_instruction_in_user_turn(example, ground_truths, tmp_path, instruction):
     rows = load_rows(export_llama_vision(example, tmp_path, instruction=instruction), tmp_path)
     for row in rows:

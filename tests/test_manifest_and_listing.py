@@ -31,7 +31,9 @@ def source_manifest(tmp_path) -> Path:
 
 
 def export_batch(source_manifest: Path, export_format: str, root: Path, **options) -> Path:
-    result = export(read_manifest(source_manifest), export_format, batch_id="b1", output_dir=root, progress=False, **options)
+    result = export(
+        read_manifest(source_manifest), export_format, batch_id="b1", output_dir=root, progress=False, **options
+    )
     return Path(result.export_path)
 
 
@@ -59,7 +61,10 @@ def parquet_text(path: Path) -> str:
             return [text for item in value for text in strings(item)]
         return [value] if isinstance(value, str) else []
 
-    metadata = {key.decode(errors="replace"): value.decode(errors="replace") for key, value in (parquet.schema_arrow.metadata or {}).items()}
+    metadata = {
+        key.decode(errors="replace"): value.decode(errors="replace")
+        for key, value in (parquet.schema_arrow.metadata or {}).items()
+    }
     return "\n".join(strings(parquet.read().to_pylist()) + strings(metadata))
 
 
@@ -105,7 +110,9 @@ def test_manifest_lists_every_file_with_its_true_sha256_and_size(export_format, 
 
 @pytest.mark.parametrize("include_base64", [False, True], ids=["plain", "base64"])
 @pytest.mark.parametrize("export_format", FORMATS)
-def test_no_file_of_the_batch_names_a_source_or_absolute_folder(export_format, include_base64, source_manifest, tmp_path):
+def test_no_file_of_the_batch_names_a_source_or_absolute_folder(
+    export_format, include_base64, source_manifest, tmp_path
+):
     batch = export_batch(source_manifest, export_format, tmp_path / "exports", include_base64=include_base64)
     forbidden = [str(source_manifest.parent), PRIVATE_FOLDER, str(tmp_path)]
     for name, path in batch_files(batch).items():
@@ -153,7 +160,9 @@ def test_list_exports_ignores_hidden_staging_folders(hidden_name, tmp_path):
     hidden = root / "trocr" / hidden_name
     shutil.copytree(Path(real.export_path), hidden)
     manifest = read_json(hidden / "manifest.json")
-    (hidden / "manifest.json").write_text(json.dumps({**manifest, "batch_id": "ghost", "created_at": "2999-01-01T00:00:00+00:00"}), encoding="utf-8")
+    (hidden / "manifest.json").write_text(
+        json.dumps({**manifest, "batch_id": "ghost", "created_at": "2999-01-01T00:00:00+00:00"}), encoding="utf-8"
+    )
 
     assert list_exports(output_dir=root) == [real]
 

@@ -21,11 +21,19 @@ def line_images(folder, count: int) -> list:
 
 
 @pytest.mark.parametrize(
-    ("key", "closest"), [("ocr_txt", "ocr_text"), ("meta_data", "metadata"), ("confidence", "ocr_confidence"), ("groundtruth", "ground_truth")]
+    ("key", "closest"),
+    [
+        ("ocr_txt", "ocr_text"),
+        ("meta_data", "metadata"),
+        ("confidence", "ocr_confidence"),
+        ("groundtruth", "ground_truth"),
+    ],
 )
 def test_a_misspelt_field_is_named_with_the_closest_known_one(tmp_path, key, closest):
     manifest = tmp_path / "samples.jsonl"
-    manifest.write_text(json.dumps({"id": "a", "image_path": "a.png", "ground_truth": "x", key: "y"}) + "\n", encoding="utf-8")
+    manifest.write_text(
+        json.dumps({"id": "a", "image_path": "a.png", "ground_truth": "x", key: "y"}) + "\n", encoding="utf-8"
+    )
     with pytest.raises(SampleError) as raised:
         list(read_manifest(manifest))
     assert raised.value.location == "samples.jsonl:1"
@@ -34,18 +42,26 @@ def test_a_misspelt_field_is_named_with_the_closest_known_one(tmp_path, key, clo
 
 def test_a_field_unlike_any_known_one_lists_the_known_fields(tmp_path):
     manifest = tmp_path / "samples.jsonl"
-    manifest.write_text('{"id": "a", "image_path": "a.png", "ground_truth": "x", "scanner": "Epson"}\n', encoding="utf-8")
+    manifest.write_text(
+        '{"id": "a", "image_path": "a.png", "ground_truth": "x", "scanner": "Epson"}\n', encoding="utf-8"
+    )
     with pytest.raises(SampleError) as raised:
         list(read_manifest(manifest))
-    assert "'scanner'" in raised.value.problem and "metadata" in raised.value.fix and "ocr_confidence" in raised.value.fix
+    assert (
+        "'scanner'" in raised.value.problem and "metadata" in raised.value.fix and "ocr_confidence" in raised.value.fix
+    )
 
 
-@pytest.mark.parametrize(("typo", "meant"), [("ground_trut", "ground_truth"), ("imagepath", "image_path"), ("ID", "id")])
+@pytest.mark.parametrize(
+    ("typo", "meant"), [("ground_trut", "ground_truth"), ("imagepath", "image_path"), ("ID", "id")]
+)
 def test_a_csv_header_typo_is_one_error_naming_the_column_and_the_columns(tmp_path, typo, meant):
     columns = ["id", "image_path", "ground_truth"]
     header = [typo if column == meant else column for column in columns]
     manifest = tmp_path / "samples.csv"
-    manifest.write_text(",".join(header) + "\n" + "".join(f"l{n},l{n}.png,Text {n}\n" for n in range(50)), encoding="utf-8")
+    manifest.write_text(
+        ",".join(header) + "\n" + "".join(f"l{n},l{n}.png,Text {n}\n" for n in range(50)), encoding="utf-8"
+    )
     with pytest.raises(ValueError) as raised:
         list(read_manifest(manifest, errors="report"))
     message = str(raised.value)
@@ -55,7 +71,11 @@ def test_a_csv_header_typo_is_one_error_naming_the_column_and_the_columns(tmp_pa
 
 def test_a_german_excel_csv_is_read_with_its_semicolons_and_decimal_commas(tmp_path):
     manifest = tmp_path / "samples.csv"
-    rows = ["id;image_path;ground_truth;ocr_text;ocr_confidence", "a;a.png;Grüße, Welt;Grusse;0,85", 'b;b.png;"Straße; Haus";Strasse;1']
+    rows = [
+        "id;image_path;ground_truth;ocr_text;ocr_confidence",
+        "a;a.png;Grüße, Welt;Grusse;0,85",
+        'b;b.png;"Straße; Haus";Strasse;1',
+    ]
     manifest.write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8"))
     (tmp_path / "a.png").write_bytes(b""), (tmp_path / "b.png").write_bytes(b"")
     first, second = read_manifest(manifest)
@@ -66,7 +86,11 @@ def test_a_german_excel_csv_is_read_with_its_semicolons_and_decimal_commas(tmp_p
 def test_a_repeated_id_names_the_line_of_its_first_use(tmp_path):
     images = line_images(tmp_path, 3)
     manifest = tmp_path / "samples.jsonl"
-    records = [{"id": "x", "image_path": "0.png", "ground_truth": "a"}, {"id": "y", "image_path": "1.png", "ground_truth": "b"}, {"id": "x", "image_path": "2.png", "ground_truth": "c"}]
+    records = [
+        {"id": "x", "image_path": "0.png", "ground_truth": "a"},
+        {"id": "y", "image_path": "1.png", "ground_truth": "b"},
+        {"id": "x", "image_path": "2.png", "ground_truth": "c"},
+    ]
     manifest.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
     with pytest.raises(ValidationError) as raised:
         export(read_manifest(manifest), "generic", batch_id="b", output_dir=tmp_path / "out", progress=False)
@@ -76,31 +100,73 @@ def test_a_repeated_id_names_the_line_of_its_first_use(tmp_path):
 
 
 def test_a_group_by_key_no_sample_has_is_one_error_naming_the_keys_there_are(tmp_path):
-    samples = [TrainingSample(f"s{n}", path, f"Text {n}", metadata={"document": "d", "seite": n}) for n, path in enumerate(line_images(tmp_path, 30))]
+    samples = [
+        TrainingSample(f"s{n}", path, f"Text {n}", metadata={"document": "d", "seite": n})
+        for n, path in enumerate(line_images(tmp_path, 30))
+    ]
     with pytest.raises(ValueError) as raised:
-        export(samples, "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, split="train=0.5,test=0.5", group_by="page")
+        export(
+            samples,
+            "generic",
+            batch_id="b",
+            output_dir=tmp_path / "out",
+            progress=False,
+            split="train=0.5,test=0.5",
+            group_by="page",
+        )
     message = str(raised.value)
     assert message.count("'page'") == 1 and "document" in message and "seite" in message
     assert not isinstance(raised.value, ValidationError)
 
 
 def test_a_requested_split_that_comes_out_empty_is_an_error_naming_the_groups(tmp_path):
-    samples = [TrainingSample(f"s{n}", path, f"Text {n}", metadata={"page": n % 4}) for n, path in enumerate(line_images(tmp_path, 12))]
+    samples = [
+        TrainingSample(f"s{n}", path, f"Text {n}", metadata={"page": n % 4})
+        for n, path in enumerate(line_images(tmp_path, 12))
+    ]
     # The hash strategy with seed 0 puts all four pages into train.
     with pytest.raises(ValueError) as raised:
-        export(samples, "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, split="train=0.75,test=0.25", group_by="page")
+        export(
+            samples,
+            "generic",
+            batch_id="b",
+            output_dir=tmp_path / "out",
+            progress=False,
+            split="train=0.75,test=0.25",
+            group_by="page",
+        )
     message = str(raised.value)
     assert "'test'" in message and "4 groups" in message and "balanced" in message
-    result = export(samples, "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, split="train=0.75,test=0.25", group_by="page", split_strategy="balanced")
+    result = export(
+        samples,
+        "generic",
+        batch_id="b",
+        output_dir=tmp_path / "out",
+        progress=False,
+        split="train=0.75,test=0.25",
+        group_by="page",
+        split_strategy="balanced",
+    )
     assert set(result.read_manifest()["splits"]) == {"train", "test"} and all(result.read_manifest()["splits"].values())
 
 
 def test_a_generic_view_with_inline_images_reads_back_as_an_input(tmp_path):
     samples = [TrainingSample(f"s{n}", path, f"Text {n}") for n, path in enumerate(line_images(tmp_path, 3))]
-    batch = export(samples, "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, copy_images=True, include_base64=True)
+    batch = export(
+        samples,
+        "generic",
+        batch_id="b",
+        output_dir=tmp_path / "out",
+        progress=False,
+        copy_images=True,
+        include_base64=True,
+    )
     view = tmp_path / "view.jsonl"
     # Without its image_path, a record's image comes from its data: URL.
-    records = [json.loads(line) | {"image_path": None} for line in (tmp_path / "out" / "generic" / "b" / "data.jsonl").read_text(encoding="utf-8").splitlines()]
+    records = [
+        json.loads(line) | {"image_path": None}
+        for line in (tmp_path / "out" / "generic" / "b" / "data.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     view.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
     reread = list(read_manifest(view))
     assert [sample.image_bytes for sample in reread] == [path.read_bytes() for path in sorted(tmp_path.glob("*.png"))]
@@ -110,7 +176,14 @@ def test_a_generic_view_with_inline_images_reads_back_as_an_input(tmp_path):
 def test_a_library_warning_points_at_the_callers_line(tmp_path):
     [path] = line_images(tmp_path, 1)
     with pytest.warns(UserWarning, match="long s") as caught:
-        export([TrainingSample("a", path, "Gaſt")], "generic", batch_id="b", output_dir=tmp_path / "out", progress=False, normalize="NFKC")
+        export(
+            [TrainingSample("a", path, "Gaſt")],
+            "generic",
+            batch_id="b",
+            output_dir=tmp_path / "out",
+            progress=False,
+            normalize="NFKC",
+        )
     assert [warning.filename for warning in caught] == [__file__]
 
 

@@ -13,7 +13,9 @@ def test_build_export_list_and_load_back_try_no_connection(refuse_network, examp
         monkeypatch.delenv(variable, raising=False)
     samples = list(read_manifest(example_manifest))
 
-    results = export_all(samples, batch_id="b1", output_dir=tmp_path / "exports", split="train=0.5,test=0.5", progress=False)
+    results = export_all(
+        samples, batch_id="b1", output_dir=tmp_path / "exports", split="train=0.5,test=0.5", progress=False
+    )
     assert [result.batch_id for result in list_exports(output_dir=tmp_path / "exports")] == ["b1"] * len(results)
     for result in results:
         assert verify_batch(result.export_path) == []

@@ -174,7 +174,9 @@ def start_spawning(task: str, manifest: Path, tmp_path: Path, **env: str) -> tup
     readers.mkdir()
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", "READERS": str(readers), **env}
     command = [sys.executable, str(script), task, str(manifest), str(tmp_path / "exports")]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True), readers
+    return subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment, start_new_session=True
+    ), readers
 
 
 def readers_by_kind(readers: Path) -> dict[tuple[str, str], set[int]]:
@@ -192,7 +194,9 @@ def test_an_export_with_spawned_worker_processes_matches_a_serial_one(many_lines
     assert process.returncode == 0, stderr
 
     root = tmp_path / "exports" / "trocr"
-    serial, parallel = (json.loads((root / f"processes-{count}" / "manifest.json").read_text(encoding="utf-8")) for count in (1, 2))
+    serial, parallel = (
+        json.loads((root / f"processes-{count}" / "manifest.json").read_text(encoding="utf-8")) for count in (1, 2)
+    )
     assert parallel["fingerprint"] == serial["fingerprint"]
     assert parallel["sample_count"] == serial["sample_count"] == 2100
     # Validation decoded in two spawned processes, and datasets wrote parquet in two; none was forked.
@@ -234,8 +238,18 @@ NEWER_NAMES = {
     ("copy", "replace"): (3, 13),
     ("warnings", "deprecated"): (3, 13),
 }
-NEWER_METHODS = {"walk": (3, 12), "is_junction": (3, 12), "with_segments": (3, 12), "full_match": (3, 13), "from_uri": (3, 13)}
-NEWER_KEYWORDS = {("warn", "skip_file_prefixes"): (3, 12), ("rmtree", "onexc"): (3, 12), ("TemporaryDirectory", "delete"): (3, 12)}
+NEWER_METHODS = {
+    "walk": (3, 12),
+    "is_junction": (3, 12),
+    "with_segments": (3, 12),
+    "full_match": (3, 13),
+    "from_uri": (3, 13),
+}
+NEWER_KEYWORDS = {
+    ("warn", "skip_file_prefixes"): (3, 12),
+    ("rmtree", "onexc"): (3, 12),
+    ("TemporaryDirectory", "delete"): (3, 12),
+}
 MODULES_WITH_A_WALK = {"os", "ast"}
 
 
@@ -252,9 +266,15 @@ def newer_names_used(tree: ast.Module) -> dict[str, tuple[int, int]]:
     used = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            used |= {alias.name: NEWER_NAMES[alias.name, None] for alias in node.names if (alias.name, None) in NEWER_NAMES}
+            used |= {
+                alias.name: NEWER_NAMES[alias.name, None] for alias in node.names if (alias.name, None) in NEWER_NAMES
+            }
         elif isinstance(node, ast.ImportFrom) and node.module:
-            used |= {f"{node.module}.{alias.name}": NEWER_NAMES[node.module, alias.name] for alias in node.names if (node.module, alias.name) in NEWER_NAMES}
+            used |= {
+                f"{node.module}.{alias.name}": NEWER_NAMES[node.module, alias.name]
+                for alias in node.names
+                if (node.module, alias.name) in NEWER_NAMES
+            }
         elif isinstance(node, ast.Attribute):
             owner = dotted(node.value)
             if (owner, node.attr) in NEWER_NAMES:
@@ -263,21 +283,31 @@ def newer_names_used(tree: ast.Module) -> dict[str, tuple[int, int]]:
                 used[f".{node.attr}()"] = NEWER_METHODS[node.attr]
         elif isinstance(node, ast.Call) and (name := dotted(node.func)) is not None:
             called = name.rsplit(".", 1)[-1]
-            used |= {f"{called}({keyword.arg}=)": NEWER_KEYWORDS[called, keyword.arg] for keyword in node.keywords if (called, keyword.arg) in NEWER_KEYWORDS}
+            used |= {
+                f"{called}({keyword.arg}=)": NEWER_KEYWORDS[called, keyword.arg]
+                for keyword in node.keywords
+                if (called, keyword.arg) in NEWER_KEYWORDS
+            }
     return used
 
 
 def test_the_stated_minimum_python_is_the_real_one():
-    requires_python = SpecifierSet(tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"])
+    requires_python = SpecifierSet(
+        tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
+    )
     minimum = (3, 11)
-    assert f"{minimum[0]}.{minimum[1]}.0" in requires_python and f"{minimum[0]}.{minimum[1] - 1}.99" not in requires_python
+    assert (
+        f"{minimum[0]}.{minimum[1]}.0" in requires_python and f"{minimum[0]}.{minimum[1] - 1}.99" not in requires_python
+    )
     needs = {}
     for path in sorted(path for folder in PACKAGE_FOLDERS for path in (PROJECT / folder).rglob("*.py")):
         # Syntax newer than the minimum is refused here even when a newer Python runs the tests.
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=minimum)
         needs |= {f"{path.relative_to(PROJECT)}: {name}": version for name, version in newer_names_used(tree).items()}
     assert {where: version for where, version in needs.items() if version > minimum} == {}
-    assert max(needs.values()) == minimum, "the package should need the Python it states, else the stated minimum is too high"
+    assert max(needs.values()) == minimum, (
+        "the package should need the Python it states, else the stated minimum is too high"
+    )
 
 
 def test_a_wheel_builds_without_warnings_and_carries_the_example_font(tmp_path):
@@ -288,11 +318,26 @@ def test_a_wheel_builds_without_warnings_and_carries_the_example_font(tmp_path):
         shutil.copy2(PROJECT / name, source / name)
     for folder in PACKAGE_FOLDERS:
         shutil.copytree(PROJECT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
-    command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir", str(source), "-w", str(tmp_path / "wheels")]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-cache-dir",
+        str(source),
+        "-w",
+        str(tmp_path / "wheels"),
+    ]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr
     output = completed.stdout + completed.stderr
     assert [line for line in output.splitlines() if "warning" in line.lower()] == [], output
     [wheel] = (tmp_path / "wheels").glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"ocr_datasets/fonts/DejaVuSans.ttf", "ocr_datasets/fonts/DejaVuSans-LICENSE.txt", "ocr_datasets/builders/ocr_samples.py"} <= names
+    assert {
+        "ocr_datasets/fonts/DejaVuSans.ttf",
+        "ocr_datasets/fonts/DejaVuSans-LICENSE.txt",
+        "ocr_datasets/builders/ocr_samples.py",
+    } <= names

@@ -47,7 +47,9 @@ def export_one(data: bytes, name: str, tmp_path: Path, **options) -> tuple[bytes
     """The image as stored in the parquet and as copied to images/."""
     sample = TrainingSample(id="line", image_path=name, image_bytes=data, ground_truth="Zeile")
     result = export([sample], "trocr", batch_id="b1", output_dir=tmp_path, progress=False, **options)
-    stored = pq.read_table(Path(result.export_path) / "data" / "train-00000-of-00001.parquet").column("image")[0].as_py()
+    stored = (
+        pq.read_table(Path(result.export_path) / "data" / "train-00000-of-00001.parquet").column("image")[0].as_py()
+    )
     copied = next((Path(result.export_path) / "images").iterdir()).read_bytes()
     return stored["bytes"], copied
 
@@ -96,7 +98,9 @@ def test_keep_image_metadata_keeps_the_bytes(tmp_path):
     assert stored == copied == original
 
 
-@pytest.mark.parametrize("tags", [{0x0112: 6}, {0x0112: 6, 0x013B: "Max Mustermann"}], ids=["orientation", "orientation-and-artist"])
+@pytest.mark.parametrize(
+    "tags", [{0x0112: 6}, {0x0112: 6, 0x013B: "Max Mustermann"}], ids=["orientation", "orientation-and-artist"]
+)
 def test_tiff_scan_with_orientation_is_turned_upright_once_and_loses_its_artist(tags, tmp_path):
     buffer = io.BytesIO()
     landscape_line().save(buffer, format="TIFF", tiffinfo=tags)

@@ -18,7 +18,12 @@ from ocr_datasets.privacy import without_private_metadata
 # What a phone's motion photo appends after the JPEG: an MP4 whose metadata names the place
 # (ISO 6709, as Android's ©xyz atom writes it).
 LOCATION = b"+52.5200+013.4050/"
-MOTION_VIDEO = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00isommp42" + b"\x00\x00\x00\x1e\xa9xyz\x00\x12\x15\xc7" + LOCATION + b"\x00" * 64
+MOTION_VIDEO = (
+    b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00isommp42"
+    + b"\x00\x00\x00\x1e\xa9xyz\x00\x12\x15\xc7"
+    + LOCATION
+    + b"\x00" * 64
+)
 USER = "jane.doe"
 
 
@@ -39,10 +44,14 @@ def batch_files(tmp_path: Path, samples: list[TrainingSample], **options) -> tup
     sample is rejected); the batch folder and the bytes of every file in it."""
     buffer = io.BytesIO()
     Image.new("L", (60, 20), 230).save(buffer, format="PNG")
-    plain = TrainingSample(id="plain", image_path="plain.png", image_bytes=buffer.getvalue(), ground_truth="gewöhnliche Zeile")
+    plain = TrainingSample(
+        id="plain", image_path="plain.png", image_bytes=buffer.getvalue(), ground_truth="gewöhnliche Zeile"
+    )
     result = export([*samples, plain], "trocr", batch_id="b1", output_dir=tmp_path / "out", progress=False, **options)
     batch = Path(result.export_path)
-    return batch, {str(path.relative_to(batch)): path.read_bytes() for path in sorted(batch.rglob("*")) if path.is_file()}
+    return batch, {
+        str(path.relative_to(batch)): path.read_bytes() for path in sorted(batch.rglob("*")) if path.is_file()
+    }
 
 
 def stored_image(batch: Path, sample_id: str) -> bytes:
@@ -64,7 +73,9 @@ def test_motion_photo_video_after_the_jpeg_end_is_dropped(with_exif, tmp_path):
     exif = Image.Exif()
     exif[0x0110] = "Pixel 9 Pro"
     original = jpeg(**({"exif": exif.tobytes()} if with_exif else {}))
-    sample = TrainingSample(id="photo", image_path="PXL_20250301_motion.jpg", image_bytes=original + MOTION_VIDEO, ground_truth="Zeile")
+    sample = TrainingSample(
+        id="photo", image_path="PXL_20250301_motion.jpg", image_bytes=original + MOTION_VIDEO, ground_truth="Zeile"
+    )
     batch, files = batch_files(tmp_path, [sample])
     assert_nowhere([LOCATION, b"ftypmp42", b"Pixel 9 Pro"], files)
     stored = stored_image(batch, "photo")
@@ -75,7 +86,13 @@ def test_motion_photo_video_after_the_jpeg_end_is_dropped(with_exif, tmp_path):
 
 @pytest.mark.parametrize(
     "options",
-    [{}, {"progressive": True}, {"restart_marker_blocks": 1}, {"progressive": True, "restart_marker_rows": 1}, {"subsampling": 0, "quality": 100}],
+    [
+        {},
+        {"progressive": True},
+        {"restart_marker_blocks": 1},
+        {"progressive": True, "restart_marker_rows": 1},
+        {"subsampling": 0, "quality": 100},
+    ],
     ids=["baseline", "progressive", "restart-markers", "progressive-restart-markers", "quality-100"],
 )
 def test_jpeg_is_cut_exactly_at_its_end_whatever_its_scans(options):
@@ -106,7 +123,9 @@ def test_jpeg_keeps_only_the_application_segments_decoding_needs(tmp_path):
     data = original[:jfif_end] + extra + original[jfif_end:]
     assert Image.open(io.BytesIO(data)).tobytes() == Image.open(io.BytesIO(original)).tobytes()
     assert without_private_metadata(data) == original
-    batch, files = batch_files(tmp_path, [TrainingSample(id="line", image_path="line.jpg", image_bytes=data, ground_truth="Zeile")])
+    batch, files = batch_files(
+        tmp_path, [TrainingSample(id="line", image_path="line.jpg", image_bytes=data, ground_truth="Zeile")]
+    )
     assert_nowhere([USER.encode()], files)
     assert stored_image(batch, "line") == original
 
@@ -127,7 +146,9 @@ def test_phone_jpeg_with_more_pictures_appended_is_exported_as_its_first_picture
     # metadata of its own. Pillow reads it as "MPO"; its name says JPEG, and it is one.
     second = Image.new("RGB", (80, 24), "red")
     buffer = io.BytesIO()
-    line_image().save(buffer, format="MPO", save_all=True, append_images=[second], comment=f"C:/Users/{USER}/DCIM".encode())
+    line_image().save(
+        buffer, format="MPO", save_all=True, append_images=[second], comment=f"C:/Users/{USER}/DCIM".encode()
+    )
     original = buffer.getvalue()
     assert Image.open(io.BytesIO(original)).format == "MPO" and USER.encode() in original
     sample = TrainingSample(id="photo", image_path="PXL_20250301.jpg", image_bytes=original, ground_truth="Zeile")
@@ -156,14 +177,20 @@ def tiff(image: Image.Image, tags: dict) -> bytes:
         {40093: f"{USER}\0".encode("utf-16-le")},  # XPAuthor, as Windows writes it: UTF-16LE bytes
         {285: PAGE_NAME},  # PageName
         {269: PAGE_NAME},  # DocumentName, already on the old list
-        {40093: f"{USER}\0".encode("utf-16-le"), 285: PAGE_NAME, 65000: f"private {USER}".encode()},  # and a private tag
+        {
+            40093: f"{USER}\0".encode("utf-16-le"),
+            285: PAGE_NAME,
+            65000: f"private {USER}".encode(),
+        },  # and a private tag
     ],
     ids=["XPAuthor", "PageName", "DocumentName", "all-and-a-private-tag"],
 )
 def test_tiff_tags_outside_what_decoding_needs_never_reach_the_batch(tags, tmp_path):
     original = tiff(line_image(), tags)
     assert any(needle in original for needle in USER_NEEDLES)
-    batch, files = batch_files(tmp_path, [TrainingSample(id="scan", image_path="scan.tif", image_bytes=original, ground_truth="Zeile")])
+    batch, files = batch_files(
+        tmp_path, [TrainingSample(id="scan", image_path="scan.tif", image_bytes=original, ground_truth="Zeile")]
+    )
     assert_nowhere(USER_NEEDLES, files)
     assert Image.open(io.BytesIO(stored_image(batch, "scan"))).tobytes() == line_image().tobytes()
 
@@ -186,7 +213,9 @@ def test_text_in_a_tag_that_should_hold_numbers_never_reaches_the_batch(tmp_path
     tags.tagtype[297] = 2
     original = tiff(line_image(), tags)
     assert USER.encode() in original
-    batch, files = batch_files(tmp_path, [TrainingSample(id="scan", image_path="scan.tif", image_bytes=original, ground_truth="Zeile")])
+    batch, files = batch_files(
+        tmp_path, [TrainingSample(id="scan", image_path="scan.tif", image_bytes=original, ground_truth="Zeile")]
+    )
     assert_nowhere(USER_NEEDLES, files)
 
 
@@ -230,8 +259,12 @@ def test_re_encoded_images_carry_no_icc_profile(image_format, tmp_path):
     # Pillow writes a decoded image's ICC profile into the PNG it saves unless told otherwise; a
     # scanner's profile names the device (and made each line crop 700 KB).
     buffer = io.BytesIO()
-    line_image().save(buffer, format=image_format, icc_profile=icc_profile(), **({"lossless": True} if image_format == "WEBP" else {}))
-    sample = TrainingSample(id="scan", image_path=f"scan.{image_format.lower()}", image_bytes=buffer.getvalue(), ground_truth="Zeile")
+    line_image().save(
+        buffer, format=image_format, icc_profile=icc_profile(), **({"lossless": True} if image_format == "WEBP" else {})
+    )
+    sample = TrainingSample(
+        id="scan", image_path=f"scan.{image_format.lower()}", image_bytes=buffer.getvalue(), ground_truth="Zeile"
+    )
     batch, files = batch_files(tmp_path, [sample])
     stored = stored_image(batch, "scan")
     assert Image.open(io.BytesIO(stored)).format == "PNG" and b"iCCP" not in stored
@@ -271,7 +304,10 @@ def test_unreadable_page_image_is_named_without_its_folder(garbage, declared_siz
     home.mkdir(parents=True)
     Image.linear_gradient("L").resize((200, 100)).save(home / "good.png")
     (home / "broken.tif").write_bytes(garbage)
-    pages = [write_page_xml(home / f"{name}.xml", image, declared_size) for name, image in (("good", "good.png"), ("broken", "broken.tif"))]
+    pages = [
+        write_page_xml(home / f"{name}.xml", image, declared_size)
+        for name, image in (("good", "good.png"), ("broken", "broken.tif"))
+    ]
     samples = [item for page in pages for item in read_samples(page, "page", errors="report")]
     batch, files = batch_files(tmp_path, samples, skip_invalid=True)
     assert_nowhere([USER.encode(), str(tmp_path).encode(), b"Scans/", b"_io."], files)
@@ -283,7 +319,10 @@ def test_a_page_image_reference_with_a_users_folder_is_named_by_its_file_name(tm
     folder = tmp_path / "pages"
     folder.mkdir()
     Image.linear_gradient("L").resize((200, 100)).save(folder / "good.png")
-    pages = [write_page_xml(folder / "good.xml", "good.png"), write_page_xml(folder / "lost.xml", f"C:\\Users\\{USER}\\Scans\\lost.tif")]
+    pages = [
+        write_page_xml(folder / "good.xml", "good.png"),
+        write_page_xml(folder / "lost.xml", f"C:\\Users\\{USER}\\Scans\\lost.tif"),
+    ]
     samples = [item for page in pages for item in read_samples(page, "page", errors="report")]
     batch, files = batch_files(tmp_path, samples, skip_invalid=True)
     assert_nowhere([USER.encode(), b"Scans"], files)

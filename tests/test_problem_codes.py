@@ -26,7 +26,9 @@ TABLE_ROW = re.compile(r"^\| `(?P<code>[^`]+)` \| (?P<meaning>.+) \|$", re.MULTI
 
 
 def package_modules() -> dict[Path, ast.Module]:
-    return {path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(PACKAGE.rglob("*.py")) if path != REGISTRY}
+    return {
+        path: ast.parse(path.read_text(encoding="utf-8")) for path in sorted(PACKAGE.rglob("*.py")) if path != REGISTRY
+    }
 
 
 def test_the_docs_list_exactly_the_registered_codes_with_their_meanings():
@@ -36,7 +38,11 @@ def test_the_docs_list_exactly_the_registered_codes_with_their_meanings():
 
 def test_codes_are_dotted_lower_case_and_registered_once():
     assert all(re.fullmatch(r"[a-z_]+\.[a-z_0-9]+", code) for code in PROBLEM_CODES), PROBLEM_CODES
-    registered = [node for node in ast.walk(ast.parse(REGISTRY.read_text(encoding="utf-8"))) if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_code"]
+    registered = [
+        node
+        for node in ast.walk(ast.parse(REGISTRY.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_code"
+    ]
     assert len(registered) == len(PROBLEM_CODES), "a code is registered twice in ocr_datasets/problems.py"
 
 
@@ -50,9 +56,13 @@ def test_the_package_uses_every_code_and_only_through_its_constant():
                 used.add(node.id)
             # A literal would bypass the registry: a typo in it would be a code no document names.
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
-                assert node.value not in PROBLEM_CODES, f"{path.relative_to(ROOT)}:{node.lineno} writes the code {node.value!r}: use its constant"
+                assert node.value not in PROBLEM_CODES, (
+                    f"{path.relative_to(ROOT)}:{node.lineno} writes the code {node.value!r}: use its constant"
+                )
             if isinstance(node, ast.keyword) and node.arg == "code":
-                assert not isinstance(node.value, ast.Constant), f"{path.relative_to(ROOT)}:{node.value.lineno} gives a code as a literal: register it"
+                assert not isinstance(node.value, ast.Constant), (
+                    f"{path.relative_to(ROOT)}:{node.value.lineno} gives a code as a literal: register it"
+                )
     assert constants - used == set(), "registered codes nothing in the package gives"
 
 
@@ -91,7 +101,9 @@ def test_validation_gives_each_rejection_the_code_of_its_problem(corpus):  # noq
     samples, _, reasons, _ = corpus
     assert set(BAD_CORPUS_CODES) == set(reasons)
     report = validate(samples)
-    assert {error.sample_id: error.codes for error in report.rejected} == {sample_id: (code,) for sample_id, code in BAD_CORPUS_CODES.items()}
+    assert {error.sample_id: error.codes for error in report.rejected} == {
+        sample_id: (code,) for sample_id, code in BAD_CORPUS_CODES.items()
+    }
 
 
 def test_a_sample_with_several_problems_has_one_code_per_problem_in_the_order_of_the_text(tmp_path):
@@ -133,7 +145,9 @@ def test_each_field_problem_has_its_code(tmp_path, fields, code):
 
 def test_a_sample_without_the_group_key_has_its_code(tmp_path):
     samples = [
-        TrainingSample(id=f"line-{shade}", image_path=tmp_path / f"{shade}.png", ground_truth="Zeile", metadata=metadata)
+        TrainingSample(
+            id=f"line-{shade}", image_path=tmp_path / f"{shade}.png", ground_truth="Zeile", metadata=metadata
+        )
         for shade, metadata in ((0, {"page": 1}), (1, {}))
     ]
     for shade in (0, 1):
@@ -169,7 +183,10 @@ def test_manifest_records_that_cannot_be_read_have_their_codes(tmp_path):
 
     table = tmp_path / "samples.csv"
     table.write_text("id,image_path,ground_truth,metadata\na,line.png,x\nb,line.png,x,{broken\n", encoding="utf-8")
-    assert [item.codes for item in read_manifest(table, errors="report")] == [("manifest.cell_count",), ("manifest.json_invalid",)]
+    assert [item.codes for item in read_manifest(table, errors="report")] == [
+        ("manifest.cell_count",),
+        ("manifest.json_invalid",),
+    ]
 
 
 def test_line_folder_problems_have_their_codes(tmp_path):
@@ -195,7 +212,10 @@ def test_page_file_problems_have_their_codes(tmp_path):
     draw_page(tmp_path / "page.png")
     write_page_xml(tmp_path / "missing.xml", "elsewhere.png", one_line_region("10,10 100,10 100,40 10,40"))
     write_page_xml(tmp_path / "resized.xml", "page.png", one_line_region("10,10 100,10 100,40 10,40"), size=(300, 300))
-    (tmp_path / "broken.xml").write_text('<?xml version="1.0"?><PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"><Page>', encoding="utf-8")
+    (tmp_path / "broken.xml").write_text(
+        '<?xml version="1.0"?><PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"><Page>',
+        encoding="utf-8",
+    )
     write_page_xml(tmp_path / "outside.xml", "page.png", one_line_region("1000,1000 1100,1000 1100,1030 1000,1030"))
     items = list(read_samples(tmp_path, "page", errors="report"))
     assert {item.location: item.codes for item in items if isinstance(item, SampleError)} == {
@@ -208,22 +228,41 @@ def test_page_file_problems_have_their_codes(tmp_path):
 
 
 def test_label_studio_problems_have_their_codes(project):  # noqa: F811 (project: the fixture imported above)
-    codes = {sample_id: item.codes for sample_id, item in read_project(project).items() if isinstance(item, SampleError)}
+    codes = {
+        sample_id: item.codes for sample_id, item in read_project(project).items() if isinstance(item, SampleError)
+    }
     assert codes == {"1-untranscribed": ("region.no_text",), "3-far": ("page.image_not_found",)}
 
 
 def test_rejected_jsonl_lists_the_codes_of_every_rejection(corpus, tmp_path):  # noqa: F811
     samples, _, _, _ = corpus
-    result = export(samples, "generic", batch_id="b1", output_dir=tmp_path / "exports", skip_invalid=True, progress=False)
-    listed = [json.loads(line) for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert {record["id"]: record["codes"] for record in listed} == {sample_id: [code] for sample_id, code in BAD_CORPUS_CODES.items()}
+    result = export(
+        samples, "generic", batch_id="b1", output_dir=tmp_path / "exports", skip_invalid=True, progress=False
+    )
+    listed = [
+        json.loads(line)
+        for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    assert {record["id"]: record["codes"] for record in listed} == {
+        sample_id: [code] for sample_id, code in BAD_CORPUS_CODES.items()
+    }
 
 
 def test_a_sample_error_survives_the_trip_from_a_worker_process():
     # Pickled by multiprocessing when a worker raises it; unpicklable, it hung the pool.
-    error = SampleError.from_problems("a", [Problem("image.too_small", "too small", "crop more"), Problem("id.empty", "no id", "give one")], location="x.jsonl:3")
+    error = SampleError.from_problems(
+        "a",
+        [Problem("image.too_small", "too small", "crop more"), Problem("id.empty", "no id", "give one")],
+        location="x.jsonl:3",
+    )
     error.sample_count = 4
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.sample_id, copy.problem, copy.fix, copy.codes, copy.location, copy.sample_count, str(copy)) == (
-        error.sample_id, error.problem, error.fix, error.codes, error.location, error.sample_count, str(error),
+        error.sample_id,
+        error.problem,
+        error.fix,
+        error.codes,
+        error.location,
+        error.sample_count,
+        str(error),
     )

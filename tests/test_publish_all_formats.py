@@ -39,7 +39,13 @@ def cli(*args) -> list[str]:
 def start(command: list[str], **popen) -> subprocess.Popen:
     """A process in its own process group, so a signal can reach it and every worker it forked,
     as Ctrl-C in a terminal does."""
-    settings = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True, "start_new_session": True, "env": {**os.environ, **OFFLINE}}
+    settings = {
+        "stdout": subprocess.PIPE,
+        "stderr": subprocess.PIPE,
+        "text": True,
+        "start_new_session": True,
+        "env": {**os.environ, **OFFLINE},
+    }
     return subprocess.Popen(command, **(settings | popen))
 
 
@@ -54,7 +60,9 @@ def finished(process: subprocess.Popen) -> tuple[str, str]:
 
 
 def export_all_command(corpus: Path, root: Path, batch_id: str, *extra) -> list[str]:
-    return cli("export", "--input", corpus, "--format", "all", "--output", root, "--batch-id", batch_id, "--quiet", *extra)
+    return cli(
+        "export", "--input", corpus, "--format", "all", "--output", root, "--batch-id", batch_id, "--quiet", *extra
+    )
 
 
 def timed_run(command: list[str]) -> float:
@@ -74,7 +82,9 @@ def whole_set(root: Path, batch_id: str, before: dict[str, bytes | None]) -> str
     for no batch), ``"new"`` if every format holds a new batch; anything else fails."""
     now = manifests(root, batch_id)
     unchanged = [now[folder] == before[folder] for folder in FOLDERS]
-    assert all(unchanged) or not any(unchanged), {folder: now[folder] is not None and not same for folder, same in zip(FOLDERS, unchanged)}
+    assert all(unchanged) or not any(unchanged), {
+        folder: now[folder] is not None and not same for folder, same in zip(FOLDERS, unchanged)
+    }
     for folder in FOLDERS:
         if now[folder] is not None:
             assert verify_batch(root / folder / batch_id) == [], folder
@@ -107,7 +117,9 @@ def wait_until(process: subprocess.Popen, condition) -> bool:
     return False
 
 
-def assert_interrupted_or_done(process: subprocess.Popen, stderr: str, root: Path, batch_id: str, before: dict[str, bytes | None]) -> None:
+def assert_interrupted_or_done(
+    process: subprocess.Popen, stderr: str, root: Path, batch_id: str, before: dict[str, bytes | None]
+) -> None:
     """After Ctrl-C: one line and exit 130, with every format as it was (the export put back
     what it had done itself, before any clean-up); or the export was done."""
     if process.returncode == 130:
@@ -222,7 +234,11 @@ def test_a_full_disk_during_the_third_format_publishes_none(corpus, tmp_path):
     assert "No space left on device" in completed.stderr and "nothing was written" in completed.stderr
     assert "/generic" in completed.stderr, "the disk should fill during the third format"
     assert "Traceback" not in completed.stderr
-    assert [line for line in completed.stdout.splitlines() if line not in ("exports", *(f"exports/{folder}" for folder in FOLDERS))] == []
+    assert [
+        line
+        for line in completed.stdout.splitlines()
+        if line not in ("exports", *(f"exports/{folder}" for folder in FOLDERS))
+    ] == []
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +254,16 @@ def many_lines(tmp_path_factory) -> Path:
                 if number >> bit & 1:
                     image.paste(0, (2 + 2 * bit, 4, 3 + 2 * bit, 12))
             image.save(folder / "images" / f"line-{number}.png")
-            manifest.write(json.dumps({"id": f"line-{number}", "image_path": f"images/line-{number}.png", "ground_truth": f"Zeile {number}"}) + "\n")
+            manifest.write(
+                json.dumps(
+                    {
+                        "id": f"line-{number}",
+                        "image_path": f"images/line-{number}.png",
+                        "ground_truth": f"Zeile {number}",
+                    }
+                )
+                + "\n"
+            )
     return folder / "samples.jsonl"
 
 
@@ -256,8 +281,25 @@ def worker_processes(process: subprocess.Popen) -> int:
 )
 def test_ctrl_c_while_worker_processes_run_prints_one_line_and_exits_130(moment, many_lines, tmp_path):
     root = tmp_path / "exports"
-    process = start(cli("export", "--input", many_lines, "--format", "all", "--output", root, "--batch-id", "b1", "--quiet", "--num-proc", "2"))
-    assert wait_until(process, lambda: worker_processes(process) >= 2 and moment(root)), "the export ended before the moment came"
+    process = start(
+        cli(
+            "export",
+            "--input",
+            many_lines,
+            "--format",
+            "all",
+            "--output",
+            root,
+            "--batch-id",
+            "b1",
+            "--quiet",
+            "--num-proc",
+            "2",
+        )
+    )
+    assert wait_until(process, lambda: worker_processes(process) >= 2 and moment(root)), (
+        "the export ended before the moment came"
+    )
     # Not while Python forks: a KeyboardInterrupt raised in its at-fork hooks is printed and lost.
     time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)
@@ -284,13 +326,29 @@ def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_pa
     assert list_exports(output_dir=root) == []
 
     completed = subprocess.run(
-        cli("export", "--input", example_manifest, "--format", "generic", "--output", root, "--batch-id", "b1", "--overwrite", "--quiet"),
+        cli(
+            "export",
+            "--input",
+            example_manifest,
+            "--format",
+            "generic",
+            "--output",
+            root,
+            "--batch-id",
+            "b1",
+            "--overwrite",
+            "--quiet",
+        ),
         capture_output=True,
         text=True,
         env={**os.environ, **OFFLINE},
         timeout=120,
     )
-    assert completed.returncode == 2 and completed.stderr.startswith("ocr-datasets: error:") and str(precious) in completed.stderr
+    assert (
+        completed.returncode == 2
+        and completed.stderr.startswith("ocr-datasets: error:")
+        and str(precious) in completed.stderr
+    )
     assert (precious / "notes.txt").exists() and list_exports(output_dir=root) == []
 
 
@@ -298,7 +356,11 @@ def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_pa
 def test_a_reader_that_stops_early_is_no_error(command, example_manifest, tmp_path):
     root = tmp_path / "exports"
     export_all(read_manifest(example_manifest), batch_id="listed", output_dir=root, progress=False)
-    args = ("export", "--input", example_manifest, "--format", "all", "--batch-id", "b1", "--quiet") if command == "export" else ("list",)
+    args = (
+        ("export", "--input", example_manifest, "--format", "all", "--batch-id", "b1", "--quiet")
+        if command == "export"
+        else ("list",)
+    )
     # `... | head -1` once head has gone: the pipe is closed before the command writes to it.
     process = start(cli(*args, "--output", root))
     process.stdout.close()
@@ -312,14 +374,43 @@ def test_a_reader_that_stops_early_is_no_error(command, example_manifest, tmp_pa
 def test_the_manifest_can_come_from_standard_input(how, example_manifest, tmp_path):
     root = tmp_path / "exports"
     name = "-" if how.startswith("-") else "/dev/stdin"
-    command = cli("export", "--input", name, "--from", "jsonl", "--format", "trocr", "--output", root, "--batch-id", "b1", "--quiet")
+    command = cli(
+        "export",
+        "--input",
+        name,
+        "--from",
+        "jsonl",
+        "--format",
+        "trocr",
+        "--output",
+        root,
+        "--batch-id",
+        "b1",
+        "--quiet",
+    )
     environment = {**os.environ, **OFFLINE}
     # Image paths are relative to the current folder: the manifest's own folder is unknown.
     if how.endswith("pipe"):
-        completed = subprocess.run(command, input=example_manifest.read_text(encoding="utf-8"), capture_output=True, text=True, cwd=example_manifest.parent, env=environment, timeout=120)
+        completed = subprocess.run(
+            command,
+            input=example_manifest.read_text(encoding="utf-8"),
+            capture_output=True,
+            text=True,
+            cwd=example_manifest.parent,
+            env=environment,
+            timeout=120,
+        )
     else:
         with example_manifest.open("rb") as manifest:
-            completed = subprocess.run(command, stdin=manifest, capture_output=True, text=True, cwd=example_manifest.parent, env=environment, timeout=120)
+            completed = subprocess.run(
+                command,
+                stdin=manifest,
+                capture_output=True,
+                text=True,
+                cwd=example_manifest.parent,
+                env=environment,
+                timeout=120,
+            )
     assert completed.returncode == 0, completed.stderr
     [result] = list_exports(output_dir=root)
     assert result.sample_count == 12

@@ -46,7 +46,12 @@ def module_hf_home(tmp_path_factory):
     them offline and away from the user's cache too."""
     home = tmp_path_factory.mktemp("real-lines-hf-home")
     with pytest.MonkeyPatch.context() as patch:
-        for name, value in {"HF_HOME": home, "HF_DATASETS_CACHE": home / "datasets", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}.items():
+        for name, value in {
+            "HF_HOME": home,
+            "HF_DATASETS_CACHE": home / "datasets",
+            "HF_HUB_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1",
+        }.items():
             patch.setenv(name, str(value))
         yield home
 
@@ -120,7 +125,9 @@ def test_all_formats_were_exported(fraktur_export):
 
 
 @pytest.mark.parametrize("export_format", FORMAT_NAMES)
-def test_batch_loads_every_line_with_its_text_without_the_sources(export_format, fraktur_export, loaded_in_fresh_process):
+def test_batch_loads_every_line_with_its_text_without_the_sources(
+    export_format, fraktur_export, loaded_in_fresh_process
+):
     rows = loaded_in_fresh_process[export_format]
     assert [row["id"] for row in rows] == fraktur_export.ids
     assert {row["id"]: row["text"] for row in rows} == fraktur_export.texts
@@ -150,7 +157,11 @@ def read_view(path: Path) -> list[dict]:
 # Each view: its batch's format, its file name, and how one record names the text and the images.
 VIEWS = {
     "trocr": ("trocr", "train.jsonl", lambda record: (record["text"], [record["file_name"]])),
-    "llama_vision": ("llama_vision", "train.jsonl", lambda record: (record["messages"][1]["content"][0]["text"], record["images"])),
+    "llama_vision": (
+        "llama_vision",
+        "train.jsonl",
+        lambda record: (record["messages"][1]["content"][0]["text"], record["images"]),
+    ),
     "generic": ("generic", "data.jsonl", lambda record: (record["ground_truth"], [record["image_path"]])),
     "generic-array": ("generic", "data.json", lambda record: (record["ground_truth"], [record["image_path"]])),
 }

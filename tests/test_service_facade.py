@@ -60,12 +60,16 @@ def fresh_shared_service():
     [
         pytest.param(lambda service, samples: service.export(samples, "trocr"), "trocr", None, id="trocr-generated-id"),
         pytest.param(
-            lambda service, samples: service.export(samples, "llama_vision", batch_id="x", copy_images=True, include_base64=True),
+            lambda service, samples: service.export(
+                samples, "llama_vision", batch_id="x", copy_images=True, include_base64=True
+            ),
             "llama-vision",
             "x",
             id="llama_vision-keywords",
         ),
-        pytest.param(lambda service, samples: service.export(samples, "generic", "y"), "generic", "y", id="generic-positional-id"),
+        pytest.param(
+            lambda service, samples: service.export(samples, "generic", "y"), "generic", "y", id="generic-positional-id"
+        ),
     ],
 )
 def test_original_calls_write_batches_where_the_original_service_did(call, folder, batch_id, samples, export_root):
@@ -82,7 +86,11 @@ def test_original_calls_write_batches_where_the_original_service_did(call, folde
     assert Path(result.export_path) == export_root / folder / result.batch_id
     assert Path(result.manifest_path) == Path(result.export_path) / "manifest.json"
     manifest = json.loads(Path(result.manifest_path).read_text(encoding="utf-8"))
-    assert (manifest["format"], manifest["batch_id"], manifest["sample_count"]) == (result.export_format, result.batch_id, result.sample_count)
+    assert (manifest["format"], manifest["batch_id"], manifest["sample_count"]) == (
+        result.export_format,
+        result.batch_id,
+        result.sample_count,
+    )
     # The original's created_at is a datetime, the manifest holds it as ISO 8601 text.
     assert datetime.fromisoformat(manifest["created_at"]) == result.created_at
     assert result.created_at.utcoffset() == timedelta(0)
@@ -97,7 +105,9 @@ def test_generated_batch_ids_differ_between_exports(samples, export_root):
 
 
 def test_llama_vision_with_base64_carries_each_source_image_inline(samples, export_root):
-    result = TrainingExportService().export(samples, "llama_vision", batch_id="x", copy_images=True, include_base64=True)
+    result = TrainingExportService().export(
+        samples, "llama_vision", batch_id="x", copy_images=True, include_base64=True
+    )
     batch = Path(result.export_path)
     rows = [json.loads(line) for line in (batch / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     sources = {sample.id: Path(sample.image_path).read_bytes() for sample in samples}
@@ -131,7 +141,9 @@ def test_export_result_is_used_as_the_original_callers_used_it(samples, export_r
 def test_export_all_returns_one_original_result_per_format(samples, export_root):
     results = TrainingExportService().export(samples[:2], "all", "b1")
 
-    assert [(result.export_format, result.batch_id, result.sample_count) for result in results] == [(name, "b1", 2) for name in FORMAT_NAMES]
+    assert [(result.export_format, result.batch_id, result.sample_count) for result in results] == [
+        (name, "b1", 2) for name in FORMAT_NAMES
+    ]
     for result in results:
         assert [field.name for field in dataclasses.fields(result)] == RESULT_FIELDS
         assert result.created_at.utcoffset() == timedelta(0)
@@ -143,7 +155,10 @@ def test_list_exports_newest_first_and_by_format(samples, export_root):
         service.export(samples[:3], export_format, batch_id)
 
     assert [m["batch_id"] for m in service.list_exports()] == ["t2", "g1", "t1"]
-    assert [(m["format"], m["batch_id"], m.get("sample_count")) for m in service.list_exports("trocr")] == [("trocr", "t2", 3), ("trocr", "t1", 3)]
+    assert [(m["format"], m["batch_id"], m.get("sample_count")) for m in service.list_exports("trocr")] == [
+        ("trocr", "t2", 3),
+        ("trocr", "t1", 3),
+    ]
     assert service.list_exports("llama_vision") == []
 
 
@@ -163,7 +178,11 @@ def test_list_exports_gives_each_manifest_as_a_dict_with_its_export_path(samples
 
 
 def test_every_keyword_of_the_library_export_passes_through(samples, export_root):
-    keywords = {name: parameter.default for name, parameter in inspect.signature(ocr_datasets.export).parameters.items() if parameter.kind is parameter.KEYWORD_ONLY}
+    keywords = {
+        name: parameter.default
+        for name, parameter in inspect.signature(ocr_datasets.export).parameters.items()
+        if parameter.kind is parameter.KEYWORD_ONLY
+    }
     keywords |= {"seed": 7, "progress": False}
 
     result = TrainingExportService().export(samples[:2], "generic", "b1", **keywords)
@@ -206,4 +225,6 @@ def test_get_training_export_service_returns_one_shared_instance(samples, export
     assert get_training_export_service() is service
     assert service.export_path == export_root
     result = service.export(samples[:2], "trocr", "shared")
-    assert [(m["batch_id"], m["export_path"]) for m in get_training_export_service().list_exports()] == [("shared", result.export_path)]
+    assert [(m["batch_id"], m["export_path"]) for m in get_training_export_service().list_exports()] == [
+        ("shared", result.export_path)
+    ]

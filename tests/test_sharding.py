@@ -20,9 +20,22 @@ from ocr_datasets.workers import available_cores
 def sharded_batch(line_gt_copy, tmp_path_factory):
     lines = line_gt_samples(line_gt_copy)
     # Over a thousand rows: datasets starts a new shard between its tables of 1,000 rows.
-    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(-(-1100 // LINE_GT_LINES)) for sample in lines]
+    samples = [
+        dataclasses.replace(sample, id=f"{copy}-{sample.id}")
+        for copy in range(-(-1100 // LINE_GT_LINES))
+        for sample in lines
+    ]
     root = tmp_path_factory.mktemp("sharded")
-    result = export(samples, "trocr", batch_id="b1", output_dir=root, copy_images=False, keep_duplicates=True, max_shard_size="1MB", progress=False)
+    result = export(
+        samples,
+        "trocr",
+        batch_id="b1",
+        output_dir=root,
+        copy_images=False,
+        keep_duplicates=True,
+        max_shard_size="1MB",
+        progress=False,
+    )
     return Path(result.export_path), [sample.id for sample in samples]
 
 
@@ -55,7 +68,11 @@ def test_streaming_load_reads_every_row_in_order(sharded_batch, tmp_path):
 def test_a_parallel_build_holds_the_same_rows_in_the_same_order_with_the_same_fingerprint(line_gt_copy, tmp_path):
     lines = line_gt_samples(line_gt_copy)
     # Over a thousand rows, so datasets has two tables to share between two processes.
-    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(-(-1100 // LINE_GT_LINES)) for sample in lines]
+    samples = [
+        dataclasses.replace(sample, id=f"{copy}-{sample.id}")
+        for copy in range(-(-1100 // LINE_GT_LINES))
+        for sample in lines
+    ]
     options = {"copy_images": False, "keep_duplicates": True, "progress": False}
     serial = export(samples, "trocr", batch_id="serial", output_dir=tmp_path, num_proc=1, **options)
     parallel = export(samples, "trocr", batch_id="parallel", output_dir=tmp_path, num_proc=2, **options)
@@ -65,16 +82,30 @@ def test_a_parallel_build_holds_the_same_rows_in_the_same_order_with_the_same_fi
         data = Path(result.export_path) / "data"
         return pyarrow.dataset.dataset(data, format="parquet").to_table().to_pylist(), len(list(data.iterdir()))
 
-    (serial_rows, serial_files), (parallel_rows, parallel_files), (default_rows, default_files) = rows(serial), rows(parallel), rows(by_default)
+    (serial_rows, serial_files), (parallel_rows, parallel_files), (default_rows, default_files) = (
+        rows(serial),
+        rows(parallel),
+        rows(by_default),
+    )
     assert parallel_rows == serial_rows == default_rows
     assert (serial_files, parallel_files > 1) == (1, True)
     # By default one process per core, at most one per table of 1,000 rows (two here).
     assert default_files == min(available_cores(), 2)
-    assert parallel.read_manifest()["fingerprint"] == serial.read_manifest()["fingerprint"] == by_default.read_manifest()["fingerprint"]
+    assert (
+        parallel.read_manifest()["fingerprint"]
+        == serial.read_manifest()["fingerprint"]
+        == by_default.read_manifest()["fingerprint"]
+    )
 
 
 @pytest.mark.parametrize("num_proc", [0, -1, 1.5, True])
 def test_export_refuses_a_num_proc_that_is_not_a_count_of_processes_before_writing(num_proc, line_gt_copy, tmp_path):
     with pytest.raises(ValueError, match="num_proc"):
-        export(line_gt_samples(line_gt_copy)[:3], "trocr", output_dir=tmp_path / "exports", num_proc=num_proc, progress=False)
+        export(
+            line_gt_samples(line_gt_copy)[:3],
+            "trocr",
+            output_dir=tmp_path / "exports",
+            num_proc=num_proc,
+            progress=False,
+        )
     assert not (tmp_path / "exports").exists()

@@ -24,7 +24,9 @@ def write_line(folder: Path, name: str, text: str | None, image_suffix: str | No
     if image_suffix is not None:
         # A colour of its own per line: identical images would be merged as duplicates.
         colour = tuple(hashlib.sha256(name.encode()).digest()[:3])
-        image_format = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(image_suffix.lower(), "PNG")
+        image_format = {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(
+            image_suffix.lower(), "PNG"
+        )
         Image.new("RGB", (64, 24), colour).save(folder / f"{name}{image_suffix}", format=image_format)
     if text is not None:
         (folder / f"{name}.gt.txt").write_text(text + "\n", encoding="utf-8")
@@ -51,7 +53,9 @@ def test_real_line_folder_gives_every_line_with_its_text_and_yml_metadata(line_g
 
     assert len(samples) == len(expected) == REAL_LINE_COUNT
     assert [sample.id for sample in samples] == sorted(expected)
-    assert {sample.id: (sample.ground_truth, Path(sample.image_path).name, sample.metadata) for sample in samples} == expected
+    assert {
+        sample.id: (sample.ground_truth, Path(sample.image_path).name, sample.metadata) for sample in samples
+    } == expected
     assert all(set(sample.metadata) == {"teiUrl", "imageUrl"} for sample in samples)
 
 
@@ -104,7 +108,10 @@ def test_text_and_image_are_taken_as_they_are(tmp_path):
 
 
 ORPHANS = {
-    "text without image": ({"name": "lonely", "text": "Zeile", "image_suffix": None}, "no line image beside lonely.gt.txt"),
+    "text without image": (
+        {"name": "lonely", "text": "Zeile", "image_suffix": None},
+        "no line image beside lonely.gt.txt",
+    ),
     "image without text": ({"name": "unlabelled", "text": None}, "image unlabelled.png has no transcription"),
 }
 
@@ -145,7 +152,7 @@ def test_hidden_files_and_folders_are_not_lines(tmp_path):
 
 
 METADATA_FILES = {
-    "good": ("good.yml", "---\nwork: \"alexis\"\nscanned: 2020-01-02\n"),
+    "good": ("good.yml", '---\nwork: "alexis"\nscanned: 2020-01-02\n'),
     "empty": ("empty.yml", ""),
     "from-json": ("from-json.json", '{"page": 3, "hand": "A"}'),
     "broken-yml": ("broken-yml.yml", "work: alexis\npage: 3: 4\n"),
@@ -169,7 +176,11 @@ def test_metadata_files_are_read_and_broken_ones_reported_for_their_line_only(tm
     assert "broken-yml.yml cannot be read" in items["broken-yml"].problem and "line 2" in items["broken-yml"].problem
     assert "list-yml.yml holds a list, not a mapping" in items["list-yml"].problem
     assert "broken-json.json cannot be read" in items["broken-json"].problem
-    assert {name for name, item in items.items() if isinstance(item, SampleError)} == {"broken-yml", "list-yml", "broken-json"}
+    assert {name for name, item in items.items() if isinstance(item, SampleError)} == {
+        "broken-yml",
+        "list-yml",
+        "broken-json",
+    }
 
 
 def test_one_file_of_a_line_reads_that_line(tmp_path):
@@ -189,9 +200,13 @@ def test_real_lines_in_work_folders_export_to_every_format_and_load_back(line_gt
         work.mkdir(parents=True, exist_ok=True)
         for suffix in (".gt.txt", ".tif", ".yml"):
             (work / f"{name}{suffix}").symlink_to(line_gt_copy / f"{name}{suffix}")
-    expected = {f"{name.rsplit('_', 2)[0]}/{name}": text for name, (text, _, _) in expected_real_lines(line_gt_copy).items()}
+    expected = {
+        f"{name.rsplit('_', 2)[0]}/{name}": text for name, (text, _, _) in expected_real_lines(line_gt_copy).items()
+    }
 
-    results = export_all(read_samples(folder, "gt-folder"), batch_id="gt-folder", output_dir=tmp_path / "exports", progress=False)
+    results = export_all(
+        read_samples(folder, "gt-folder"), batch_id="gt-folder", output_dir=tmp_path / "exports", progress=False
+    )
 
     assert len(results) == len(FORMAT_NAMES)
     for result in results:

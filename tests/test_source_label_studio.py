@@ -67,23 +67,56 @@ def rectangle(region_id: str, left, top, width, height, rotation=0, labels=None,
     kind = "rectangle" if labels is None else "rectanglelabels"
     if labels is not None:
         value["rectanglelabels"] = labels
-    return {"id": region_id, "type": kind, "from_name": "bbox", "to_name": "image", "original_width": size[0], "original_height": size[1], "value": value}
+    return {
+        "id": region_id,
+        "type": kind,
+        "from_name": "bbox",
+        "to_name": "image",
+        "original_width": size[0],
+        "original_height": size[1],
+        "value": value,
+    }
 
 
 def polygon(region_id: str, points, size=PAGE_SIZE) -> dict:
     value = {"points": [list(percent(x, y, size)) for x, y in points], "closed": True}
-    return {"id": region_id, "type": "polygon", "from_name": "poly", "to_name": "image", "original_width": size[0], "original_height": size[1], "value": value}
+    return {
+        "id": region_id,
+        "type": "polygon",
+        "from_name": "poly",
+        "to_name": "image",
+        "original_width": size[0],
+        "original_height": size[1],
+        "value": value,
+    }
 
 
 def transcribed(region: dict, *texts: str) -> list[dict]:
     """The region and its per-region textarea, which repeats the region's geometry as Label Studio does."""
-    geometry = {key: value for key, value in region["value"].items() if key in ("x", "y", "width", "height", "rotation", "points")}
+    geometry = {
+        key: value
+        for key, value in region["value"].items()
+        if key in ("x", "y", "width", "height", "rotation", "points")
+    }
     textarea = {**region, "type": "textarea", "from_name": "transcription", "value": {**geometry, "text": list(texts)}}
     return [region, textarea]
 
 
-def annotation(annotation_id: int, result: list[dict], updated_at="2024-01-01T10:00:00.000000Z", was_cancelled=False, ground_truth=False) -> dict:
-    return {"id": annotation_id, "result": result, "was_cancelled": was_cancelled, "ground_truth": ground_truth, "created_at": updated_at, "updated_at": updated_at}
+def annotation(
+    annotation_id: int,
+    result: list[dict],
+    updated_at="2024-01-01T10:00:00.000000Z",
+    was_cancelled=False,
+    ground_truth=False,
+) -> dict:
+    return {
+        "id": annotation_id,
+        "result": result,
+        "was_cancelled": was_cancelled,
+        "ground_truth": ground_truth,
+        "created_at": updated_at,
+        "updated_at": updated_at,
+    }
 
 
 def task(task_id: int, image: str, annotations: list[dict]) -> dict:
@@ -172,7 +205,12 @@ def test_box_crop_holds_only_its_box(project, sample_id):
 def test_texts_ids_and_order(project):
     items = read_project(project)
     samples = {sample_id: item.ground_truth for sample_id, item in items.items() if not isinstance(item, SampleError)}
-    assert samples == {"1-plain": "Rothe Zeile", "1-turned": "Blaue Zeile", "1-triangle": "Grüne Zeile", "2-tilted": "Gelbe Zeile"}
+    assert samples == {
+        "1-plain": "Rothe Zeile",
+        "1-turned": "Blaue Zeile",
+        "1-triangle": "Grüne Zeile",
+        "2-tilted": "Gelbe Zeile",
+    }
     assert list(items) == ["1-plain", "1-turned", "1-triangle", "1-untranscribed", "2-tilted", "3-far"]
 
 
@@ -197,12 +235,26 @@ def test_annotation_marked_as_ground_truth_wins_over_a_later_one(tmp_path):
 
 def test_text_without_region_and_shapes_that_cannot_be_cut_are_reported(tmp_path):
     draw_page(tmp_path / "images" / "1a2b3c4d-page.png", [RED_BOX])
-    page_text = {"id": "whole", "type": "textarea", "from_name": "notes", "to_name": "image", "value": {"text": ["Seite"]}}
+    page_text = {
+        "id": "whole",
+        "type": "textarea",
+        "from_name": "notes",
+        "to_name": "image",
+        "value": {"text": ["Seite"]},
+    }
     ellipse_value = {"x": 50, "y": 50, "radiusX": 10, "radiusY": 5, "rotation": 0}
     ellipse = {"id": "round", "type": "ellipse", "from_name": "shape", "to_name": "image", "value": ellipse_value}
     # A choice about the whole page is no region and no problem.
-    page_choice = {"id": "quality", "type": "choices", "from_name": "quality", "to_name": "image", "value": {"choices": ["gut"]}}
-    export_file = write_export(tmp_path / "export.json", [task(1, UPLOAD, [annotation(1, [page_text, ellipse, page_choice])])])
+    page_choice = {
+        "id": "quality",
+        "type": "choices",
+        "from_name": "quality",
+        "to_name": "image",
+        "value": {"choices": ["gut"]},
+    }
+    export_file = write_export(
+        tmp_path / "export.json", [task(1, UPLOAD, [annotation(1, [page_text, ellipse, page_choice])])]
+    )
 
     items = list(read_samples(export_file, "label-studio", image_dir=tmp_path / "images", errors="report"))
 
@@ -217,7 +269,10 @@ def test_folder_of_exports_reads_every_export(project, tmp_path):
     folder = tmp_path / "exports-folder"
     (folder / "later").mkdir(parents=True)
     (folder / "project-7.json").write_text(export_file.read_text(encoding="utf-8"), encoding="utf-8")
-    write_export(folder / "later" / "project-8.json", [task(9, UPLOAD, [annotation(91, transcribed(rectangle("again", 20, 20, 100, 40), "Wieder"))])])
+    write_export(
+        folder / "later" / "project-8.json",
+        [task(9, UPLOAD, [annotation(91, transcribed(rectangle("again", 20, 20, 100, 40), "Wieder"))])],
+    )
 
     items = list(read_samples(folder, "label-studio", image_dir=images, errors="report"))
 
@@ -243,7 +298,11 @@ def test_metadata_names_task_region_image_polygon_and_labels(project):
 def test_region_without_text_is_reported_by_task_and_region(project):
     problem = read_project(project)["1-untranscribed"]
     assert isinstance(problem, SampleError)
-    assert "region has no transcription" in problem.problem and "task 1" in problem.problem and "region untranscribed" in problem.problem
+    assert (
+        "region has no transcription" in problem.problem
+        and "task 1" in problem.problem
+        and "region untranscribed" in problem.problem
+    )
 
     export_file, images = project
     with pytest.raises(SampleError, match="region has no transcription"):
@@ -271,7 +330,9 @@ def test_percentages_fit_the_image_found_even_when_rescaled(tmp_path):
     # Annotated on an 800x400 upload; the folder holds the 400x200 copy.
     draw_page(tmp_path / "images" / "1a2b3c4d-page.png", [RED_BOX])
     region = rectangle("plain", 40, 40, 200, 80, size=(800, 400))
-    export_file = write_export(tmp_path / "export.json", [task(1, UPLOAD, [annotation(1, transcribed(region, "Zeile"))])])
+    export_file = write_export(
+        tmp_path / "export.json", [task(1, UPLOAD, [annotation(1, transcribed(region, "Zeile"))])]
+    )
 
     [sample] = read_samples(export_file, "label-studio", image_dir=tmp_path / "images")
 
@@ -286,7 +347,10 @@ def test_page_stored_sideways_is_measured_upright(tmp_path):
     exif[0x0112] = 6
     (tmp_path / "images").mkdir()
     upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "images" / "1a2b3c4d-page.png", exif=exif)
-    export_file = write_export(tmp_path / "export.json", [task(1, UPLOAD, [annotation(1, transcribed(rectangle("plain", 20, 20, 100, 40), "Zeile"))])])
+    export_file = write_export(
+        tmp_path / "export.json",
+        [task(1, UPLOAD, [annotation(1, transcribed(rectangle("plain", 20, 20, 100, 40), "Zeile"))])],
+    )
 
     [sample] = read_samples(export_file, "label-studio", image_dir=tmp_path / "images")
 
@@ -298,10 +362,23 @@ def test_export_to_every_format_loads_back_and_lists_the_rejected(project, tmp_p
     export_file, images = project
     samples = read_samples(export_file, "label-studio", image_dir=images, errors="report")
 
-    results = export_all(samples, batch_id="label-studio", output_dir=tmp_path / "exports", skip_invalid=True, progress=False)
+    results = export_all(
+        samples, batch_id="label-studio", output_dir=tmp_path / "exports", skip_invalid=True, progress=False
+    )
 
-    expected = {"1-plain": "Rothe Zeile", "1-turned": "Blaue Zeile", "1-triangle": "Grüne Zeile", "2-tilted": "Gelbe Zeile"}
+    expected = {
+        "1-plain": "Rothe Zeile",
+        "1-turned": "Blaue Zeile",
+        "1-triangle": "Grüne Zeile",
+        "2-tilted": "Gelbe Zeile",
+    }
     for result in results:
         assert loaded_texts(result, tmp_path / "cache") == expected
-        rejected = [json.loads(line) for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
-        assert {record["id"]: record["location"] for record in rejected} == {"1-untranscribed": "project-7.json: task 1", "3-far": "project-7.json: task 3"}
+        rejected = [
+            json.loads(line)
+            for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()
+        ]
+        assert {record["id"]: record["location"] for record in rejected} == {
+            "1-untranscribed": "project-7.json: task 1",
+            "3-far": "project-7.json: task 3",
+        }

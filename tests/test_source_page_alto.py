@@ -38,7 +38,12 @@ def decoded(sample) -> Image.Image:
 def clipped_box(polygon, page_size) -> tuple[int, int, int, int]:
     xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
     width, height = page_size
-    return max(0, math.floor(min(xs))), max(0, math.floor(min(ys))), min(width, math.ceil(max(xs))), min(height, math.ceil(max(ys)))
+    return (
+        max(0, math.floor(min(xs))),
+        max(0, math.floor(min(ys))),
+        min(width, math.ceil(max(xs))),
+        min(height, math.ceil(max(ys))),
+    )
 
 
 # --- the real workspace ---------------------------------------------------------------------
@@ -69,7 +74,10 @@ def test_page_lines_are_their_own_text_equiv_in_reading_order(kant):
     for number in LINES_PER_PAGE:
         stem = f"PAGE_{number}_PAGE"
         # Ids name the file by its path below the input folder (the workspace's data/).
-        expected += [(f"OCR-D-GT-PAGE/{stem}_{line_id}", text) for line_id, text in expected_page_lines(kant / "OCR-D-GT-PAGE" / f"{stem}.xml")]
+        expected += [
+            (f"OCR-D-GT-PAGE/{stem}_{line_id}", text)
+            for line_id, text in expected_page_lines(kant / "OCR-D-GT-PAGE" / f"{stem}.xml")
+        ]
     assert len(samples) == sum(LINES_PER_PAGE.values()) == 55
     assert [(sample.id, sample.ground_truth) for sample in samples] == expected
     first = samples[0]
@@ -86,7 +94,10 @@ def test_page_lines_are_their_own_text_equiv_in_reading_order(kant):
 def test_page_images_are_found_relative_to_the_mets_folder(kant):
     # imageFilename="OCR-D-IMG/INPUT_0017.tif" does not resolve beside the XML, only from data/.
     assert not (kant / "OCR-D-GT-PAGE" / "OCR-D-IMG").exists()
-    images = {(sample.metadata["document"], Path(sample.page_image)) for sample in read_samples(kant / "OCR-D-GT-PAGE", "page")}
+    images = {
+        (sample.metadata["document"], Path(sample.page_image))
+        for sample in read_samples(kant / "OCR-D-GT-PAGE", "page")
+    }
     assert images == {(f"PAGE_{number}_PAGE", kant / "OCR-D-IMG" / f"INPUT_{number}.tif") for number in LINES_PER_PAGE}
 
 
@@ -97,7 +108,10 @@ def test_alto_lines_in_document_order_with_images_from_the_mets(kant):
     expected = []
     for number in LINES_PER_PAGE:
         stem = f"OCR-D-GT-ALTO/PAGE_{number}_ALTO"
-        expected += [f"{stem}_{line_id}" for line_id in expected_alto_line_ids(kant / "OCR-D-GT-ALTO" / f"PAGE_{number}_ALTO.xml")]
+        expected += [
+            f"{stem}_{line_id}"
+            for line_id in expected_alto_line_ids(kant / "OCR-D-GT-ALTO" / f"PAGE_{number}_ALTO.xml")
+        ]
     assert len(samples) == len(expected) == 55
     assert [sample.id for sample in samples] == expected
     assert all(sample.ground_truth.strip() for sample in samples)
@@ -132,12 +146,16 @@ def test_line_ids_are_the_same_on_every_read(kant, source):
     assert len(set(first)) == len(first)
 
 
-@pytest.mark.parametrize("source, xml_file", [("page", "OCR-D-GT-PAGE/PAGE_0017_PAGE.xml"), ("alto", "OCR-D-GT-ALTO/PAGE_0017_ALTO.xml")])
+@pytest.mark.parametrize(
+    "source, xml_file", [("page", "OCR-D-GT-PAGE/PAGE_0017_PAGE.xml"), ("alto", "OCR-D-GT-ALTO/PAGE_0017_ALTO.xml")]
+)
 def test_real_lines_export_to_every_format_and_load_back(kant, source, xml_file, tmp_path):
     samples = list(read_samples(kant / xml_file, source))
     expected = {sample.id: " ".join(unicodedata.normalize("NFC", sample.ground_truth).split()) for sample in samples}
     assert len(expected) == LINES_PER_PAGE["0017"]
-    results = export_all(read_samples(kant / xml_file, source), batch_id=source, output_dir=tmp_path / "exports", progress=False)
+    results = export_all(
+        read_samples(kant / xml_file, source), batch_id=source, output_dir=tmp_path / "exports", progress=False
+    )
     assert len(results) == len(FORMAT_NAMES)
     for result in results:
         rows = datasets.load_dataset(result.export_path, split="train", cache_dir=str(tmp_path / "cache"))
@@ -156,7 +174,9 @@ def draw_page(path: Path, size=(400, 300), color: str | None = None) -> Path:
     return path
 
 
-def write_page_xml(path: Path, image_name: str, lines: str, reading_order: str = "", namespace="2013-07-15", size=(400, 300)) -> Path:
+def write_page_xml(
+    path: Path, image_name: str, lines: str, reading_order: str = "", namespace="2013-07-15", size=(400, 300)
+) -> Path:
     path.write_text(
         f"""<?xml version="1.0" encoding="UTF-8"?>
 <PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/{namespace}" pcGtsId="{path.stem}">
@@ -236,7 +256,12 @@ def test_synthetic_page_2013_reading_order_own_text_and_what_validation_rejects(
 
     report = validate(samples)
     accepted = {item.sample.id: (item.width, item.height) for item in report.accepted}
-    assert accepted == {"synthetic_l3": (190, 30), "synthetic_l1": (190, 30), "synthetic_l2": (190, 30), "synthetic_l0005": (50, 30)}
+    assert accepted == {
+        "synthetic_l3": (190, 30),
+        "synthetic_l1": (190, 30),
+        "synthetic_l2": (190, 30),
+        "synthetic_l0005": (50, 30),
+    }
     rejected = {error.sample_id: error for error in report.rejected}
     assert set(rejected) == {"synthetic_l4", "synthetic_l6"}
     assert "ground_truth is empty" in rejected["synthetic_l4"].problem
@@ -246,10 +271,15 @@ def test_synthetic_page_2013_reading_order_own_text_and_what_validation_rejects(
 
 def test_padding_widens_the_crop_up_to_the_page_border(tmp_path):
     draw_page(tmp_path / "page.png")
-    lines = one_line_region("100,100 200,100 200,130 100,130", line_id="middle") + one_line_region("2,250 150,250 150,298 2,298", line_id="corner")
+    lines = one_line_region("100,100 200,100 200,130 100,130", line_id="middle") + one_line_region(
+        "2,250 150,250 150,298 2,298", line_id="corner"
+    )
     xml = write_page_xml(tmp_path / "padded.xml", "page.png", lines)
     plain = {sample.metadata["line"]: decoded(sample).size for sample in read_samples(xml, "page")}
-    padded = {sample.metadata["line"]: decoded(sample).size for sample in read_samples(xml, "page", crop=CropOptions(padding=5))}
+    padded = {
+        sample.metadata["line"]: decoded(sample).size
+        for sample in read_samples(xml, "page", crop=CropOptions(padding=5))
+    }
     assert plain == {"middle": (100, 30), "corner": (148, 48)}
     # The corner line is 2 pixels from the left and bottom border: its padding stops there.
     assert padded == {"middle": (110, 40), "corner": (148 + 2 + 5, 48 + 5 + 2)}
@@ -276,7 +306,9 @@ def test_exif_orientation_is_applied_before_cropping(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6
     displayed.transpose(Image.Transpose.ROTATE_90).save(tmp_path / "phone.jpg", "JPEG", exif=exif, quality=95)
-    lines = one_line_region("10,10 90,10 90,60 10,60", "oben", "top") + one_line_region("10,120 90,120 90,190 10,190", "unten", "bottom")
+    lines = one_line_region("10,10 90,10 90,60 10,60", "oben", "top") + one_line_region(
+        "10,120 90,120 90,190 10,190", "unten", "bottom"
+    )
     # The size the file declares is the page as displayed, as its coordinates are.
     xml = write_page_xml(tmp_path / "phone.xml", "phone.jpg", lines, size=(100, 200))
     top, bottom = (decoded(sample).convert("L") for sample in read_samples(xml, "page"))
@@ -289,12 +321,19 @@ def test_page_whose_image_cannot_be_found_says_to_pass_the_images_folder(tmp_pat
     (tmp_path / "xml").mkdir()
     (tmp_path / "scans").mkdir()
     draw_page(tmp_path / "scans" / "scan_7.png")
-    xml = write_page_xml(tmp_path / "xml" / "p7.xml", "/somewhere/else/scan_7.png", one_line_region("10,10 100,10 100,40 10,40"))
+    xml = write_page_xml(
+        tmp_path / "xml" / "p7.xml", "/somewhere/else/scan_7.png", one_line_region("10,10 100,10 100,40 10,40")
+    )
     with pytest.raises(SampleError) as raised:
         list(read_samples(xml, "page"))
     message = str(raised.value)
     # An absolute reference is named by its file name: its folders may be a user's.
-    assert "p7.xml" in message and "'scan_7.png'" in message and "/somewhere/else" not in message and "--images DIR" in message
+    assert (
+        "p7.xml" in message
+        and "'scan_7.png'" in message
+        and "/somewhere/else" not in message
+        and "--images DIR" in message
+    )
     assert [type(item).__name__ for item in read_samples(xml, "page", errors="report")] == ["SampleError"]
 
     [sample] = read_samples(xml, "page", image_dir=tmp_path / "scans")

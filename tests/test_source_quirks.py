@@ -65,8 +65,12 @@ def write_page(path: Path, image_name: str | None, lines: list[str], size=(400, 
     return path
 
 
-def write_alto(path: Path, lines: str, size=(400, 300), image_name: str = "scan.png", with_sp_elsewhere: bool = False) -> Path:
-    sp_line = '<TextLine ID="other"><String CONTENT="a"/><SP/><String CONTENT="b"/></TextLine>' if with_sp_elsewhere else ""
+def write_alto(
+    path: Path, lines: str, size=(400, 300), image_name: str = "scan.png", with_sp_elsewhere: bool = False
+) -> Path:
+    sp_line = (
+        '<TextLine ID="other"><String CONTENT="a"/><SP/><String CONTENT="b"/></TextLine>' if with_sp_elsewhere else ""
+    )
     path.write_text(
         f"""<?xml version="1.0" encoding="UTF-8"?>
 <alto xmlns="http://www.loc.gov/standards/alto/ns-v4#">
@@ -178,8 +182,13 @@ def test_a_downscaled_real_scan_is_caught_and_can_be_scaled(kant, tmp_path):
     [problem] = items_of(xml, "page")
     assert "image is 728×1041, the file declares 1457×2083" in problem.problem and problem.sample_count == 24
 
-    full_size = {sample.id: decoded(sample).size for sample in read_samples(kant / "OCR-D-GT-PAGE" / "PAGE_0017_PAGE.xml", "page")}
-    scaled = {sample.id: decoded(sample).size for sample in read_samples(xml, "page", crop=CropOptions(scale_to_image=True))}
+    full_size = {
+        sample.id: decoded(sample).size
+        for sample in read_samples(kant / "OCR-D-GT-PAGE" / "PAGE_0017_PAGE.xml", "page")
+    }
+    scaled = {
+        sample.id: decoded(sample).size for sample in read_samples(xml, "page", crop=CropOptions(scale_to_image=True))
+    }
     assert scaled.keys() == full_size.keys() and len(scaled) == 24
     for line_id, (width, height) in full_size.items():
         assert abs(scaled[line_id][0] - width / 2) <= 1.5 and abs(scaled[line_id][1] - height / 2) <= 1.5, line_id
@@ -189,8 +198,11 @@ def test_a_downscaled_real_scan_is_caught_and_can_be_scaled(kant, tmp_path):
 
 
 def texts_by_line(folder: Path, source: str) -> dict[str, str]:
-    """"<page number>/<line id>" -> text: PAGE_0017_PAGE.xml and PAGE_0017_ALTO.xml name page 0017 alike."""
-    return {f"{sample.metadata['document'].split('_')[1]}/{sample.metadata['line']}": sample.ground_truth for sample in read_samples(folder, source)}
+    """ "<page number>/<line id>" -> text: PAGE_0017_PAGE.xml and PAGE_0017_ALTO.xml name page 0017 alike."""
+    return {
+        f"{sample.metadata['document'].split('_')[1]}/{sample.metadata['line']}": sample.ground_truth
+        for sample in read_samples(folder, source)
+    }
 
 
 def test_alto_without_sp_reads_like_page_on_the_real_pages(kant):
@@ -221,7 +233,14 @@ def test_alto_without_sp_reads_like_page_on_the_real_pages(kant):
 def test_alto_gaps_make_spaces_touching_boxes_none(tmp_path):
     draw_page(tmp_path / "scan.png")
     # Line height 30: a gap of 3 pixels (a tenth of it) or less is no space, 5 pixels are one.
-    inner = string("Guten", 10, 80) + string("Tag", 100, 50) + string(",", 150, 5) + string("sagt", 165, 40) + string("er", 210, 20) + string(".", 233, 4)
+    inner = (
+        string("Guten", 10, 80)
+        + string("Tag", 100, 50)
+        + string(",", 150, 5)
+        + string("sagt", 165, 40)
+        + string("er", 210, 20)
+        + string(".", 233, 4)
+    )
     xml = write_alto(tmp_path / "scan.xml", alto_line("l1", inner))
     [sample] = read_samples(xml, "alto")
     assert sample.ground_truth == "Guten Tag, sagt er."
@@ -269,7 +288,9 @@ def test_soft_hyphen_at_the_line_end_becomes_the_printed_hyphen(tmp_path):
 
 def test_two_books_with_the_same_file_names_never_collide(tmp_path):
     for book in ("bookA", "bookB"):
-        draw_page(tmp_path / "corpus" / book / "0001.png", boxes={(10, 10, 20, 20): RED if book == "bookA" else (0, 0, 220)})
+        draw_page(
+            tmp_path / "corpus" / book / "0001.png", boxes={(10, 10, 20, 20): RED if book == "bookA" else (0, 0, 220)}
+        )
         write_page(tmp_path / "corpus" / book / "0001.xml", "0001.png", [page_line("l1", text=f"Zeile aus {book}")])
 
     samples = list(read_samples(tmp_path / "corpus", "page"))
@@ -334,11 +355,15 @@ def test_files_skipped_in_a_folder_are_named_unless_skipping_them_is_normal(tmp_
     folder = tmp_path / "pages"
     draw_page(folder / "scan.png")
     write_page(folder / "good.xml", "scan.png", [page_line("l1")])
-    (folder / "mets.xml").write_text('<mets:mets xmlns:mets="http://www.loc.gov/METS/"/>', encoding="utf-8")  # normal: another kind
+    (folder / "mets.xml").write_text(
+        '<mets:mets xmlns:mets="http://www.loc.gov/METS/"/>', encoding="utf-8"
+    )  # normal: another kind
     (folder / "notes.page").write_text("<html><body>not PAGE</body></html>", encoding="utf-8")  # named .page but is not
     (folder / "broken.xml").write_text("Zeile ohne XML", encoding="utf-8")  # an .xml that is no XML at all
     (folder / "blank.xml").write_bytes(b"")  # holds nothing to lose
-    (folder / "cut.xml").write_text(f'<PcGts xmlns="{PAGE_2019}"><Page imageFilename="scan.png"><TextRegion', encoding="utf-8")
+    (folder / "cut.xml").write_text(
+        f'<PcGts xmlns="{PAGE_2019}"><Page imageFilename="scan.png"><TextRegion', encoding="utf-8"
+    )
 
     items, notices = notices_of(folder, "page")
 
@@ -375,8 +400,17 @@ def test_a_label_studio_task_with_only_a_draft_is_named(tmp_path):
     box = {"x": 5, "y": 5, "width": 50, "height": 10, "rotation": 0}
     region = {"id": "r1", "type": "rectangle", "original_width": 400, "original_height": 300, "value": box}
     textarea = {**region, "type": "textarea", "value": {**region["value"], "text": ["Zeile"]}}
-    annotated = {"id": 1, "data": {"image": "/data/upload/1/page.png"}, "annotations": [{"id": 10, "result": [region, textarea]}]}
-    drafted = {"id": 2, "data": {"image": "/data/upload/1/page.png"}, "annotations": [], "drafts": [{"id": 20, "result": [region, textarea]}]}
+    annotated = {
+        "id": 1,
+        "data": {"image": "/data/upload/1/page.png"},
+        "annotations": [{"id": 10, "result": [region, textarea]}],
+    }
+    drafted = {
+        "id": 2,
+        "data": {"image": "/data/upload/1/page.png"},
+        "annotations": [],
+        "drafts": [{"id": 20, "result": [region, textarea]}],
+    }
     untouched = {"id": 3, "data": {"image": "/data/upload/1/page.png"}, "annotations": []}
     export_file = tmp_path / "project.json"
     export_file.write_text(json.dumps([annotated, drafted, untouched]), encoding="utf-8")
@@ -396,20 +430,40 @@ def test_a_rejected_file_counts_its_lines_in_the_input_and_rejected_counts(tmp_p
     folder = tmp_path / "pages"
     draw_page(folder / "scan.png")
     write_page(folder / "found.xml", "scan.png", [page_line("l1"), page_line("l2", (10, 50, 200, 80))])
-    write_page(folder / "lost.xml", "lost.png", [page_line(f"l{n}", (10, 10 + 40 * n, 200, 40 + 40 * n)) for n in range(3)])
+    write_page(
+        folder / "lost.xml", "lost.png", [page_line(f"l{n}", (10, 10 + 40 * n, 200, 40 + 40 * n)) for n in range(3)]
+    )
 
     report = validate(read_samples(folder, "page", errors="report"))
 
     assert report.counts == {"input": 5, "exported": 2, "rejected": 3, "duplicates": 0}
-    [result] = [export(read_samples(folder, "page", errors="report"), "generic", batch_id="b", output_dir=tmp_path / "out", skip_invalid=True, progress=False)]
+    [result] = [
+        export(
+            read_samples(folder, "page", errors="report"),
+            "generic",
+            batch_id="b",
+            output_dir=tmp_path / "out",
+            skip_invalid=True,
+            progress=False,
+        )
+    ]
     counts = result.read_manifest()["counts"]
     assert counts == {"input": 5, "exported": 2, "rejected": 3, "duplicates": 0}
     assert counts["input"] == counts["exported"] + counts["rejected"] + counts["duplicates"]
-    [record] = [json.loads(line) for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()]
+    [record] = [
+        json.loads(line)
+        for line in (Path(result.export_path) / "rejected.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
     assert (record["location"], record["samples"]) == ("lost.xml", 3)
     assert verify_batch(result.export_path) == []
     with pytest.raises(ValidationError, match="3 of 5 samples are not valid"):
-        export(read_samples(folder, "page", errors="report"), "generic", batch_id="c", output_dir=tmp_path / "out", progress=False)
+        export(
+            read_samples(folder, "page", errors="report"),
+            "generic",
+            batch_id="c",
+            output_dir=tmp_path / "out",
+            progress=False,
+        )
 
 
 # --- 9. text only on words, or only as PlainText ------------------------------------------------
@@ -469,14 +523,19 @@ def test_a_file_naming_no_image_lists_the_names_tried(tmp_path):
 
 def test_a_folder_holding_a_manifest_says_to_give_the_manifest_as_a_file(tmp_path):
     (tmp_path / "batch").mkdir()
-    (tmp_path / "batch" / "samples.jsonl").write_text('{"id": "a", "image_path": "a.png", "ground_truth": "x"}\n', encoding="utf-8")
+    (tmp_path / "batch" / "samples.jsonl").write_text(
+        '{"id": "a", "image_path": "a.png", "ground_truth": "x"}\n', encoding="utf-8"
+    )
     with pytest.raises(ValueError, match=r"samples\.jsonl.*as a file"):
         list(read_samples(tmp_path / "batch"))
 
 
 def test_a_json_file_holding_jsonl_is_read_as_a_manifest(tmp_path):
     draw_page(tmp_path / "a.png", size=(100, 20))
-    records = [{"id": "a", "image_path": "a.png", "ground_truth": "eins"}, {"id": "b", "image_path": "a.png", "ground_truth": "zwei"}]
+    records = [
+        {"id": "a", "image_path": "a.png", "ground_truth": "eins"},
+        {"id": "b", "image_path": "a.png", "ground_truth": "zwei"},
+    ]
     manifest = tmp_path / "samples.json"
     manifest.write_text("\n".join(json.dumps(record) for record in records) + "\n", encoding="utf-8")
     assert guess_source(manifest) == "jsonl"

@@ -19,7 +19,10 @@ def image_files(tmp_path):
 
 
 def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" if record is not None else "\n" for record in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(record, ensure_ascii=False) + "\n" if record is not None else "\n" for record in records),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -28,16 +31,34 @@ def test_jsonl_fields_and_paths(tmp_path):
     manifest = write_jsonl(
         tmp_path / "samples.jsonl",
         [
-            {"id": "a", "image_path": "lines/a.png", "ground_truth": "Grüße", "ocr_text": "Grulse", "ocr_confidence": 0.5, "metadata": {"page": 1}},
+            {
+                "id": "a",
+                "image_path": "lines/a.png",
+                "ground_truth": "Grüße",
+                "ocr_text": "Grulse",
+                "ocr_confidence": 0.5,
+                "metadata": {"page": 1},
+            },
             None,  # blank lines are skipped, not errors
             {"id": 7, "image_path": str(absolute), "ground_truth": "ſ"},
         ],
     )
     first, second = read_manifest(manifest)
     assert (first.id, first.image_path, first.ground_truth, first.ocr_text, first.ocr_confidence, first.metadata) == (
-        "a", tmp_path / "lines" / "a.png", "Grüße", "Grulse", 0.5, {"page": 1},
+        "a",
+        tmp_path / "lines" / "a.png",
+        "Grüße",
+        "Grulse",
+        0.5,
+        {"page": 1},
     )
-    assert (second.id, second.image_path, second.ocr_text, second.ocr_confidence, second.metadata) == ("7", absolute, None, None, {})
+    assert (second.id, second.image_path, second.ocr_text, second.ocr_confidence, second.metadata) == (
+        "7",
+        absolute,
+        None,
+        None,
+        {},
+    )
 
 
 def test_csv_with_metadata_cell(tmp_path):
@@ -48,7 +69,12 @@ def test_csv_with_metadata_cell(tmp_path):
         writer.writerow(["a", "a.png", "Straße, „zitiert“", "", "0.9", '{"writer": "M"}'])
         writer.writerow(["b", "b.png", "Ufer", "Vfer", "", ""])
     first, second = read_manifest(manifest)
-    assert (first.ground_truth, first.ocr_text, first.ocr_confidence, first.metadata) == ("Straße, „zitiert“", None, 0.9, {"writer": "M"})
+    assert (first.ground_truth, first.ocr_text, first.ocr_confidence, first.metadata) == (
+        "Straße, „zitiert“",
+        None,
+        0.9,
+        {"writer": "M"},
+    )
     assert (second.ocr_text, second.ocr_confidence, second.metadata) == ("Vfer", None, {})
 
 
@@ -72,16 +98,31 @@ def test_unreadable_record_raises_naming_its_line(tmp_path, case):
 
 def test_report_mode_yields_each_unreadable_record_in_its_place(tmp_path):
     manifest = tmp_path / "samples.jsonl"
-    manifest.write_text("\n".join(['{"id": "a", "image_path": "a.png", "ground_truth": "x"}', *(line for line, _ in UNREADABLE_LINES.values())]) + "\n")
+    manifest.write_text(
+        "\n".join(
+            [
+                '{"id": "a", "image_path": "a.png", "ground_truth": "x"}',
+                *(line for line, _ in UNREADABLE_LINES.values()),
+            ]
+        )
+        + "\n"
+    )
     items = list(read_manifest(manifest, errors="report"))
     assert [type(item).__name__ for item in items] == ["TrainingSample", "SampleError", "SampleError", "SampleError"]
     assert [item.location for item in items[1:]] == ["samples.jsonl:2", "samples.jsonl:3", "samples.jsonl:4"]
 
 
 def test_field_values_pass_through_for_validation_to_judge(tmp_path):
-    manifest = write_jsonl(tmp_path / "samples.jsonl", [{"id": "a", "image_path": "a.png", "ocr_confidence": "hoch", "metadata": [1]}])
+    manifest = write_jsonl(
+        tmp_path / "samples.jsonl", [{"id": "a", "image_path": "a.png", "ocr_confidence": "hoch", "metadata": [1]}]
+    )
     [sample] = read_manifest(manifest)
-    assert (sample.ground_truth, sample.ocr_confidence, sample.metadata, sample.source) == (None, "hoch", [1], "samples.jsonl:1")
+    assert (sample.ground_truth, sample.ocr_confidence, sample.metadata, sample.source) == (
+        None,
+        "hoch",
+        [1],
+        "samples.jsonl:1",
+    )
 
 
 def test_missing_manifest_is_named(tmp_path):

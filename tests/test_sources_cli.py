@@ -22,7 +22,13 @@ def exported_ids(batch) -> list[str]:
 def test_two_page_files_given_as_repeated_inputs_are_guessed_and_cut(tmp_path):
     workspace = shutil.copytree(KANT, tmp_path / "kant")
     pages = sorted((workspace / "OCR-D-GT-PAGE").glob("*.xml"))
-    completed = export(*(argument for page in pages for argument in ("--input", page)), "--output", tmp_path / "out", "--batch-id", "kant")
+    completed = export(
+        *(argument for page in pages for argument in ("--input", page)),
+        "--output",
+        tmp_path / "out",
+        "--batch-id",
+        "kant",
+    )
     assert completed.returncode == 0, completed.stderr
     ids = exported_ids(tmp_path / "out" / "generic" / "kant")
     assert len(ids) == 55 and ids[0].startswith("PAGE_0017_PAGE_") and ids[-1].startswith("PAGE_0020_PAGE_")
@@ -31,8 +37,17 @@ def test_two_page_files_given_as_repeated_inputs_are_guessed_and_cut(tmp_path):
 def test_alto_pages_with_padding_and_masking_from_a_folder(tmp_path):
     workspace = shutil.copytree(KANT, tmp_path / "kant")
     completed = export(
-        "--input", workspace / "OCR-D-GT-ALTO", "--from", "alto", "--crop-padding", "3", "--mask-outside",
-        "--output", tmp_path / "out", "--batch-id", "alto",
+        "--input",
+        workspace / "OCR-D-GT-ALTO",
+        "--from",
+        "alto",
+        "--crop-padding",
+        "3",
+        "--mask-outside",
+        "--output",
+        tmp_path / "out",
+        "--batch-id",
+        "alto",
     )
     assert completed.returncode == 0, completed.stderr
     manifest = json.loads((tmp_path / "out" / "generic" / "alto" / "manifest.json").read_text(encoding="utf-8"))

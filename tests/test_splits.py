@@ -27,7 +27,10 @@ def real_lines(line_gt_copy):
 
 
 def split_ids(checked, strategy="hash", seed=0) -> dict[str, list[str]]:
-    return {name: [item.sample.id for item in items] for name, items in assign_splits(checked, RATIOS, "work", seed, strategy).items()}
+    return {
+        name: [item.sample.id for item in items]
+        for name, items in assign_splits(checked, RATIOS, "work", seed, strategy).items()
+    }
 
 
 def works_per_split(splits: dict[str, list[str]]) -> dict[str, set[str]]:
@@ -59,7 +62,11 @@ def test_hash_splits_never_move_a_line_when_lines_and_works_are_added(real_lines
     for number, item in enumerate(checked[:40]):
         # New lines of existing works, and lines of works never seen before.
         work = item.sample.metadata["work"] if number % 2 else f"neues_werk_{number}"
-        extra.append(dataclasses.replace(item, sample=dataclasses.replace(item.sample, id=f"new-{number}", metadata={"work": work})))
+        extra.append(
+            dataclasses.replace(
+                item, sample=dataclasses.replace(item.sample, id=f"new-{number}", metadata={"work": work})
+            )
+        )
     after = split_ids([*extra[:20], *checked, *extra[20:]])
     for name, ids in before.items():
         assert set(ids) <= set(after[name])
@@ -78,12 +85,24 @@ def test_hash_split_sizes_on_the_real_lines_are_what_the_readme_quotes(real_line
     # The price of stability with few groups (38 works): proportions stray from the ratios.
     _, checked = real_lines
     assert {name: len(ids) for name, ids in split_ids(checked).items()} == {"train": 93, "validation": 15, "test": 6}
-    assert {name: len(ids) for name, ids in split_ids(checked, "balanced").items()} == {"train": 90, "validation": 12, "test": 12}
+    assert {name: len(ids) for name, ids in split_ids(checked, "balanced").items()} == {
+        "train": 90,
+        "validation": 12,
+        "test": 12,
+    }
 
 
 def test_exported_splits_load_as_splits_and_have_their_own_views(real_lines, tmp_path):
     samples, _ = real_lines
-    result = export(samples, "trocr", batch_id="b1", output_dir=tmp_path, split="train=0.8,validation=0.1,test=0.1", group_by="work", progress=False)
+    result = export(
+        samples,
+        "trocr",
+        batch_id="b1",
+        output_dir=tmp_path,
+        split="train=0.8,validation=0.1,test=0.1",
+        group_by="work",
+        progress=False,
+    )
     loaded = load_dataset(result.export_path, cache_dir=str(tmp_path / "cache"))
     expected = split_ids(validate(samples, group_by="work").accepted)
     assert {name: loaded[name]["id"] for name in loaded} == expected
@@ -101,7 +120,9 @@ def test_group_by_a_key_some_samples_lack_is_reported_per_sample(tmp_path):
         images.append(buffer.getvalue())
     samples = [
         TrainingSample(id="a", image_path=None, image_bytes=images[0], ground_truth="x", metadata={"writer": "M"}),
-        TrainingSample(id="b", image_path=None, image_bytes=images[1], ground_truth="y", metadata={"document_id": "d1"}),
+        TrainingSample(
+            id="b", image_path=None, image_bytes=images[1], ground_truth="y", metadata={"document_id": "d1"}
+        ),
     ]
     report = validate(samples, group_by="document_id")
     assert [problem.sample_id for problem in report.rejected] == ["a"]

@@ -67,7 +67,13 @@ def test_error_rates_of_several_lines_are_total_edits_over_total_reference_lengt
 
     rates = error_rates(pairs)
 
-    assert (rates["lines"], rates["char_edits"], rates["reference_chars"], rates["word_edits"], rates["reference_words"]) == (2, 2, 21, 1, 5)
+    assert (
+        rates["lines"],
+        rates["char_edits"],
+        rates["reference_chars"],
+        rates["word_edits"],
+        rates["reference_words"],
+    ) == (2, 2, 21, 1, 5)
     assert rates["cer"] == pytest.approx(2 / 21)
     assert rates["wer"] == pytest.approx(1 / 5)
     per_line_mean = sum(error_rates([pair])["cer"] for pair in pairs) / len(pairs)
@@ -98,17 +104,53 @@ EXPECTED_FIGURES = {
     "prose": {
         "samples": 3,
         "characters": 22,
-        "alphabet": {"r": 3, "e": 3, " ": 3, "ä": 2, "u": 2, "B": 1, "H": 1, "s": 1, "a": 1, "m": 1, "S": 1, "T": 1, "ü": 1, "z": 1},
+        "alphabet": {
+            "r": 3,
+            "e": 3,
+            " ": 3,
+            "ä": 2,
+            "u": 2,
+            "B": 1,
+            "H": 1,
+            "s": 1,
+            "a": 1,
+            "m": 1,
+            "S": 1,
+            "T": 1,
+            "ü": 1,
+            "z": 1,
+        },
         "text_length": {"min": 3, "median": 6, "mean": 7.33, "max": 13},
         "image_width": {"min": 40, "median": 64, "mean": 74.67, "max": 120},
         "image_height": {"min": 10, "median": 12, "mean": 12.67, "max": 16},
         # ä -> a in "Bär" and in "Häuser": 2 character edits in 22; 2 of 3 + 1 + 2 = 6 words.
-        "ocr_baseline": {"lines": 3, "cer": 2 / 22, "wer": 2 / 6, "char_edits": 2, "reference_chars": 22, "word_edits": 2, "reference_words": 6},
+        "ocr_baseline": {
+            "lines": 3,
+            "cer": 2 / 22,
+            "wer": 2 / 6,
+            "char_edits": 2,
+            "reference_chars": 22,
+            "word_edits": 2,
+            "reference_words": 6,
+        },
     },
     "fraktur": {
         "samples": 3,
         "characters": 14,
-        "alphabet": {LONG_S: 2, "e": 2, "o": 1, "u": 1, COMBINING_E: 1, "b": 1, "r": 1, " ": 1, "i": 1, "d": 1, "a": 1, "ß": 1},
+        "alphabet": {
+            LONG_S: 2,
+            "e": 2,
+            "o": 1,
+            "u": 1,
+            COMBINING_E: 1,
+            "b": 1,
+            "r": 1,
+            " ": 1,
+            "i": 1,
+            "d": 1,
+            "a": 1,
+            "ß": 1,
+        },
         "text_length": {"min": 2, "median": 3, "mean": 4.67, "max": 9},
         "image_width": {"min": 30, "median": 50, "mean": 56.67, "max": 90},
         "image_height": {"min": 20, "median": 22, "mean": 22.0, "max": 24},
@@ -153,7 +195,12 @@ def png_bytes(width: int, height: int) -> bytes:
 def hand_made_samples() -> list[TrainingSample]:
     return [
         TrainingSample(
-            id=sample_id, image_path=f"{sample_id}.png", image_bytes=png_bytes(*size), ground_truth=text, ocr_text=ocr, metadata={"group": group}
+            id=sample_id,
+            image_path=f"{sample_id}.png",
+            image_bytes=png_bytes(*size),
+            ground_truth=text,
+            ocr_text=ocr,
+            metadata={"group": group},
         )
         for group, lines in GROUPS.items()
         for sample_id, text, ocr, size in lines
@@ -189,7 +236,11 @@ def default_config(batch: Path) -> dict:
 
 
 def exported_ids(batch: Path, split: str) -> set[str]:
-    return {sample_id for path in batch.glob(f"data/{split}-*.parquet") for sample_id in pq.read_table(path, columns=["id"]).column("id").to_pylist()}
+    return {
+        sample_id
+        for path in batch.glob(f"data/{split}-*.parquet")
+        for sample_id in pq.read_table(path, columns=["id"]).column("id").to_pylist()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +272,10 @@ def test_manifest_statistics_per_split_equal_the_hand_counted_figures(hand_made_
 
     assert list(statistics) == list(SPLIT_HALVES)
     for split, group in group_of_split.items():
-        assert statistics[split] == {**EXPECTED_FIGURES[group], "ocr_baseline": pytest.approx(EXPECTED_FIGURES[group]["ocr_baseline"])}, split
+        assert statistics[split] == {
+            **EXPECTED_FIGURES[group],
+            "ocr_baseline": pytest.approx(EXPECTED_FIGURES[group]["ocr_baseline"]),
+        }, split
 
 
 def test_ocr_baseline_is_error_rates_of_the_normalised_pairs_and_none_without_ocr_text(hand_made_batch):
@@ -265,7 +319,10 @@ def test_card_default_config_lists_every_splits_data_files_and_loads(hand_made_b
     batch, _ = hand_made_batch
 
     data_files = {entry["split"]: entry["path"] for entry in default_config(batch)["data_files"]}
-    assert data_files == {split: [path.relative_to(batch).as_posix() for path in sorted(batch.glob(f"data/{split}-*.parquet"))] for split in SPLIT_HALVES}
+    assert data_files == {
+        split: [path.relative_to(batch).as_posix() for path in sorted(batch.glob(f"data/{split}-*.parquet"))]
+        for split in SPLIT_HALVES
+    }
 
     loaded = datasets.load_dataset(str(batch), cache_dir=str(tmp_path / "cache"))
     assert {split: loaded[split].num_rows for split in loaded} == {split: 3 for split in SPLIT_HALVES}
@@ -280,7 +337,11 @@ def batch_with_an_empty_split(tmp_path_factory) -> tuple[Path, str, str]:
     with a warning because empty splits are allowed explicitly."""
     samples = [
         TrainingSample(
-            id=f"page-line-{number}", image_path=f"l{number}.png", image_bytes=png_bytes(30 + number, 12), ground_truth=f"Zeile {number}", metadata={"page": 7}
+            id=f"page-line-{number}",
+            image_path=f"l{number}.png",
+            image_bytes=png_bytes(30 + number, 12),
+            ground_truth=f"Zeile {number}",
+            metadata={"page": 7},
         )
         for number in (1, 2)
     ]
@@ -330,7 +391,14 @@ def test_real_lines_alphabet_counts_long_s_and_combining_e_as_the_gt_files_do(li
     expected = {LONG_S: gt_text.count(LONG_S), COMBINING_E: gt_text.count(COMBINING_E)}
     assert all(expected.values()), "the real lines should hold both characters"
 
-    result = export(line_gt_samples(line_gt_copy), "trocr", batch_id="fraktur", output_dir=tmp_path, copy_images=False, progress=False)
+    result = export(
+        line_gt_samples(line_gt_copy),
+        "trocr",
+        batch_id="fraktur",
+        output_dir=tmp_path,
+        copy_images=False,
+        progress=False,
+    )
     batch = Path(result.export_path)
     manifest = read_manifest(batch)
 

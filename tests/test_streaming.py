@@ -53,7 +53,10 @@ def test_packed_samples_hold_every_sample_in_order_across_blocks():
 def test_packed_samples_with_images_in_memory_round_trip():
     # Blocks whose samples carry their image bytes are kept uncompressed, the others compressed.
     lines = [sample(number) for number in range(BLOCK_SIZE)]
-    scans = [dataclasses.replace(sample(number), image_bytes=png(2000, number % 256) + bytes(range(256)) * 40) for number in range(BLOCK_SIZE + 5)]
+    scans = [
+        dataclasses.replace(sample(number), image_bytes=png(2000, number % 256) + bytes(range(256)) * 40)
+        for number in range(BLOCK_SIZE + 5)
+    ]
     for samples in (lines, scans, lines + scans):
         packed = PackedSamples(samples)
         assert list(packed) == samples
@@ -61,7 +64,9 @@ def test_packed_samples_with_images_in_memory_round_trip():
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
-def test_a_generator_is_validated_window_by_window_with_duplicates_and_conflicts_found_across_windows(monkeypatch, num_proc):
+def test_a_generator_is_validated_window_by_window_with_duplicates_and_conflicts_found_across_windows(
+    monkeypatch, num_proc
+):
     monkeypatch.setattr(validation, "_WINDOW", 50)
     monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 10)
     pulled = []

@@ -36,7 +36,15 @@ pytestmark = pytest.mark.slow
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finetune_llama_vision.py"
 ASSISTANT_HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"
-MODEL_INPUTS = {"input_ids", "attention_mask", "pixel_values", "aspect_ratio_ids", "aspect_ratio_mask", "cross_attention_mask", "labels"}
+MODEL_INPUTS = {
+    "input_ids",
+    "attention_mask",
+    "pixel_values",
+    "aspect_ratio_ids",
+    "aspect_ratio_mask",
+    "cross_attention_mask",
+    "labels",
+}
 TRAIN_ROW_COUNT = 6
 TRAIN_STEPS = 24
 
@@ -130,7 +138,9 @@ def test_collator_labels_only_the_answer_and_its_closing_eot(line_batch, train_a
         assert labels[trained].tolist() == input_ids[trained].tolist()
         assert tokenizer.decode(labels[trained]) == answer(row["messages"]) + EOT
         prompt = tokenizer.decode(input_ids[:answer_start])
-        assert prompt.startswith(BOS) and prompt.count(BOS) == 1, "BOS doubled: the text was tokenized with add_special_tokens=True"
+        assert prompt.startswith(BOS) and prompt.count(BOS) == 1, (
+            "BOS doubled: the text was tokenized with add_special_tokens=True"
+        )
         assert prompt.endswith(ASSISTANT_HEADER)
 
 
@@ -144,11 +154,15 @@ def test_unmasked_image_token_label_breaks_the_loss_as_in_the_real_model(line_ba
     assert math.isfinite(model(**batch).loss.item())
 
 
-def test_collator_refuses_a_template_whose_generation_prompt_is_not_the_answer_prefix(line_batch, train_answers_processor):
+def test_collator_refuses_a_template_whose_generation_prompt_is_not_the_answer_prefix(
+    line_batch, train_answers_processor
+):
     processor = train_answers_processor
     generation_prompt = "{{- '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}\n{%- endif %}"
     assert LLAMA_32_VISION_CHAT_TEMPLATE.endswith(generation_prompt + "\n")
-    processor.chat_template = LLAMA_32_VISION_CHAT_TEMPLATE.replace(generation_prompt, generation_prompt.replace("\\n\\n", "\\n\\nAntwort: "))
+    processor.chat_template = LLAMA_32_VISION_CHAT_TEMPLATE.replace(
+        generation_prompt, generation_prompt.replace("\\n\\n", "\\n\\nAntwort: ")
+    )
     with pytest.raises(ValueError, match="not a prefix"):
         LlamaVisionCollator(processor)([line_batch["train"][0]])
 
@@ -234,7 +248,17 @@ def run_script(*arguments: str) -> subprocess.CompletedProcess:
 def test_script_help_names_every_choice():
     completed = run_script("--help")
     assert completed.returncode == 0, completed.stderr
-    for option in ("--model", "--tiny", "--output", "--lora-r", "--lora-alpha", "--epochs", "--batch-size", "--learning-rate", "--max-steps"):
+    for option in (
+        "--model",
+        "--tiny",
+        "--output",
+        "--lora-r",
+        "--lora-alpha",
+        "--epochs",
+        "--batch-size",
+        "--learning-rate",
+        "--max-steps",
+    ):
         assert option in completed.stdout
 
 
@@ -262,6 +286,8 @@ def test_script_fine_tunes_tiny_model_with_lora_and_reports_validation_cer(line_
     processor = AutoProcessor.from_pretrained(output, local_files_only=True)
     assert processor.chat_template == LLAMA_32_VISION_CHAT_TEMPLATE
     # The adapter attaches to the base it was trained on, and training moved it off its zero start.
-    model = PeftModel.from_pretrained(MllamaForConditionalGeneration.from_pretrained(output / "tiny-base", local_files_only=True), output)
+    model = PeftModel.from_pretrained(
+        MllamaForConditionalGeneration.from_pretrained(output / "tiny-base", local_files_only=True), output
+    )
     lora_b = [parameter for name, parameter in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(parameter.abs().sum() > 0 for parameter in lora_b)

@@ -104,7 +104,9 @@ def run_script(batch_dir: Path, output: Path, *options: str) -> subprocess.Compl
 
 def assert_reports_validation_cer(completed: subprocess.CompletedProcess, validation_count: int) -> None:
     assert completed.returncode == 0, completed.stderr
-    assert re.search(rf"^validation CER: \d+\.\d\d% over {validation_count} lines$", completed.stdout, re.MULTILINE), completed.stdout
+    assert re.search(rf"^validation CER: \d+\.\d\d% over {validation_count} lines$", completed.stdout, re.MULTILINE), (
+        completed.stdout
+    )
 
 
 def test_labels_are_the_token_ids_with_padding_set_to_minus_100(processor, train_rows):
@@ -143,7 +145,9 @@ def test_labels_are_cut_at_max_target_length_and_still_end_in_eos(processor, tra
         assert row_labels[-1] == processor.tokenizer.eos_token_id
 
 
-def test_tiny_trocr_loss_falls_when_seq2seq_trainer_repeats_one_batch(processor_and_model, train_rows, tmp_path, one_torch_thread):
+def test_tiny_trocr_loss_falls_when_seq2seq_trainer_repeats_one_batch(
+    processor_and_model, train_rows, tmp_path, one_torch_thread
+):
     processor, model = processor_and_model
     arguments = Seq2SeqTrainingArguments(
         output_dir=str(tmp_path / "run"),
@@ -159,7 +163,9 @@ def test_tiny_trocr_loss_falls_when_seq2seq_trainer_repeats_one_batch(processor_
         dataloader_pin_memory=False,  # no accelerator here: pinning would only warn
         seed=0,
     )
-    trainer = Seq2SeqTrainer(model=model, args=arguments, train_dataset=train_rows, data_collator=TrOCRCollator(processor))
+    trainer = Seq2SeqTrainer(
+        model=model, args=arguments, train_dataset=train_rows, data_collator=TrOCRCollator(processor)
+    )
     trainer.train()
 
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
@@ -203,7 +209,9 @@ def test_script_fine_tunes_a_tiny_trocr_saves_it_and_reports_validation_cer(batc
     assert math.isfinite(loss.item())
 
 
-def test_script_fine_tunes_a_local_checkpoint_that_lacks_the_top_level_ids(batch, batch_dir, checkpoint_without_top_level_ids, tmp_path):
+def test_script_fine_tunes_a_local_checkpoint_that_lacks_the_top_level_ids(
+    batch, batch_dir, checkpoint_without_top_level_ids, tmp_path
+):
     output = tmp_path / "checkpoint-run"
 
     completed = run_script(batch_dir, output, "--model", str(checkpoint_without_top_level_ids), "--max-steps", "2")

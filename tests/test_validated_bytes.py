@@ -17,7 +17,9 @@ from ocr_datasets.sources import CropOptions, CroppedSample
 from ocr_datasets.validation import _WINDOW as VALIDATION_WINDOW
 
 
-def replaced_after_the_last(samples: Iterable[TrainingSample], image: Path, new_bytes: bytes) -> Iterator[TrainingSample]:
+def replaced_after_the_last(
+    samples: Iterable[TrainingSample], image: Path, new_bytes: bytes
+) -> Iterator[TrainingSample]:
     """The samples, a window's worth of identical filler lines, then ``image`` replaced.
 
     Validation reads its input a window at a time and checks each window before reading the
@@ -27,7 +29,10 @@ def replaced_after_the_last(samples: Iterable[TrainingSample], image: Path, new_
     yield from samples
     filler = image.with_name("filler.png")
     filler.write_bytes(png((40, 12), shade=90))
-    yield from (TrainingSample(id=f"filler-{number}", image_path=filler, ground_truth="Füllzeile") for number in range(VALIDATION_WINDOW))
+    yield from (
+        TrainingSample(id=f"filler-{number}", image_path=filler, ground_truth="Füllzeile")
+        for number in range(VALIDATION_WINDOW)
+    )
     image.write_bytes(new_bytes)
 
 
@@ -53,7 +58,13 @@ def test_an_image_replaced_after_validation_fails_the_export_naming_the_sample(r
     root = tmp_path / "exports"
 
     with pytest.raises(SampleError) as raised:
-        export_all(replaced_after_the_last(samples, victim.image_path, new_bytes), batch_id="b1", output_dir=root, progress=False, num_proc=1)
+        export_all(
+            replaced_after_the_last(samples, victim.image_path, new_bytes),
+            batch_id="b1",
+            output_dir=root,
+            progress=False,
+            num_proc=1,
+        )
     message = str(raised.value)
     assert repr(victim.id) in message and "changed after validation" in message and "export again" in message
     assert list_exports(output_dir=root) == [] and batch_folders(root) == []
@@ -63,7 +74,11 @@ def test_build_dataset_refuses_an_image_replaced_after_validation(example_manife
     samples = list(read_manifest(example_manifest))
     victim = samples[2]
     with pytest.raises(SampleError, match="changed after validation"):
-        build_dataset(replaced_after_the_last(samples, victim.image_path, samples[3].image_path.read_bytes()), cache_dir=tmp_path / "cache", num_proc=1)
+        build_dataset(
+            replaced_after_the_last(samples, victim.image_path, samples[3].image_path.read_bytes()),
+            cache_dir=tmp_path / "cache",
+            num_proc=1,
+        )
 
 
 def gradient_page(path: Path, reverse: bool = False) -> Path:
@@ -98,7 +113,14 @@ def test_a_page_replaced_after_validation_fails_the_export_naming_the_line(tmp_p
     lines = page_lines(page)
     flipped = gradient_page(tmp_path / "flipped.png", reverse=True).read_bytes()
     with pytest.raises(SampleError, match="'line-0'.*changed after validation"):
-        export(replaced_after_the_last(lines, page, flipped), "trocr", batch_id="b1", output_dir=tmp_path / "exports", progress=False, num_proc=1)
+        export(
+            replaced_after_the_last(lines, page, flipped),
+            "trocr",
+            batch_id="b1",
+            output_dir=tmp_path / "exports",
+            progress=False,
+            num_proc=1,
+        )
 
 
 def test_build_dataset_sees_an_image_rewritten_with_the_same_size_and_modification_time(tmp_path):

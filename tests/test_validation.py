@@ -40,7 +40,12 @@ def bomb_png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write(folder: Path, name: str, data: bytes) -> Path:
@@ -54,8 +59,17 @@ def bad_corpus(folder: Path) -> tuple[list[TrainingSample], list[str], dict[str,
 
     Returns (samples, ids expected exported, {rejected id: fragment of its reason}, [(duplicate id, kept id)]).
     """
-    good = [TrainingSample(id=f"good-{n}", image_path=write(folder, f"good-{n}.png", png_bytes(shade=n)), ground_truth=f"Zeile {n}") for n in range(3)]
-    good.append(TrainingSample(id="good-jpeg", image_path=write(folder, "good.jpg", jpeg_bytes()), ground_truth="Grüße", ocr_confidence=0.0))
+    good = [
+        TrainingSample(
+            id=f"good-{n}", image_path=write(folder, f"good-{n}.png", png_bytes(shade=n)), ground_truth=f"Zeile {n}"
+        )
+        for n in range(3)
+    ]
+    good.append(
+        TrainingSample(
+            id="good-jpeg", image_path=write(folder, "good.jpg", jpeg_bytes()), ground_truth="Grüße", ocr_confidence=0.0
+        )
+    )
     (folder / "a-folder.png").mkdir()
     png = png_bytes(shade=40)
     shared = write(folder, "shared.png", png_bytes(shade=90))
@@ -82,22 +96,36 @@ def bad_corpus(folder: Path) -> tuple[list[TrainingSample], list[str], dict[str,
     }
     bad = []
     for case_id, (fields, _) in cases.items():
-        values = {"image_path": write(folder, f"{case_id}-ok.png", png_bytes(shade=200 - len(bad))), "ground_truth": f"Text {case_id}", **fields}
+        values = {
+            "image_path": write(folder, f"{case_id}-ok.png", png_bytes(shade=200 - len(bad))),
+            "ground_truth": f"Text {case_id}",
+            **fields,
+        }
         bad.append(TrainingSample(id=case_id, **values))
     reasons = {case_id: fragment for case_id, (_, fragment) in cases.items()}
     # An id used twice: the second is rejected, the first exported.
-    bad.append(TrainingSample(id="good-0", image_path=write(folder, "again.png", png_bytes(shade=7)), ground_truth="andere Zeile"))
+    bad.append(
+        TrainingSample(
+            id="good-0", image_path=write(folder, "again.png", png_bytes(shade=7)), ground_truth="andere Zeile"
+        )
+    )
     reasons["good-0"] = "id is used by an earlier sample"
     # The same image with another text: a conflict, every sample of it rejected.
     bad += [
         TrainingSample(id="conflict-a", image_path=shared, ground_truth="Haus"),
-        TrainingSample(id="conflict-b", image_path=write(folder, "shared-copy.png", shared.read_bytes()), ground_truth="Maus"),
+        TrainingSample(
+            id="conflict-b", image_path=write(folder, "shared-copy.png", shared.read_bytes()), ground_truth="Maus"
+        ),
     ]
     reasons |= {"conflict-a": "conflict", "conflict-b": "conflict"}
     # The same image with the same text (after NFC and whitespace): exported once.
     twin = write(folder, "twin.png", png_bytes(shade=120))
     good.append(TrainingSample(id="twin-1", image_path=twin, ground_truth="Straße"))
-    bad.append(TrainingSample(id="twin-2", image_path=write(folder, "twin-copy.png", twin.read_bytes()), ground_truth=" Straße "))
+    bad.append(
+        TrainingSample(
+            id="twin-2", image_path=write(folder, "twin-copy.png", twin.read_bytes()), ground_truth=" Straße "
+        )
+    )
     return good + bad, [sample.id for sample in good], reasons, [("twin-2", "twin-1")]
 
 
@@ -127,7 +155,9 @@ def test_strict_mode_names_every_problem_and_writes_nothing(corpus, tmp_path):
 
 def test_lenient_mode_exports_exactly_the_good_samples_and_lists_the_rest(corpus, tmp_path):
     samples, good_ids, reasons, duplicates = corpus
-    result = export(samples, "generic", batch_id="b1", output_dir=tmp_path / "exports", skip_invalid=True, progress=False)
+    result = export(
+        samples, "generic", batch_id="b1", output_dir=tmp_path / "exports", skip_invalid=True, progress=False
+    )
     batch = Path(result.export_path)
 
     assert pq.read_table(batch / "data" / "train-00000-of-00001.parquet").column("id").to_pylist() == good_ids
@@ -135,10 +165,17 @@ def test_lenient_mode_exports_exactly_the_good_samples_and_lists_the_rest(corpus
     assert sorted(record["id"] for record in listed) == sorted(reasons)
     for record in listed:
         assert reasons[record["id"]] in record["problem"] and record["fix"]
-    assert [tuple(json.loads(line).values()) for line in (batch / "duplicates.jsonl").read_text().splitlines()] == duplicates
+    assert [
+        tuple(json.loads(line).values()) for line in (batch / "duplicates.jsonl").read_text().splitlines()
+    ] == duplicates
 
     counts = result.read_manifest()["counts"]
-    assert counts == {"input": len(samples), "exported": len(good_ids), "rejected": len(reasons), "duplicates": len(duplicates)}
+    assert counts == {
+        "input": len(samples),
+        "exported": len(good_ids),
+        "rejected": len(reasons),
+        "duplicates": len(duplicates),
+    }
     assert counts["input"] == counts["exported"] + counts["rejected"] + counts["duplicates"]
     # The batch may travel: no rejection names the folder the corpus lives in.
     assert str(tmp_path) not in (batch / "rejected.jsonl").read_text(encoding="utf-8")
@@ -155,7 +192,18 @@ def test_keep_duplicates_exports_both_twins_but_still_rejects_conflicts(corpus, 
 def test_unreadable_manifest_lines_are_rejected_in_lenient_cli_exports(tmp_path, example_manifest):
     lines = example_manifest.read_text(encoding="utf-8").splitlines()
     example_manifest.write_text("\n".join([lines[0], '{"id": "kaputt", ', *lines[1:]]) + "\n", encoding="utf-8")
-    command = ["export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "out", "--batch-id", "b1", "--quiet"]
+    command = [
+        "export",
+        "--input",
+        example_manifest,
+        "--format",
+        "trocr",
+        "--output",
+        tmp_path / "out",
+        "--batch-id",
+        "b1",
+        "--quiet",
+    ]
 
     strict = run_cli(*command)
     assert strict.returncode == 2 and "samples.jsonl:2: not valid JSON" in strict.stderr
@@ -163,7 +211,9 @@ def test_unreadable_manifest_lines_are_rejected_in_lenient_cli_exports(tmp_path,
 
     lenient = run_cli(*command, "--skip-invalid")
     assert lenient.returncode == 0, lenient.stderr
-    [rejection] = [json.loads(line) for line in (tmp_path / "out" / "trocr" / "b1" / "rejected.jsonl").read_text().splitlines()]
+    [rejection] = [
+        json.loads(line) for line in (tmp_path / "out" / "trocr" / "b1" / "rejected.jsonl").read_text().splitlines()
+    ]
     assert (rejection["id"], rejection["location"]) == (None, "samples.jsonl:2")
     assert "12 samples" in lenient.stdout and "1 left out" in lenient.stdout
 
@@ -203,7 +253,9 @@ def test_nfkc_warns_that_it_folds_long_s(tmp_path):
     sample = TrainingSample(id="s", image_path=None, image_bytes=png_bytes(), ground_truth="Gaſthaus")
     with pytest.warns(UserWarning, match="long s"):
         result = export([sample], "generic", batch_id="b1", output_dir=tmp_path, normalize="NFKC", progress=False)
-    assert pq.read_table(Path(result.export_path) / "data" / "train-00000-of-00001.parquet").column("ground_truth").to_pylist() == ["Gasthaus"]
+    assert pq.read_table(Path(result.export_path) / "data" / "train-00000-of-00001.parquet").column(
+        "ground_truth"
+    ).to_pylist() == ["Gasthaus"]
 
 
 def test_real_lines_keep_long_s_by_default(line_gt_copy):
@@ -213,8 +265,14 @@ def test_real_lines_keep_long_s_by_default(line_gt_copy):
     texts = {item.sample.id: item.sample.ground_truth for item in report.accepted}
     for sample in samples:
         assert texts[sample.id] == " ".join(sample.ground_truth.split())
-    assert sum(text.count("ſ") for text in texts.values()) == sum(sample.ground_truth.count("ſ") for sample in samples) > 0
-    assert sum(text.count("\u0364") for text in texts.values()) == sum(sample.ground_truth.count("\u0364") for sample in samples) > 0
+    assert (
+        sum(text.count("ſ") for text in texts.values()) == sum(sample.ground_truth.count("ſ") for sample in samples) > 0
+    )
+    assert (
+        sum(text.count("\u0364") for text in texts.values())
+        == sum(sample.ground_truth.count("\u0364") for sample in samples)
+        > 0
+    )
 
 
 def test_real_lines_under_nfkc_lose_every_long_s(line_gt_copy):
@@ -233,9 +291,19 @@ def test_validation_in_two_processes_reports_exactly_what_one_process_does(line_
     samples[200] = dataclasses.replace(samples[200], image_path=line_gt_copy / "missing.tif")
 
     def summary(report):
-        return ([item.sample.id for item in report.accepted], [str(problem) for problem in report.rejected], report.duplicates, report.counts)
+        return (
+            [item.sample.id for item in report.accepted],
+            [str(problem) for problem in report.rejected],
+            report.duplicates,
+            report.counts,
+        )
 
     serial, parallel = validate(samples, num_proc=1), validate(samples, num_proc=2)
     assert summary(parallel) == summary(serial)
-    assert serial.counts == {"input": 10 * LINE_GT_LINES, "exported": LINE_GT_LINES, "rejected": 1, "duplicates": 9 * LINE_GT_LINES - 1}
+    assert serial.counts == {
+        "input": 10 * LINE_GT_LINES,
+        "exported": LINE_GT_LINES,
+        "rejected": 1,
+        "duplicates": 9 * LINE_GT_LINES - 1,
+    }
     assert [item.image_sha256 for item in parallel.accepted] == [item.image_sha256 for item in serial.accepted]

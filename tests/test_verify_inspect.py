@@ -153,7 +153,11 @@ def flip_a_byte_inside_an_image_in_parquet(batch: Path) -> list[str]:
 def truncate_a_parquet_file(batch: Path) -> list[str]:
     path = batch / TRAIN_SHARD
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    return [f"{TRAIN_SHARD}: content differs from the manifest", f"{TRAIN_SHARD}: parquet cannot be read", "split 'train': 0 rows in data/"]
+    return [
+        f"{TRAIN_SHARD}: content differs from the manifest",
+        f"{TRAIN_SHARD}: parquet cannot be read",
+        "split 'train': 0 rows in data/",
+    ]
 
 
 def delete_an_image(batch: Path) -> list[str]:
@@ -188,7 +192,10 @@ def remove_a_split_file_and_its_manifest_entry(batch: Path) -> list[str]:
     del manifest["checksums"][TEST_SHARD]
     manifest["files"].remove(TEST_SHARD)
     write_manifest(batch, manifest)
-    return ["split 'test': 0 rows in data/, manifest says 4", f"README.md: data file {TEST_SHARD} of split 'test' does not exist"]
+    return [
+        "split 'test': 0 rows in data/, manifest says 4",
+        f"README.md: data file {TEST_SHARD} of split 'test' does not exist",
+    ]
 
 
 def strip_the_card_front_matter(batch: Path) -> list[str]:
@@ -199,7 +206,10 @@ def strip_the_card_front_matter(batch: Path) -> list[str]:
 
 def rename_the_default_config_and_fix_its_checksum(batch: Path) -> list[str]:
     card = batch / "README.md"
-    card.write_text(card.read_text(encoding="utf-8").replace("config_name: generic-b1-", "config_name: other-b1-", 1), encoding="utf-8")
+    card.write_text(
+        card.read_text(encoding="utf-8").replace("config_name: generic-b1-", "config_name: other-b1-", 1),
+        encoding="utf-8",
+    )
     record_current_checksum(batch, "README.md")
     return ["README.md: expected one default config named"]
 
@@ -215,7 +225,9 @@ def drop_a_split_from_the_card_and_fix_its_checksum(batch: Path) -> list[str]:
 def remove_an_element_of_the_json_array_view_and_fix_its_checksum(batch: Path) -> list[str]:
     view = batch / "data.json"
     records = json.loads(view.read_text(encoding="utf-8"))
-    view.write_text("[\n" + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records[1:]) + "\n]\n", encoding="utf-8")
+    view.write_text(
+        "[\n" + ",\n".join(json.dumps(record, ensure_ascii=False) for record in records[1:]) + "\n]\n", encoding="utf-8"
+    )
     record_current_checksum(batch, "data.json")
     return [f"data.json: {len(records) - 1} records, manifest says {len(records)}"]
 
@@ -313,14 +325,23 @@ def test_inspect_command_prints_counts_per_split_figures_and_alphabet(pristine_b
     completed = run_cli("inspect", batch)
 
     assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.splitlines()[:2] == [f"generic batch b1 ({read_manifest(batch)['created_at']})", "input 11, exported 8, rejected 2, duplicates 1"]
+    assert completed.stdout.splitlines()[:2] == [
+        f"generic batch b1 ({read_manifest(batch)['created_at']})",
+        "input 11, exported 8, rejected 2, duplicates 1",
+    ]
     sections = inspect_sections(completed.stdout)
     assert list(sections) == list(statistics)
     for split, figures in statistics.items():
         width, baseline = figures["image_width"], figures["ocr_baseline"]
         assert sections[split][0] == f"[{split}] {figures['samples']} samples"
-        assert f"  image_width   min {width['min']}  median {width['median']}  mean {width['mean']}  max {width['max']}" in sections[split]
-        assert f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines" in sections[split]
+        assert (
+            f"  image_width   min {width['min']}  median {width['median']}  mean {width['mean']}  max {width['max']}"
+            in sections[split]
+        )
+        assert (
+            f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines"
+            in sections[split]
+        )
         alphabet_line = sections[split][-1]
         assert alphabet_line.startswith(f"  alphabet ({len(figures['alphabet'])}, most frequent first): ")
         assert (LONG_S in alphabet_line) == (LONG_S in figures["alphabet"])
@@ -341,7 +362,9 @@ def test_inspect_json_is_valid_json_equal_to_inspect_batch(pristine_batches):
 def test_a_card_naming_its_data_files_by_glob_verifies(damaged_copy):
     card = damaged_copy / "README.md"
     text = card.read_text(encoding="utf-8")
-    card.write_text(text.replace(f"    path:\n    - {TRAIN_SHARD}\n", "    path: data/train-*.parquet\n"), encoding="utf-8")
+    card.write_text(
+        text.replace(f"    path:\n    - {TRAIN_SHARD}\n", "    path: data/train-*.parquet\n"), encoding="utf-8"
+    )
     record_current_checksum(damaged_copy, "README.md")
     assert card.read_text(encoding="utf-8") != text
     assert verify_batch(damaged_copy) == []

@@ -27,7 +27,9 @@ def get_adapter(export_format: str) -> FormatAdapter:
     """The adapter for a format name; ``llama-vision`` (the folder name) is accepted too."""
     name = export_format.replace("-", "_") if isinstance(export_format, str) else export_format
     if name not in _ADAPTER_CLASSES:
-        raise OptionError(f"unknown export format {export_format!r}: choose one of {', '.join(FORMAT_NAMES)} (or '{ALL_FORMATS}')")
+        raise OptionError(
+            f"unknown export format {export_format!r}: choose one of {', '.join(FORMAT_NAMES)} (or '{ALL_FORMATS}')"
+        )
     if name not in _adapters:
         module, adapter_class = _ADAPTER_CLASSES[name]
         _adapters[name] = getattr(import_module(f".{module}", __name__), adapter_class)()

@@ -49,13 +49,18 @@ class LlamaVisionAdapter(FormatAdapter):
         return answer["content"][0]["text"]
 
     def view_record(self, row, images, options):
-        messages = [{"role": turn["role"], "content": [_without_empty_text(part) for part in turn["content"]]} for turn in row["messages"]]
+        messages = [
+            {"role": turn["role"], "content": [_without_empty_text(part) for part in turn["content"]]}
+            for turn in row["messages"]
+        ]
         if options.include_base64:
             # The original service's OpenAI-style lines: each image part carries its data: URL.
             inline = iter(images)
             for turn in messages:
                 turn["content"] = [
-                    {"type": "image_url", "image_url": {"url": next(inline).data_url}} if part["type"] == "image" else part
+                    {"type": "image_url", "image_url": {"url": next(inline).data_url}}
+                    if part["type"] == "image"
+                    else part
                     for part in turn["content"]
                 ]
             return {"id": row["id"], "messages": messages}

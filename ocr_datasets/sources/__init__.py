@@ -31,7 +31,8 @@ from .xml_pages import PageFileSource
 # Every source by its kind, in the order messages and --from list them; a file given on its own
 # goes to the first that claims it and says yes to it.
 SOURCES: dict[str, type[Source]] = {
-    source.kind: source for source in (JsonlSource, CsvSource, PageSource, AltoSource, GtFolderSource, LabelStudioSource)
+    source.kind: source
+    for source in (JsonlSource, CsvSource, PageSource, AltoSource, GtFolderSource, LabelStudioSource)
 }
 SOURCE_KINDS = tuple(SOURCES)
 # What becomes of a SampleError a source yields: raised, or passed on in its record's place
@@ -60,7 +61,9 @@ def read_samples(
     return _raised_or_reported(_samples(inputs, source, image_dir, crop), errors)
 
 
-def read_manifest(path: str | os.PathLike[str], errors: Errors = "raise", kind: str | None = None) -> Iterator[TrainingSample | SampleError]:
+def read_manifest(
+    path: str | os.PathLike[str], errors: Errors = "raise", kind: str | None = None
+) -> Iterator[TrainingSample | SampleError]:
     """Yield the samples of a JSONL or CSV manifest (``kind``, by default chosen by the file's
     suffix; ``"-"`` or ``/dev/stdin`` reads standard input, JSONL unless ``kind="csv"``).
 
@@ -78,7 +81,9 @@ def read_manifest(path: str | os.PathLike[str], errors: Errors = "raise", kind: 
     return _raised_or_reported(manifest_samples(path, kind), errors)
 
 
-def _raised_or_reported(items: Iterator[TrainingSample | SampleError], errors: Errors) -> Iterator[TrainingSample | SampleError]:
+def _raised_or_reported(
+    items: Iterator[TrainingSample | SampleError], errors: Errors
+) -> Iterator[TrainingSample | SampleError]:
     """``items``, each ``SampleError`` among them raised (``errors="raise"``) or passed on in its
     record's place (``errors="report"``)."""
     if errors not in get_args(Errors):
@@ -136,9 +141,20 @@ def guess_source(path: Path) -> str:
     if kind is not None:
         return kind
     start = xml_start(path)
-    page_files = " or ".join(f"{source.label} <{root}>" for source in SOURCES.values() if issubclass(source, PageFileSource) for root in source.xml_roots)
-    what = f"its root element is <{start.root}>, not {page_files}" if start.root else "not a manifest, PAGE, ALTO or Label Studio file"
-    raise InputError(f"cannot tell what {path.name} holds ({what}): name the source with --from ({', '.join(SOURCE_KINDS)})")
+    page_files = " or ".join(
+        f"{source.label} <{root}>"
+        for source in SOURCES.values()
+        if issubclass(source, PageFileSource)
+        for root in source.xml_roots
+    )
+    what = (
+        f"its root element is <{start.root}>, not {page_files}"
+        if start.root
+        else "not a manifest, PAGE, ALTO or Label Studio file"
+    )
+    raise InputError(
+        f"cannot tell what {path.name} holds ({what}): name the source with --from ({', '.join(SOURCE_KINDS)})"
+    )
 
 
 def _file_kind(path: Path, *, in_folder: bool) -> str | None:
@@ -154,7 +170,9 @@ def _file_kind(path: Path, *, in_folder: bool) -> str | None:
 def _folder_kind(folder: Path) -> str:
     kinds = _kinds_in_folder(folder)
     if not kinds:
-        raise InputError(f"cannot tell what {folder} holds: no {LINE_TEXT_SUFFIX}, PAGE, ALTO or Label Studio files; name the source with --from")
+        raise InputError(
+            f"cannot tell what {folder} holds: no {LINE_TEXT_SUFFIX}, PAGE, ALTO or Label Studio files; name the source with --from"
+        )
     if all(issubclass(SOURCES[kind], ManifestSource) for kind in kinds):
         manifests = [file.relative_to(folder).as_posix() for files in kinds.values() for file in files]
         raise InputError(
@@ -164,14 +182,20 @@ def _folder_kind(folder: Path) -> str:
     if len(kinds) == 1:
         return next(iter(kinds))
     found = ", ".join(counted(len(files), SOURCES[kind].unit) for kind, files in sorted(kinds.items()))
-    raise InputError(f"cannot tell what {folder} holds: {found}; name the one to read with --from ({', '.join(sorted(kinds))})")
+    raise InputError(
+        f"cannot tell what {folder} holds: {found}; name the one to read with --from ({', '.join(sorted(kinds))})"
+    )
 
 
 def _kinds_in_folder(folder: Path) -> dict[str, list[Path]]:
     """The files of every source kind below ``folder`` (``gt-folder``: the ``.gt.txt`` files;
     ``jsonl`` and ``csv``: manifests). Files of no kind (images, METS, notes) are left out."""
     files = list(visible_files(folder))
-    line_stems = {file.with_name(file.name[: -len(LINE_TEXT_SUFFIX)]) for file in files if file.name.lower().endswith(LINE_TEXT_SUFFIX)}
+    line_stems = {
+        file.with_name(file.name[: -len(LINE_TEXT_SUFFIX)])
+        for file in files
+        if file.name.lower().endswith(LINE_TEXT_SUFFIX)
+    }
     kinds: dict[str, list[Path]] = {}
     for file in files:
         if file.suffix.lower() in LINE_METADATA_SUFFIXES and file.with_suffix("") in line_stems:
@@ -182,4 +206,12 @@ def _kinds_in_folder(folder: Path) -> dict[str, list[Path]]:
     return kinds
 
 
-__all__ = ["SOURCE_KINDS", "CropOptions", "CroppedSample", "SourceNotice", "guess_source", "read_manifest", "read_samples"]
+__all__ = [
+    "SOURCE_KINDS",
+    "CropOptions",
+    "CroppedSample",
+    "SourceNotice",
+    "guess_source",
+    "read_manifest",
+    "read_samples",
+]

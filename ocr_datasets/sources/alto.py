@@ -45,7 +45,11 @@ class AltoSource(PageFileSource):
 
     def parse(self, xml_path: Path) -> ParsedPage:
         root = self.root_element(xml_path)
-        lines = [(block, line) for block in descendants_named(root, "TextBlock") for line in children_named(block, "TextLine")]
+        lines = [
+            (block, line)
+            for block in descendants_named(root, "TextBlock")
+            for line in children_named(block, "TextLine")
+        ]
         description = first_child(root, "Description")
         measurement_unit = _child_text(description, "MeasurementUnit") or SUPPORTED_UNIT
         if lines and measurement_unit != SUPPORTED_UNIT:
@@ -61,7 +65,10 @@ class AltoSource(PageFileSource):
         spaces_marked = any(True for _ in descendants_named(root, "SP"))
         positions = {id(line): position for position, line in enumerate(descendants_named(root, "TextLine"), start=1)}
         parsed = [
-            ParsedLine(line.get("ID"), positions[id(line)], line_text(line, spaces_marked), line_polygon(line), block.get("ID")) for block, line in lines
+            ParsedLine(
+                line.get("ID"), positions[id(line)], line_text(line, spaces_marked), line_polygon(line), block.get("ID")
+            )
+            for block, line in lines
         ]
         return ParsedPage(parsed, _child_text(image_info, "fileName"), size)
 
@@ -118,7 +125,10 @@ def _line_height(line: Element) -> float | None:
     own = _positive_number(line.get("HEIGHT"))
     if own is not None:
         return own
-    return max(filter(None, (_positive_number(string.get("HEIGHT")) for string in children_named(line, "String"))), default=None)
+    return max(
+        filter(None, (_positive_number(string.get("HEIGHT")) for string in children_named(line, "String"))),
+        default=None,
+    )
 
 
 def _positive_number(value: str | None) -> float | None:

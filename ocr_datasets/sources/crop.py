@@ -13,7 +13,13 @@ from PIL import Image, ImageDraw, ImageOps
 
 from ..files import NotARegularFile, open_regular_file
 from ..images import eight_bit, frame_count, png_bytes, reading_problem
-from ..problems import CROP_NO_OUTLINE, CROP_TOO_SMALL, PAGE_IMAGE_MULTI_FRAME, PAGE_IMAGE_NOT_FOUND, PAGE_IMAGE_UNREADABLE
+from ..problems import (
+    CROP_NO_OUTLINE,
+    CROP_TOO_SMALL,
+    PAGE_IMAGE_MULTI_FRAME,
+    PAGE_IMAGE_NOT_FOUND,
+    PAGE_IMAGE_UNREADABLE,
+)
 from ..samples import SampleError, TrainingSample
 
 Point = tuple[float, float]
@@ -57,10 +63,18 @@ class CroppedSample(TrainingSample):
         try:
             page = _decoded_page(os.fspath(self.page_image), *_file_version(self.page_image))
         except FileNotFoundError:
-            raise SampleError(self.id, f"page image not found: {name}", "restore the page image or name its folder", code=PAGE_IMAGE_NOT_FOUND) from None
+            raise SampleError(
+                self.id,
+                f"page image not found: {name}",
+                "restore the page image or name its folder",
+                code=PAGE_IMAGE_NOT_FOUND,
+            ) from None
         except NotARegularFile as error:
             raise SampleError(
-                self.id, f"page image {name} is {error.kind}, not an image file", "point the page at its image file", code=PAGE_IMAGE_UNREADABLE
+                self.id,
+                f"page image {name} is {error.kind}, not an image file",
+                "point the page at its image file",
+                code=PAGE_IMAGE_UNREADABLE,
             ) from None
         except _ManyFrames as error:
             raise SampleError(
@@ -71,7 +85,10 @@ class CroppedSample(TrainingSample):
             ) from None
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             raise SampleError(
-                self.id, f"page image {name} cannot be read ({reading_problem(error)})", "replace the page image", code=PAGE_IMAGE_UNREADABLE
+                self.id,
+                f"page image {name} cannot be read ({reading_problem(error)})",
+                "replace the page image",
+                code=PAGE_IMAGE_UNREADABLE,
             ) from None
         return crop_to_png(page, self.polygon, self.crop, self.id)
 
@@ -79,7 +96,12 @@ class CroppedSample(TrainingSample):
 def crop_to_png(page: Image.Image, polygon: Sequence[Point], options: CropOptions, sample_id: str) -> bytes:
     """The polygon's bounding box (plus padding, clipped to the page) as PNG bytes."""
     if len(polygon) < 2:
-        raise SampleError(sample_id, f"the line's outline has {len(polygon)} point(s)", "give the line a polygon or box", code=CROP_NO_OUTLINE)
+        raise SampleError(
+            sample_id,
+            f"the line's outline has {len(polygon)} point(s)",
+            "give the line a polygon or box",
+            code=CROP_NO_OUTLINE,
+        )
     xs, ys = [x for x, _ in polygon], [y for _, y in polygon]
     left = max(0, math.floor(min(xs)) - options.padding)
     top = max(0, math.floor(min(ys)) - options.padding)

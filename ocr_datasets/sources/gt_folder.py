@@ -9,7 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..problems import LINE_FILE_NAME_NOT_UTF8, LINE_METADATA_INVALID, LINE_NO_IMAGE, LINE_NO_TEXT, LINE_SEVERAL_LINES, LINE_TEXT_UNREADABLE
+from ..problems import (
+    LINE_FILE_NAME_NOT_UTF8,
+    LINE_METADATA_INVALID,
+    LINE_NO_IMAGE,
+    LINE_NO_TEXT,
+    LINE_SEVERAL_LINES,
+    LINE_TEXT_UNREADABLE,
+)
 from ..samples import SampleError, TrainingSample
 from .base import Source
 from .crop import CropOptions
@@ -76,7 +83,9 @@ def _group_lines(files: list[Path], root: Path) -> list[_Line]:
             lines[line_id] = _Line(line_id, root, text=file)
     for file in files:
         # Longest suffix first, so name.bin.png belongs to name; unless only name.bin.gt.txt exists.
-        suffixes = sorted((suffix for suffix in LINE_IMAGE_SUFFIXES if file.name.lower().endswith(suffix)), key=len, reverse=True)
+        suffixes = sorted(
+            (suffix for suffix in LINE_IMAGE_SUFFIXES if file.name.lower().endswith(suffix)), key=len, reverse=True
+        )
         if not suffixes:
             continue
         candidates = [(suffix, _line_id(file, root, suffix)) for suffix in suffixes]
@@ -127,9 +136,21 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
                 location=location,
             )
     except UnicodeDecodeError:
-        return SampleError(line.id, f"{line.text.name} is not UTF-8 text", "save it as UTF-8", code=LINE_TEXT_UNREADABLE, location=location)
+        return SampleError(
+            line.id,
+            f"{line.text.name} is not UTF-8 text",
+            "save it as UTF-8",
+            code=LINE_TEXT_UNREADABLE,
+            location=location,
+        )
     except OSError as error:
-        return SampleError(line.id, f"cannot read {line.text.name}: {error.strerror}", "check the file's permissions", code=LINE_TEXT_UNREADABLE, location=location)
+        return SampleError(
+            line.id,
+            f"cannot read {line.text.name}: {error.strerror}",
+            "check the file's permissions",
+            code=LINE_TEXT_UNREADABLE,
+            location=location,
+        )
     metadata = _metadata(line.text.with_name(line.text.name[: -len(LINE_TEXT_SUFFIX)]), line.id, location)
     if isinstance(metadata, SampleError):
         return metadata
@@ -154,17 +175,39 @@ def _metadata(base: Path, line_id: str, location: str) -> dict[str, Any] | Sampl
             # Dates and other YAML types become the text JSON will store them as anyway.
             parsed = json.loads(json.dumps(parsed, ensure_ascii=False, default=str))
         except UnicodeDecodeError:
-            return SampleError(line_id, f"metadata file {file.name} is not UTF-8 text", "save it as UTF-8", code=LINE_METADATA_INVALID, location=location)
+            return SampleError(
+                line_id,
+                f"metadata file {file.name} is not UTF-8 text",
+                "save it as UTF-8",
+                code=LINE_METADATA_INVALID,
+                location=location,
+            )
         except OSError as error:
             return SampleError(
-                line_id, f"cannot read metadata file {file.name}: {error.strerror}", "check the file's permissions", code=LINE_METADATA_INVALID, location=location
+                line_id,
+                f"cannot read metadata file {file.name}: {error.strerror}",
+                "check the file's permissions",
+                code=LINE_METADATA_INVALID,
+                location=location,
             )
         except (yaml.YAMLError, ValueError, TypeError) as error:
-            return SampleError(line_id, f"metadata file {file.name} cannot be read ({_parse_problem(error)})", fix, code=LINE_METADATA_INVALID, location=location)
+            return SampleError(
+                line_id,
+                f"metadata file {file.name} cannot be read ({_parse_problem(error)})",
+                fix,
+                code=LINE_METADATA_INVALID,
+                location=location,
+            )
         if parsed is None:  # an empty file says nothing
             continue
         if not isinstance(parsed, dict):
-            return SampleError(line_id, f"metadata file {file.name} holds a {type(parsed).__name__}, not a mapping", fix, code=LINE_METADATA_INVALID, location=location)
+            return SampleError(
+                line_id,
+                f"metadata file {file.name} holds a {type(parsed).__name__}, not a mapping",
+                fix,
+                code=LINE_METADATA_INVALID,
+                location=location,
+            )
         metadata.update(parsed)
     return metadata
 

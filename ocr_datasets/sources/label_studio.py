@@ -37,7 +37,17 @@ from .sniff import json_start
 LABEL_TYPES = ("rectanglelabels", "polygonlabels", "labels")
 # Result types that only describe a region or the task; any other type without a box or polygon
 # is a shape this source cannot cut (ellipse, keypoint, brush) and is reported.
-DESCRIPTION_TYPES = {"textarea", "choices", "rating", "number", "datetime", "taxonomy", "ranker", "pairwise", *LABEL_TYPES}
+DESCRIPTION_TYPES = {
+    "textarea",
+    "choices",
+    "rating",
+    "number",
+    "datetime",
+    "taxonomy",
+    "ranker",
+    "pairwise",
+    *LABEL_TYPES,
+}
 # The data fields the OCR templates name their image by; other exports are read when one field holds an image.
 IMAGE_FIELDS = ("image", "ocr")
 # Label Studio stores an upload as /data/upload/<project>/<8 hex digits>-<original name>.
@@ -103,22 +113,40 @@ def _export_items(export: Path, finder: _ImageFinder, crop: CropOptions) -> Iter
     summary.warn()
 
 
-def _tasks_items(export: Path, finder: _ImageFinder, crop: CropOptions, summary: ReadSummary) -> Iterator[TrainingSample | SampleError]:
+def _tasks_items(
+    export: Path, finder: _ImageFinder, crop: CropOptions, summary: ReadSummary
+) -> Iterator[TrainingSample | SampleError]:
     fix = "export the project from Label Studio as JSON (not JSON-MIN or CSV)"
     try:
         tasks = json.loads(export.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as error:
-        yield SampleError(None, f"not valid JSON ({error.msg} at line {error.lineno})", fix, code=LABEL_STUDIO_NOT_EXPORT, location=export.name)
+        yield SampleError(
+            None,
+            f"not valid JSON ({error.msg} at line {error.lineno})",
+            fix,
+            code=LABEL_STUDIO_NOT_EXPORT,
+            location=export.name,
+        )
         return
     if not isinstance(tasks, list):
         yield SampleError(
-            None, f"a Label Studio export is a list of tasks, not a {type(tasks).__name__}", fix, code=LABEL_STUDIO_NOT_EXPORT, location=export.name
+            None,
+            f"a Label Studio export is a list of tasks, not a {type(tasks).__name__}",
+            fix,
+            code=LABEL_STUDIO_NOT_EXPORT,
+            location=export.name,
         )
         return
     for number, task in enumerate(tasks, start=1):
         summary.units += 1
         if not isinstance(task, dict) or not isinstance(task.get("data"), dict) or task.get("id") is None:
-            yield SampleError(None, "not a Label Studio task (no 'id' and 'data')", fix, code=LABEL_STUDIO_NOT_EXPORT, location=f"{export.name}: task #{number}")
+            yield SampleError(
+                None,
+                "not a Label Studio task (no 'id' and 'data')",
+                fix,
+                code=LABEL_STUDIO_NOT_EXPORT,
+                location=f"{export.name}: task #{number}",
+            )
             continue
         gave = False
         for item in _task_items(task, f"{export.name}: task {task['id']}", export.parent, finder, crop, summary):
@@ -133,7 +161,9 @@ def _why_no_lines(task: dict) -> str:
     if not annotations:
         drafts = task.get("drafts") or []
         if drafts:
-            return ("only a draft" if len(drafts) == 1 else f"only {len(drafts)} drafts") + ": submit it in Label Studio"
+            return (
+                "only a draft" if len(drafts) == 1 else f"only {len(drafts)} drafts"
+            ) + ": submit it in Label Studio"
         return "no annotation"
     if all(annotation.get("was_cancelled") for annotation in annotations):
         return "its annotation was skipped"
@@ -153,20 +183,36 @@ def _task_items(
         if region.geometry is None:
             if region.texts:
                 fix = "draw its region (a TextArea with perRegion) or delete the text"
-                yield SampleError(sample_id, "a transcription tied to no region", fix, code=REGION_NO_SHAPE, location=location)
+                yield SampleError(
+                    sample_id, "a transcription tied to no region", fix, code=REGION_NO_SHAPE, location=location
+                )
             elif not set(region.types) <= DESCRIPTION_TYPES:
                 shapes = "/".join(sorted(set(region.types) - DESCRIPTION_TYPES))
                 problem = f"a region of type {shapes} cannot be cut as a line"
-                yield SampleError(sample_id, problem, "draw the line as a rectangle or polygon", code=REGION_SHAPE_UNSUPPORTED, location=location)
+                yield SampleError(
+                    sample_id,
+                    problem,
+                    "draw the line as a rectangle or polygon",
+                    code=REGION_SHAPE_UNSUPPORTED,
+                    location=location,
+                )
             continue
         if not "".join(region.texts).strip():
             problem = f"region has no transcription (task {task['id']}, region {region.id})"
-            yield SampleError(sample_id, problem, "transcribe it in Label Studio, or delete the region", code=REGION_NO_TEXT, location=location)
+            yield SampleError(
+                sample_id,
+                problem,
+                "transcribe it in Label Studio, or delete the region",
+                code=REGION_NO_TEXT,
+                location=location,
+            )
             continue
         if page is None:
             page = _page(reference, export_dir, finder)
             if not isinstance(page, Problem) and page[0] in finder.found_by_case:
-                summary.notes.append(f"task {task['id']} names {_reference_name(reference)!r}; took {page[0].name} (the names differ in case)")
+                summary.notes.append(
+                    f"task {task['id']} names {_reference_name(reference)!r}; took {page[0].name} (the names differ in case)"
+                )
         if isinstance(page, Problem):
             yield SampleError.from_problems(sample_id, [page], location=location)
             continue
@@ -174,7 +220,13 @@ def _task_items(
         try:
             polygon = _outline(region.geometry, *size)
         except (KeyError, TypeError, ValueError):
-            yield SampleError(sample_id, "the region's coordinates are not numbers", "redraw the region in Label Studio", code=REGION_COORDINATES_INVALID, location=location)
+            yield SampleError(
+                sample_id,
+                "the region's coordinates are not numbers",
+                "redraw the region in Label Studio",
+                code=REGION_COORDINATES_INVALID,
+                location=location,
+            )
             continue
         metadata = {
             "task_id": task["id"],
@@ -199,7 +251,11 @@ def _task_items(
 
 def _chosen_annotation(annotations: list) -> dict | None:
     """The annotation marked as ground truth, else the latest; never a cancelled (skipped) one."""
-    kept = [(number, annotation) for number, annotation in enumerate(annotations) if isinstance(annotation, dict) and not annotation.get("was_cancelled")]
+    kept = [
+        (number, annotation)
+        for number, annotation in enumerate(annotations)
+        if isinstance(annotation, dict) and not annotation.get("was_cancelled")
+    ]
     if not kept:
         return None
     return max(kept, key=lambda pair: (bool(pair[1].get("ground_truth")), _timestamp(pair[1]), pair[0]))[1]
@@ -231,7 +287,9 @@ def _regions(result: list) -> list[_Region]:
         if kind in LABEL_TYPES:
             region.labels += [label for label in value.get(kind) or [] if label not in region.labels]
         # The textarea of a region repeats its geometry, so whichever item comes first gives it.
-        if region.geometry is None and ("points" in value or all(key in value for key in ("x", "y", "width", "height"))):
+        if region.geometry is None and (
+            "points" in value or all(key in value for key in ("x", "y", "width", "height"))
+        ):
             region.geometry = value
     return list(regions.values())
 
@@ -276,7 +334,9 @@ def _page(reference: str | None, export_dir: Path, finder: _ImageFinder) -> tupl
     """The task's image file and its size as displayed (EXIF orientation applied), or why not."""
     if reference is None:
         return Problem(
-            PAGE_IMAGE_NOT_FOUND, "the task names no image (looked for data.image, data.ocr or one image path)", "export tasks whose data holds the image"
+            PAGE_IMAGE_NOT_FOUND,
+            "the task names no image (looked for data.image, data.ocr or one image path)",
+            "export tasks whose data holds the image",
         )
     found = finder.find(reference, export_dir)
     if isinstance(found, Problem):
@@ -285,7 +345,11 @@ def _page(reference: str | None, export_dir: Path, finder: _ImageFinder) -> tupl
         # Percentages are of the image as Label Studio showed it: turned upright, as the crop will be.
         size, _ = displayed_size(found)
     except (OSError, Image.DecompressionBombError) as error:
-        return Problem(PAGE_IMAGE_UNREADABLE, f"image {found.name} cannot be read ({reading_problem(error)})", "replace the image file")
+        return Problem(
+            PAGE_IMAGE_UNREADABLE,
+            f"image {found.name} cannot be read ({reading_problem(error)})",
+            "replace the image file",
+        )
     return found, size
 
 
@@ -329,7 +393,8 @@ class _ImageFinder:
                 if len(matches) > 1:
                     return Problem(
                         PAGE_IMAGE_AMBIGUOUS,
-                        f"{len(matches)} files named {candidate_name} under the image folder" + (" (ignoring case)" if ignoring_case else ""),
+                        f"{len(matches)} files named {candidate_name} under the image folder"
+                        + (" (ignoring case)" if ignoring_case else ""),
                         "keep one, or pass the folder holding the right one with --images DIR",
                     )
         looked_for = " or ".join(names)
@@ -342,7 +407,11 @@ class _ImageFinder:
                 "download the images into a folder and pass it with --images DIR",
             )
         where = "in the image folder" if self.image_dir is not None else "(no image folder given)"
-        return Problem(PAGE_IMAGE_NOT_FOUND, f"image {looked_for} not found {where}", "pass the folder holding the task images with --images DIR")
+        return Problem(
+            PAGE_IMAGE_NOT_FOUND,
+            f"image {looked_for} not found {where}",
+            "pass the folder holding the task images with --images DIR",
+        )
 
     def _files_named(self, name: str, ignoring_case: bool = False) -> list[Path]:
         if self.image_dir is None:

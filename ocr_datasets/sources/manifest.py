@@ -126,16 +126,39 @@ def _jsonl_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tupl
         try:
             record = _DECODER.decode(line)
         except json.JSONDecodeError as error:
-            yield location, SampleError(None, f"not valid JSON ({error.msg} at column {error.colno})", fix, code=MANIFEST_JSON_INVALID, location=location)
+            yield (
+                location,
+                SampleError(
+                    None,
+                    f"not valid JSON ({error.msg} at column {error.colno})",
+                    fix,
+                    code=MANIFEST_JSON_INVALID,
+                    location=location,
+                ),
+            )
             continue
         except _UnreadableValue as error:
             yield location, SampleError(None, error.problem, error.fix, code=error.code, location=location)
             continue
         except RecursionError:
-            yield location, SampleError(None, "the record is nested too deeply to read", "flatten its metadata", code=METADATA_TOO_DEEP, location=location)
+            yield (
+                location,
+                SampleError(
+                    None,
+                    "the record is nested too deeply to read",
+                    "flatten its metadata",
+                    code=METADATA_TOO_DEEP,
+                    location=location,
+                ),
+            )
             continue
         if not isinstance(record, dict):
-            yield location, SampleError(None, "a JSONL line must be a JSON object", fix, code=MANIFEST_NOT_OBJECT, location=location)
+            yield (
+                location,
+                SampleError(
+                    None, "a JSONL line must be a JSON object", fix, code=MANIFEST_NOT_OBJECT, location=location
+                ),
+            )
             continue
         yield location, record
 
@@ -152,14 +175,20 @@ def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         keys = [key for key, _ in pairs]
         twice = next(key for key in keys if keys.count(key) > 1)
         raise _UnreadableValue(
-            f"the key {twice!r} twice in one object: only one of its values could be kept", f"keep one {twice!r} in the record", code=MANIFEST_KEY_REPEATED
+            f"the key {twice!r} twice in one object: only one of its values could be kept",
+            f"keep one {twice!r} in the record",
+            code=MANIFEST_KEY_REPEATED,
         )
     return record
 
 
 def _bounded_int(digits: str) -> int:
     if len(digits.lstrip("-")) > _MAX_DIGITS:
-        raise _UnreadableValue(f"a number of {len(digits):,} digits", "write such a value as a string, or correct it", code=MANIFEST_NUMBER_TOO_LONG)
+        raise _UnreadableValue(
+            f"a number of {len(digits):,} digits",
+            "write such a value as a string, or correct it",
+            code=MANIFEST_NUMBER_TOO_LONG,
+        )
     return int(digits)
 
 
@@ -183,12 +212,15 @@ def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[
             continue
         location = f"{name}:{reader.line_num}"
         if len(row) != len(header):
-            yield location, SampleError(
-                row[0] or None,
-                f"the row has {len(row)} cells but the header {len(header)} columns ({', '.join(header)})",
-                'quote a cell that holds a comma ("Hallo, Welt"), and give every column a cell, empty if need be',
-                code=MANIFEST_CELL_COUNT,
-                location=location,
+            yield (
+                location,
+                SampleError(
+                    row[0] or None,
+                    f"the row has {len(row)} cells but the header {len(header)} columns ({', '.join(header)})",
+                    'quote a cell that holds a comma ("Hallo, Welt"), and give every column a cell, empty if need be',
+                    code=MANIFEST_CELL_COUNT,
+                    location=location,
+                ),
             )
             continue
         record = {column: cell for column, cell in zip(header, row) if cell != ""}
@@ -196,12 +228,15 @@ def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[
             try:
                 record["metadata"] = _DECODER.decode(record["metadata"])
             except (ValueError, RecursionError):
-                yield location, SampleError(
-                    record.get("id"),
-                    "the metadata cell is not valid JSON",
-                    'write a JSON object such as {"page": 3}',
-                    code=MANIFEST_JSON_INVALID,
-                    location=location,
+                yield (
+                    location,
+                    SampleError(
+                        record.get("id"),
+                        "the metadata cell is not valid JSON",
+                        'write a JSON object such as {"page": 3}',
+                        code=MANIFEST_JSON_INVALID,
+                        location=location,
+                    ),
                 )
                 continue
         if "ocr_confidence" in record:
@@ -219,12 +254,16 @@ def _check_header(header: list[str], name: str) -> None:
     """One error for a header that would make every row fail the same way."""
     twice = sorted({column for column in header if header.count(column) > 1})
     if twice:
-        raise InputError(f"{name}:1 names the column {twice[0]!r} twice: give each column once (only one of its cells could be kept)")
+        raise InputError(
+            f"{name}:1 names the column {twice[0]!r} twice: give each column once (only one of its cells could be kept)"
+        )
     unknown = [column for column in header if column not in FIELDS]
     missing = [field for field in REQUIRED_FIELDS if field not in header]
     if unknown or missing:
         problems = [f"unknown column {column!r}{_did_you_mean(column)}" for column in unknown]
-        problems += [f"no column {field!r}" for field in missing if not any(_closest(column) == field for column in unknown)]
+        problems += [
+            f"no column {field!r}" for field in missing if not any(_closest(column) == field for column in unknown)
+        ]
         raise InputError(
             f"{name}:1: {'; '.join(problems)}. The header has {', '.join(header)}; the columns are {', '.join(FIELDS)} "
             f"({', '.join(REQUIRED_FIELDS)} required): rename the columns, and put other values into the metadata column as JSON"
@@ -255,14 +294,22 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         closest = _closest(key)
         fix = f"rename it to {closest!r}" if closest else f"use only the fields {', '.join(FIELDS)}"
         return SampleError(
-            None, f"unknown field {key!r}: it would be lost", f"{fix}, or move it into metadata", code=MANIFEST_UNKNOWN_FIELD, location=location
+            None,
+            f"unknown field {key!r}: it would be lost",
+            f"{fix}, or move it into metadata",
+            code=MANIFEST_UNKNOWN_FIELD,
+            location=location,
         )
     record_id = record.get("id")
     if record_id in (None, ""):
         return SampleError(None, "the record has no id", "give every record an id", code=ID_MISSING, location=location)
     if isinstance(record_id, bool) or not isinstance(record_id, (str, int)):
         return SampleError(
-            None, f"the id is {json.dumps(record_id)[:40]}, not a string", 'write the id as a JSON string ("id": "...")', code=ID_NOT_STRING, location=location
+            None,
+            f"the id is {json.dumps(record_id)[:40]}, not a string",
+            'write the id as a JSON string ("id": "...")',
+            code=ID_NOT_STRING,
+            location=location,
         )
     image_path = record.get("image_path")
     if isinstance(image_path, str) and image_path:
@@ -274,11 +321,19 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         image_bytes = _data_url_bytes(record["image_base64"])
         if image_bytes is None:
             return SampleError(
-                str(record_id), "image_base64 is not a base64 data: URL", "give image_path, or a data:image/...;base64,... URL", code=IMAGE_NOT_DATA_URL, location=location
+                str(record_id),
+                "image_base64 is not a base64 data: URL",
+                "give image_path, or a data:image/...;base64,... URL",
+                code=IMAGE_NOT_DATA_URL,
+                location=location,
             )
     elif not image_path:
         return SampleError(
-            str(record_id), "the record has no image_path", "give the path of its image file, relative to the manifest's folder", code=IMAGE_MISSING, location=location
+            str(record_id),
+            "the record has no image_path",
+            "give the path of its image file, relative to the manifest's folder",
+            code=IMAGE_MISSING,
+            location=location,
         )
     return TrainingSample(
         id=str(record_id),
@@ -297,13 +352,21 @@ def _image_not_found(sample_id: str, written: str, base: Path, location: str) ->
     # of an absolute path only the file name), never the folders above it.
     if Path(written).is_absolute():
         return SampleError(
-            sample_id, f"image file not found: {Path(written).name} (an absolute path)", "fix image_path or restore the file", code=IMAGE_NOT_FOUND, location=location
+            sample_id,
+            f"image file not found: {Path(written).name} (an absolute path)",
+            "fix image_path or restore the file",
+            code=IMAGE_NOT_FOUND,
+            location=location,
         )
     fix = f"write image_path relative to the folder that holds the manifest ({base.name or '.'}), or restore the file"
     if Path(written).exists():
         fix = f"{written} exists relative to the current folder, but image paths are relative to the manifest's folder: {fix}"
     return SampleError(
-        sample_id, f"image file not found: {written}, resolved from the manifest's folder ({base.name or '.'})", fix, code=IMAGE_NOT_FOUND, location=location
+        sample_id,
+        f"image file not found: {written}, resolved from the manifest's folder ({base.name or '.'})",
+        fix,
+        code=IMAGE_NOT_FOUND,
+        location=location,
     )
 
 

@@ -36,14 +36,22 @@ class PageSource(PageFileSource):
     def parse(self, xml_path: Path) -> ParsedPage:
         page = first_child(self.root_element(xml_path), "Page")
         if page is None:
-            raise UnreadableFile("has no <Page> element", "check that the file is complete PAGE XML", code=PAGE_UNREADABLE)
+            raise UnreadableFile(
+                "has no <Page> element", "check that the file is complete PAGE XML", code=PAGE_UNREADABLE
+            )
         positions = {id(line): position for position, line in enumerate(descendants_named(page, "TextLine"), start=1)}
         lines = []
         for region, line in lines_in_reading_order(page):
             text, text_from = line_text(line)
-            lines.append(ParsedLine(line.get("id"), positions[id(line)], text, line_polygon(line), region.get("id"), text_from))
-        why_empty = "no TextLine" + ("; its text is on regions only, and samples are lines" if _regions_hold_text(page) else "")
-        return ParsedPage(lines, page.get("imageFilename"), declared_size(page.get("imageWidth"), page.get("imageHeight")), why_empty)
+            lines.append(
+                ParsedLine(line.get("id"), positions[id(line)], text, line_polygon(line), region.get("id"), text_from)
+            )
+        why_empty = "no TextLine" + (
+            "; its text is on regions only, and samples are lines" if _regions_hold_text(page) else ""
+        )
+        return ParsedPage(
+            lines, page.get("imageFilename"), declared_size(page.get("imageWidth"), page.get("imageHeight")), why_empty
+        )
 
 
 def lines_in_reading_order(page: Element) -> Iterator[tuple[Element, Element]]:
@@ -108,7 +116,9 @@ def line_text(line: Element) -> tuple[str, str | None]:
     plain = _plain_text(line)
     if plain.strip():
         return plain, "plain_text"
-    words = [text for word in children_named(line, "Word") if (text := _unicode(word).strip() or _plain_text(word).strip())]
+    words = [
+        text for word in children_named(line, "Word") if (text := _unicode(word).strip() or _plain_text(word).strip())
+    ]
     if words:
         return " ".join(words), "words"
     return own, None  # empty: validation rejects the line by name

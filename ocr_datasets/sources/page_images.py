@@ -107,12 +107,16 @@ def stem_candidates(xml_path: Path) -> list[str]:
 def find_page_image(xml_path: Path, reference: str | None, *, input_root: Path, image_dir: Path | None) -> Path | None:
     """The page image of an XML file (see the module docstring for the order), or None. A file
     whose name matches exactly anywhere wins over one whose name differs only in case."""
-    candidates = list(_page_image_candidates(Path(os.path.abspath(xml_path)), reference, Path(os.path.abspath(input_root)), image_dir))
+    candidates = list(
+        _page_image_candidates(Path(os.path.abspath(xml_path)), reference, Path(os.path.abspath(input_root)), image_dir)
+    )
     exact = next((candidate for candidate in candidates if candidate.is_file()), None)
     return exact or next(filter(None, map(existing_file, candidates)), None)
 
 
-def _page_image_candidates(xml_path: Path, reference: str | None, input_root: Path, image_dir: Path | None) -> Iterator[Path]:
+def _page_image_candidates(
+    xml_path: Path, reference: str | None, input_root: Path, image_dir: Path | None
+) -> Iterator[Path]:
     relative = _reference_path(reference)
     if relative is not None and relative.is_absolute():
         yield relative
@@ -209,9 +213,15 @@ def _mets_page_images(mets: str, size: int, mtime_ns: int) -> dict[str, str]:
             continue
         for div in descendants_named(structure, "div"):
             file_ids = [pointer.get("FILEID") for pointer in children_named(div, "fptr")]
-            file_ids += [area.get("FILEID") for pointer in children_named(div, "fptr") for area in descendants_named(pointer, "area")]
+            file_ids += [
+                area.get("FILEID")
+                for pointer in children_named(div, "fptr")
+                for area in descendants_named(pointer, "area")
+            ]
             file_ids = [file_id for file_id in file_ids if file_id in hrefs]
-            images = sorted((file_id for file_id in file_ids if file_id in image_rank), key=lambda file_id: image_rank[file_id])
+            images = sorted(
+                (file_id for file_id in file_ids if file_id in image_rank), key=lambda file_id: image_rank[file_id]
+            )
             if images:
                 for file_id in file_ids:
                     page_images.setdefault(hrefs[file_id], hrefs[images[0]])

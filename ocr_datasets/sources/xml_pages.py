@@ -116,12 +116,20 @@ class PageFileSource(Source):
         try:
             root = ElementTree.parse(xml_path).getroot()
         except ElementTree.ParseError as error:
-            raise UnreadableFile(f"not well-formed XML ({error})", f"repair {xml_path.name} or remove it from the input", code=PAGE_UNREADABLE) from None
+            raise UnreadableFile(
+                f"not well-formed XML ({error})",
+                f"repair {xml_path.name} or remove it from the input",
+                code=PAGE_UNREADABLE,
+            ) from None
         except OSError as error:
-            raise UnreadableFile(f"cannot be read ({error.strerror})", "check the file's permissions", code=PAGE_UNREADABLE) from None
+            raise UnreadableFile(
+                f"cannot be read ({error.strerror})", "check the file's permissions", code=PAGE_UNREADABLE
+            ) from None
         if local_name(root) not in self.xml_roots:
             raise UnreadableFile(
-                f"not a {self.unit} (its root element is <{local_name(root)}>)", f"read it as its own kind (--from), not as {self.label}", code=PAGE_UNREADABLE
+                f"not a {self.unit} (its root element is <{local_name(root)}>)",
+                f"read it as its own kind (--from), not as {self.label}",
+                code=PAGE_UNREADABLE,
             )
         return root
 
@@ -142,11 +150,19 @@ class PageFileSource(Source):
                 summary.skipped.append(f"{file.location} ({start.problem})")
             elif start.root is None:
                 # Not even its start parses: it may be a page file of this format, broken.
-                yield file.error(f"{start.problem}: cannot tell whether it is a {self.unit}", f"repair {path.name} or remove it from the input", code=PAGE_UNREADABLE)
+                yield file.error(
+                    f"{start.problem}: cannot tell whether it is a {self.unit}",
+                    f"repair {path.name} or remove it from the input",
+                    code=PAGE_UNREADABLE,
+                )
             elif suffix in PROMISED_ROOTS and start.root not in (PAGE_ROOT, ALTO_ROOT):
-                summary.skipped.append(f"{file.location} (named {suffix}, but its root element is <{start.root}>, not <{PROMISED_ROOTS[suffix]}>)")
+                summary.skipped.append(
+                    f"{file.location} (named {suffix}, but its root element is <{start.root}>, not <{PROMISED_ROOTS[suffix]}>)"
+                )
 
-    def _file_items(self, file: XmlFile, image_dir: Path | None, crop: CropOptions, summary: ReadSummary) -> Iterator[TrainingSample | SampleError]:
+    def _file_items(
+        self, file: XmlFile, image_dir: Path | None, crop: CropOptions, summary: ReadSummary
+    ) -> Iterator[TrainingSample | SampleError]:
         summary.units += 1
         try:
             page = self.parse(file.path)
@@ -165,7 +181,9 @@ class PageFileSource(Source):
             yield _image_not_found(file, page.image_reference, line_count, image_dir)
             return
         if case_differs(page.image_reference, image):
-            summary.notes.append(f"{file.location} names {page.image_reference!r}; took {image.name} (the names differ in case)")
+            summary.notes.append(
+                f"{file.location} names {page.image_reference!r}; took {image.name} (the names differ in case)"
+            )
         scale = _coordinate_scale(file, image, page.declared_size, crop, line_count)
         if isinstance(scale, SampleError):
             yield scale
@@ -198,14 +216,18 @@ class XmlFile:
     def error(self, problem: str, fix: str, line_count: int | None = None, *, code: str) -> SampleError:
         """A problem of the whole file, reported once and counted as the lines it holds (as one
         sample when they cannot be counted)."""
-        return SampleError(None, problem, fix, code=code, location=self.location, sample_count=1 if line_count is None else line_count)
+        return SampleError(
+            None, problem, fix, code=code, location=self.location, sample_count=1 if line_count is None else line_count
+        )
 
 
 def _image_not_found(file: XmlFile, reference: str | None, line_count: int, image_dir: Path | None) -> SampleError:
     images = ", in the images folder" if image_dir is not None else ""
     if reference:
         # The file name only: a reference may hold a user's folders (C:\Users\jane\Scans\...).
-        where = f"beside the file, in its parent folders up to the METS, via mets.xml{images or ' or in the images folder'}"
+        where = (
+            f"beside the file, in its parent folders up to the METS, via mets.xml{images or ' or in the images folder'}"
+        )
         problem = f"page image {shown_reference(reference)!r} not found {where}"
     else:
         tried = ", ".join(stem_candidates(file.path))
@@ -228,7 +250,12 @@ def _coordinate_scale(
     try:
         (width, height), stored = displayed_size(image)
     except (OSError, Image.DecompressionBombError) as error:
-        return file.error(f"page image {image.name} cannot be read ({reading_problem(error)})", "replace the page image", line_count, code=PAGE_IMAGE_UNREADABLE)
+        return file.error(
+            f"page image {image.name} cannot be read ({reading_problem(error)})",
+            "replace the page image",
+            line_count,
+            code=PAGE_IMAGE_UNREADABLE,
+        )
     declared_width, declared_height = (round(value) for value in declared)
     if (width, height) == (declared_width, declared_height):
         return None

@@ -11,7 +11,9 @@ from ..statistics import error_rates
 __all__ = ["byte_level_bpe", "character_error_rate", "go_offline", "load_batch"]
 
 
-def byte_level_bpe(texts: Iterable[str], special_tokens: Sequence[str], vocab_size: int = 400, split_pattern: str | None = None):
+def byte_level_bpe(
+    texts: Iterable[str], special_tokens: Sequence[str], vocab_size: int = 400, split_pattern: str | None = None
+):
     """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``texts`` (for tiny local models).
 
     Byte level with the full byte alphabet, so every character (ſ, ẞ, U+0364 ...) round-trips
@@ -25,10 +27,15 @@ def byte_level_bpe(texts: Iterable[str], special_tokens: Sequence[str], vocab_si
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     else:
         tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
-            [pre_tokenizers.Split(Regex(split_pattern), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+            [
+                pre_tokenizers.Split(Regex(split_pattern), behavior="isolated"),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
         )
     tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False
+    )
     tokenizer.train_from_iterator(texts, trainer)
     tokenizer.add_special_tokens(list(special_tokens))
     return tokenizer

@@ -83,7 +83,7 @@ LLAMA_32_VISION_CHAT_TEMPLATE = (
     '    {{- "Today Date: " + date_string + "\\n\\n" }}\n'
     "    {%- if tools is not none and not tools_in_user_message %}\n"
     '        {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}\n'
-    "        {{- 'Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.' }}\n"
+    '        {{- \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.\' }}\n'
     '        {{- "Do not use variables.\\n\\n" }}\n'
     "        {%- for t in tools %}\n"
     "            {{- t | tojson(indent=4) }}\n"
@@ -101,12 +101,12 @@ LLAMA_32_VISION_CHAT_TEMPLATE = (
     "        {%- set first_user_message = messages[0]['content']|trim %}\n"
     "        {%- set messages = messages[1:] %}\n"
     "    {%- else %}\n"
-    "        {{- raise_exception(\"Cannot put tools in the first user message when there's no first user message!\") }}\n"
+    '        {{- raise_exception("Cannot put tools in the first user message when there\'s no first user message!") }}\n'
     "{%- endif %}\n"
     "    {{- '<|start_header_id|>user<|end_header_id|>\\n\\n' -}}\n"
     '    {{- "Given the following functions, please respond with a JSON for a function call " }}\n'
     '    {{- "with its proper arguments that best answers the given prompt.\\n\\n" }}\n'
-    "    {{- 'Respond in the format {\"name\": function name, \"parameters\": dictionary of argument name and its value}.' }}\n"
+    '    {{- \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.\' }}\n'
     '    {{- "Do not use variables.\\n\\n" }}\n'
     "    {%- for t in tools %}\n"
     "        {{- t | tojson(indent=4) }}\n"
@@ -229,7 +229,9 @@ def tiny_mllama_processor(texts: Iterable[str] = (), instruction: str = DEFAULT_
     )
 
 
-def tiny_mllama(texts: Iterable[str], instruction: str = DEFAULT_INSTRUCTION, seed: int = 0) -> tuple[MllamaProcessor, MllamaForConditionalGeneration]:
+def tiny_mllama(
+    texts: Iterable[str], instruction: str = DEFAULT_INSTRUCTION, seed: int = 0
+) -> tuple[MllamaProcessor, MllamaForConditionalGeneration]:
     """A tiny, randomly initialised Llama 3.2 Vision and its processor (tokenizer trained on
     ``instruction`` and ``texts``), for exercising the real training and generation code on a CPU.
 
@@ -291,13 +293,17 @@ def _rgb_images(row: dict) -> list:
 
 def _require_pad_token(processor: MllamaProcessor) -> None:
     if processor.tokenizer.pad_token_id is None:
-        raise ValueError(f"the tokenizer has no pad token; set processor.tokenizer.pad_token (Llama 3 reserves {PAD!r} for it)")
+        raise ValueError(
+            f"the tokenizer has no pad token; set processor.tokenizer.pad_token (Llama 3 reserves {PAD!r} for it)"
+        )
 
 
 def _prompt_messages(row: dict) -> list[dict]:
     messages = row["messages"]
     if not messages or messages[-1]["role"] != "assistant":
-        raise ValueError(f"row {row.get('id', '?')!r}: the last turn must be the assistant's answer, got {[turn['role'] for turn in messages]}")
+        raise ValueError(
+            f"row {row.get('id', '?')!r}: the last turn must be the assistant's answer, got {[turn['role'] for turn in messages]}"
+        )
     return messages[:-1]
 
 
@@ -358,7 +364,9 @@ class LlamaVisionCollator:
         prompt = _render(self.processor, _prompt_messages(row), add_generation_prompt=True)
         prompt_ids = self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if self.max_length is not None and len(sequence) <= len(prompt_ids) and prompt_ids[: len(sequence)] == sequence:
-            raise ValueError(f"row {row.get('id', '?')!r}: max_length={self.max_length} leaves no answer token after the {len(prompt_ids)}-token prompt")
+            raise ValueError(
+                f"row {row.get('id', '?')!r}: max_length={self.max_length} leaves no answer token after the {len(prompt_ids)}-token prompt"
+            )
         if sequence[: len(prompt_ids)] != prompt_ids:
             raise ValueError(
                 f"row {row.get('id', '?')!r}: the tokenized prompt is not a prefix of the tokenized conversation, "
@@ -391,7 +399,11 @@ def _stop_ids(model: MllamaForConditionalGeneration, tokenizer) -> list[int]:
 
 @torch.no_grad()
 def transcribe(
-    model: MllamaForConditionalGeneration, processor: MllamaProcessor, rows: Sequence[dict[str, Any]], max_new_tokens: int = 128, batch_size: int = 4
+    model: MllamaForConditionalGeneration,
+    processor: MllamaProcessor,
+    rows: Sequence[dict[str, Any]],
+    max_new_tokens: int = 128,
+    batch_size: int = 4,
 ) -> list[str]:
     """The model's greedy answer to each row's prompt (its ``messages`` without the answer), decoded
     without special tokens; generation stops at ``<|eot_id|>`` or after ``max_new_tokens``.
@@ -402,6 +414,12 @@ def transcribe(
     answers = []
     for start in range(0, len(rows), batch_size):
         inputs = prompt_inputs(processor, rows[start : start + batch_size]).to(model.device)
-        generated = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stop_ids, pad_token_id=tokenizer.pad_token_id)
+        generated = model.generate(
+            **inputs,
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=stop_ids,
+            pad_token_id=tokenizer.pad_token_id,
+        )
         answers += tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     return answers

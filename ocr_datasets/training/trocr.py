@@ -45,7 +45,11 @@ class TrOCRCollator:
 
     def __call__(self, rows: Sequence[dict]) -> dict:
         tokens = self.processor.tokenizer(
-            [row["text"] for row in rows], padding=True, truncation=True, max_length=self.max_target_length, return_tensors="pt"
+            [row["text"] for row in rows],
+            padding=True,
+            truncation=True,
+            max_length=self.max_target_length,
+            return_tensors="pt",
         )
         # The attention mask, not the pad id, marks padding: a tokenizer may pad with its eos id.
         labels = tokens.input_ids.masked_fill(tokens.attention_mask == 0, -100)
@@ -93,7 +97,9 @@ def tiny_trocr(texts: Iterable[str], seed: int = 0):
 
     bpe = byte_level_bpe(texts, special_tokens=[BOS, PAD, EOS, UNK])
     bpe.post_processor = processors.TemplateProcessing(single=f"$A {EOS}", special_tokens=[(EOS, bpe.token_to_id(EOS))])
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token=BOS, pad_token=PAD, eos_token=EOS, unk_token=UNK)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token=BOS, pad_token=PAD, eos_token=EOS, unk_token=UNK
+    )
     # The Pil image processor: ViTImageProcessor needs torchvision.
     processor = TrOCRProcessor(image_processor=ViTImageProcessorPil(size=TINY_IMAGE_SIZE), tokenizer=tokenizer)
 
@@ -119,5 +125,7 @@ def tiny_trocr(texts: Iterable[str], seed: int = 0):
     )
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        model = VisionEncoderDecoderModel(config=VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder))
+        model = VisionEncoderDecoderModel(
+            config=VisionEncoderDecoderConfig.from_encoder_decoder_configs(encoder, decoder)
+        )
     return processor, prepare_trocr_model(model, processor)

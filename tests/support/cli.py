@@ -19,7 +19,11 @@ CONSOLE_SCRIPT = Path(sys.executable).with_name("ocr-datasets")
 
 
 def run_cli(
-    *args, cwd: Path | None = None, env: dict[str, str] | None = None, console_script: bool = False, terminal: bool = False
+    *args,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    console_script: bool = False,
+    terminal: bool = False,
 ) -> subprocess.CompletedProcess:
     """Run the command offline: in this process, or with ``console_script`` or ``terminal`` as
     the installed command, its error output a terminal with ``terminal`` (as a user sees it).
@@ -49,13 +53,17 @@ def run_cli(
     return subprocess.CompletedProcess(["ocr-datasets", *arguments], code, stdout.getvalue(), stderr.getvalue())
 
 
-def _run_installed(command: list[str], cwd: Path | None, environment: dict[str, str], terminal: bool) -> subprocess.CompletedProcess:
+def _run_installed(
+    command: list[str], cwd: Path | None, environment: dict[str, str], terminal: bool
+) -> subprocess.CompletedProcess:
     if not terminal:
         return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=120)
     leader, follower = pty.openpty()
     # A new terminal is 0 columns wide, and progress bars fit themselves into that.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=follower, text=True, cwd=cwd, env=environment) as process:
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=follower, text=True, cwd=cwd, env=environment
+    ) as process:
         os.close(follower)
         stderr = b""
         # Read until the command closes its end (Linux then reports EIO).
@@ -73,7 +81,9 @@ def _run_installed(command: list[str], cwd: Path | None, environment: dict[str, 
 
 
 def succeeded(completed: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert completed.returncode == 0, f"exit {completed.returncode}\nstdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    assert completed.returncode == 0, (
+        f"exit {completed.returncode}\nstdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    )
     return completed
 
 

@@ -35,7 +35,11 @@ def line_gt_samples(folder: Path) -> list[TrainingSample]:
     samples = []
     for image in sorted(folder.glob("*.tif")):
         text = image.with_suffix(".gt.txt").read_text(encoding="utf-8").rstrip("\n")
-        samples.append(TrainingSample(id=image.stem, image_path=image, ground_truth=text, metadata={"work": image.stem.rsplit("_", 2)[0]}))
+        samples.append(
+            TrainingSample(
+                id=image.stem, image_path=image, ground_truth=text, metadata={"work": image.stem.rsplit("_", 2)[0]}
+            )
+        )
     return samples
 
 
