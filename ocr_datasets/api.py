@@ -8,7 +8,7 @@ import json
 import os
 from collections.abc import Iterable
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import datasets
@@ -16,8 +16,8 @@ from datasets.utils.tqdm import are_progress_bars_disabled
 
 from .adapters import ADAPTERS, ALL_FORMATS, FORMAT_NAMES, get_adapter
 from .builders import OcrSamples
-from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .errors import OptionError
+from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
 from .notices import warn
 from .offline import offline
@@ -59,9 +59,10 @@ def build_dataset(
         report = _validated(samples, settings)
         if report.rejected:
             warn(f"left out {report.counts['rejected']} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}")
+        with_metadata = "-with-metadata" if settings.keep_image_metadata else ""
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            config_name=f"canonical-{_fingerprint(report.accepted)[:16]}{'-with-metadata' if settings.keep_image_metadata else ''}",
+            config_name=f"canonical-{_fingerprint(report.accepted)[:16]}{with_metadata}",
             options=settings,
             splits={"train": report.accepted},
         )
@@ -258,7 +259,7 @@ def _fingerprint(checked: Iterable[CheckedSample]) -> str:
 
 
 def _new_batch_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
 
 
 class _progress_bars:

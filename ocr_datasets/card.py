@@ -1,4 +1,5 @@
-"""The batch's dataset card: YAML ``configs`` that make ``load_dataset(folder)`` work offline, and the batch's figures."""
+"""The batch's dataset card: YAML ``configs`` that make ``load_dataset(folder)`` work offline, and
+the batch's figures."""
 
 from __future__ import annotations
 
@@ -75,11 +76,11 @@ def _split_section(split: str, figures: dict) -> str:
     if not figures["samples"]:
         return f"\n## Split `{split}`\n\nNo samples.\n"
     rows = "\n".join(
-        f"| {name} | {figures[key]['min']:g} | {figures[key]['median']:g} | {figures[key]['mean']:g} | {figures[key]['max']:g} |"
-        for name, key in (
-            ("text length (characters)", "text_length"),
-            ("image width (px)", "image_width"),
-            ("image height (px)", "image_height"),
+        f"| {name} | {figure['min']:g} | {figure['median']:g} | {figure['mean']:g} | {figure['max']:g} |"
+        for name, figure in (
+            ("text length (characters)", figures["text_length"]),
+            ("image width (px)", figures["image_width"]),
+            ("image height (px)", figures["image_height"]),
         )
     )
     alphabet = "\n".join(
@@ -89,7 +90,8 @@ def _split_section(split: str, figures: dict) -> str:
     baseline = figures["ocr_baseline"]
     ocr = (
         f"OCR baseline over {baseline['lines']} lines: CER {baseline['cer']:.2%} ({baseline['char_edits']} edits in "
-        f"{baseline['reference_chars']} characters), WER {baseline['wer']:.2%} ({baseline['word_edits']} of {baseline['reference_words']} words)."
+        f"{baseline['reference_chars']} characters), "
+        f"WER {baseline['wer']:.2%} ({baseline['word_edits']} of {baseline['reference_words']} words)."
         if baseline
         else "No OCR text in this split."
     )

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .adapters import ALL_FORMATS, FORMAT_NAMES
-from .options import ExportOptions, ViewOptions, add_flags
 from .errors import OcrDatasetsError
+from .options import ExportOptions, ViewOptions, add_flags
 from .sources import SOURCE_KINDS, CropOptions, read_samples
 
 if TYPE_CHECKING:
@@ -157,7 +157,8 @@ def _parser() -> argparse.ArgumentParser:
         required=True,
         action="append",
         metavar="PATH",
-        help="a manifest, XML file, Label Studio export or folder; - for a manifest on standard input; repeat for several",
+        help="a manifest, XML file, Label Studio export or folder; - for a manifest on standard input; "
+        "repeat for several",
     )
     export.add_argument(
         "--from",
@@ -183,8 +184,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--scale-to-image",
         action="store_true",
-        help="when a page image's size differs from the one its PAGE/ALTO file declares but the aspect ratio matches (a scaled copy), "
-        "scale the line coordinates to it (default: reject such pages)",
+        help="when a page image's size differs from the one its PAGE/ALTO file declares but the aspect ratio matches "
+        "(a scaled copy), scale the line coordinates to it (default: reject such pages)",
     )
     export.add_argument(
         "--format",
@@ -221,7 +222,8 @@ def _parser() -> argparse.ArgumentParser:
     verify = commands.add_parser(
         "verify",
         help="check a batch against its manifest: checksums, counts, parquet, card",
-        description="Recompute every checksum and count of a batch and read its parquet files; exit 1 naming what differs.",
+        description="Recompute every checksum and count of a batch and read its parquet files; "
+        "exit 1 naming what differs.",
     )
     verify.add_argument("batch", help="the batch folder, e.g. ocr-exports/trocr/b1")
     verify.set_defaults(run=_run_verify)
@@ -229,7 +231,8 @@ def _parser() -> argparse.ArgumentParser:
     inspect = commands.add_parser(
         "inspect",
         help="print a batch's figures: counts, alphabet, text lengths, image sizes, OCR baseline",
-        description="Print the figures of a batch's card: per split the counts, alphabet, text lengths, image sizes and OCR CER/WER.",
+        description="Print the figures of a batch's card: "
+        "per split the counts, alphabet, text lengths, image sizes and OCR CER/WER.",
     )
     inspect.add_argument("batch", help="the batch folder, e.g. ocr-exports/trocr/b1")
     inspect.add_argument("--json", action="store_true", help="print JSON")
@@ -328,7 +331,8 @@ def _run_list(args: argparse.Namespace) -> int:
     print(f"{'created':<32}  {'format':<12}  {'batch':<28}  {'samples':>8}  path")
     for result in results:
         print(
-            f"{result.created_at:<32}  {result.export_format:<12}  {result.batch_id:<28}  {result.sample_count:>8}  {result.export_path}"
+            f"{result.created_at:<32}  {result.export_format:<12}  {result.batch_id:<28}  {result.sample_count:>8}  "
+            f"{result.export_path}"
         )
     return 0
 
@@ -359,7 +363,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
     counts = figures["counts"]
     print(f"{figures['format']} batch {figures['batch_id']} ({figures['created_at']})")
     print(
-        f"input {counts['input']}, exported {counts['exported']}, rejected {counts['rejected']}, duplicates {counts['duplicates']}"
+        f"input {counts['input']}, exported {counts['exported']}, "
+        f"rejected {counts['rejected']}, duplicates {counts['duplicates']}"
     )
     for split, stats in figures["statistics"].items():
         print(f"\n[{split}] {stats['samples']} samples")
@@ -367,7 +372,8 @@ def _run_inspect(args: argparse.Namespace) -> int:
             continue
         for name in ("text_length", "image_width", "image_height"):
             print(
-                f"  {name:<13} min {stats[name]['min']}  median {stats[name]['median']}  mean {stats[name]['mean']}  max {stats[name]['max']}"
+                f"  {name:<13} min {stats[name]['min']}  median {stats[name]['median']}  mean {stats[name]['mean']}  "
+                f"max {stats[name]['max']}"
             )
         baseline = stats["ocr_baseline"]
         if baseline:

@@ -162,7 +162,8 @@ class ExportOptions(ViewOptions):
 
     skip_invalid: bool = option(
         False,
-        "export the valid samples and list the others in rejected.jsonl (default: report every problem and write nothing)",
+        "export the valid samples and list the others in rejected.jsonl "
+        "(default: report every problem and write nothing)",
         build=True,
     )
     keep_duplicates: bool = option(
@@ -200,7 +201,8 @@ class ExportOptions(ViewOptions):
     )
     num_proc: int | None = option(
         None,
-        "processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); default: one per core, 1 for serial",
+        "processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); "
+        "default: one per core, 1 for serial",
         metavar="N",
         cli_type=positive_int,
         recorded=False,
@@ -218,8 +220,7 @@ class ExportOptions(ViewOptions):
         check_split_strategy(self.split_strategy)
         check_num_proc(self.num_proc)
         if not (
-            isinstance(self.max_shard_size, int)
-            and not isinstance(self.max_shard_size, bool)
+            (isinstance(self.max_shard_size, int) and not isinstance(self.max_shard_size, bool))
             or _SHARD_SIZE.fullmatch(str(self.max_shard_size))
         ):
             raise OptionError(
@@ -284,7 +285,8 @@ def reference() -> str:
         "",
         "Generated from `ocr_datasets/options.py` by `scripts/reference_docs.py`; do not edit by hand.",
         "`export()` and `export_all()` take every option as a keyword, `build_dataset()` those marked *build*;",
-        "the command line takes the flag. *view*: what the format adapters read; *recorded*: kept in the batch's manifest.",
+        "the command line takes the flag. *view*: what the format adapters read; "
+        "*recorded*: kept in the batch's manifest.",
         "",
         "| option | default | flag | meaning | |",
         "|---|---|---|---|---|",

@@ -34,7 +34,8 @@ INPUT_UNREADABLE = _code("input.unreadable", "a record could not be read, and it
 # The sample's image.
 IMAGE_MISSING = _code(
     "image.missing",
-    "the sample names no image (neither image_path nor image_bytes; in a manifest, neither image_path nor image_base64)",
+    "the sample names no image (neither image_path nor image_bytes; "
+    "in a manifest, neither image_path nor image_base64)",
 )
 IMAGE_PATH_INVALID = _code("image.path_invalid", "image_path is not a path")
 IMAGE_NOT_FOUND = _code("image.not_found", "the image file does not exist")

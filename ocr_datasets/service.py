@@ -91,7 +91,10 @@ def _check_options(options: dict[str, Any]) -> None:
     unknown = sorted(set(options) - EXPORT_OPTIONS)
     if not unknown:
         return
-    message = f"TrainingExportService.export() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; it takes {', '.join(sorted(EXPORT_OPTIONS))}"
+    message = (
+        f"TrainingExportService.export() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+        f"it takes {', '.join(sorted(EXPORT_OPTIONS))}"
+    )
     if "output_dir" in unknown:
         message += (
             " (the service exports into its export_path: use TrainingExportService(export_path) for another folder)"

@@ -82,8 +82,8 @@ def assign_splits(
         )
         message = (
             f"split {empty[0]!r} came out empty: the {groups} {grouped} all went to the other splits; "
-            f"{advice}give more groups, or leave the split out (--split); allow_empty_splits=True (--allow-empty-splits) "
-            "writes it empty"
+            f"{advice}give more groups, or leave the split out (--split); "
+            "allow_empty_splits=True (--allow-empty-splits) writes it empty"
         )
         if not allow_empty:
             raise OptionError(message)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import statistics
-from collections import Counter
 from array import array
+from collections import Counter
 from collections.abc import Iterable
 
 from rapidfuzz.distance import Levenshtein

@@ -115,14 +115,16 @@ class ValidationError(OcrDatasetsError, ValueError):
         self.report = report
         if not report.input_count:
             super().__init__(
-                "the input holds no samples (an empty manifest, only blank lines, or a CSV header without rows): nothing was written"
+                "the input holds no samples (an empty manifest, only blank lines, or a CSV header without rows): "
+                "nothing was written"
             )
             return
         lines = [f"{report.counts['rejected']} of {report.input_count} samples are not valid; nothing was written:"]
         lines += [f"  - {problem}" for problem in report.rejected]
         if report.accepted:
             lines.append(
-                "Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True (--skip-invalid)."
+                "Fix them, or export the valid samples and list these in rejected.jsonl with skip_invalid=True "
+                "(--skip-invalid)."
             )
         super().__init__("\n".join(lines))
 
@@ -182,7 +184,9 @@ def validate(
         tqdm(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
         for window in itertools.chain([first_window], windows):
-            for item, result in zip(window, _checked_window(window, check_images, normalize, group_by, seen_ids)):
+            for item, result in zip(
+                window, _checked_window(window, check_images, normalize, group_by, seen_ids), strict=True
+            ):
                 report.input_count += item.sample_count if isinstance(item, SampleError) else 1
                 if isinstance(result, SampleError):
                     report.rejected.append(result)
@@ -224,11 +228,13 @@ def _checked_window(
     # hundreds deep, or holding objects), and image_bytes that are not bytes cannot be opened:
     # such samples are rejected for that without their image decoded.
     checkable = [
-        item for item, item_fields in zip(window, fields) if item_fields is not None and item_fields.image_checkable
+        item
+        for item, item_fields in zip(window, fields, strict=True)
+        if item_fields is not None and item_fields.image_checkable
     ]
     images = iter(check_images(checkable))
     results: list[CheckedSample | SampleError] = []
-    for item, item_fields in zip(window, fields):
+    for item, item_fields in zip(window, fields, strict=True):
         if item_fields is None:
             results.append(item)
         elif item_fields.image_checkable:
@@ -475,7 +481,8 @@ def _surrogate_problem(code: str, text: str, name: str) -> Problem:
     return Problem(
         code,
         f"{name} holds a lone surrogate ({', '.join(halves)}), half of a character's escape and no character itself",
-        f"correct the \\u escape in {name}: a character beyond U+FFFF needs both halves of its pair, or write the character itself",
+        f"correct the \\u escape in {name}: "
+        "a character beyond U+FFFF needs both halves of its pair, or write the character itself",
     )
 
 
@@ -587,7 +594,8 @@ def _checked_image(sample: TrainingSample) -> ImageFacts | Problem:
                     # second page would pass unseen, and which frame holds the line is a guess.
                     return Problem(
                         IMAGE_MULTI_FRAME,
-                        f"image file holds {frames} frames (pages of a TIFF, frames of an animation); a line image must be a single frame",
+                        f"image file holds {frames} frames (pages of a TIFF, frames of an animation); "
+                        "a line image must be a single frame",
                         "save the frame that shows the line as an image file of its own",
                     )
                 private = holds_private_metadata(data, image)

@@ -1,4 +1,5 @@
-"""The only module that touches the export folder: a batch per format, each built aside, all renamed into place together."""
+"""The only module that touches the export folder: a batch per format, each built aside, all renamed
+into place together."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import secrets
+import shutil
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -113,7 +114,8 @@ def _check_batch_folders(batch_folders: list[Path], overwrite: bool) -> None:
             raise batch_exists_error(folder)
         if not (folder / MANIFEST_NAME).is_file():
             raise BatchExistsError(
-                f"{folder} is not a batch (it has no {MANIFEST_NAME}): overwrite=True (--overwrite) replaces batches only, "
+                f"{folder} is not a batch (it has no {MANIFEST_NAME}): "
+                "overwrite=True (--overwrite) replaces batches only, "
                 "so it is left as it is; move it away or choose another batch id"
             )
 
@@ -212,7 +214,7 @@ def _fill_staging(
     num_proc: int | None,
 ) -> dict:
     """Write one format's batch into ``staging`` and return its manifest."""
-    created_at = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+    created_at = datetime.now(UTC).isoformat(timespec="microseconds")
     splits = {name: samples for name, samples in contents.splits.items() if samples}
     data_files = _write_parquet(staging, splits, adapter, options, num_proc)
     image_log = staging / IMAGE_CHECKSUM_LOG
@@ -346,7 +348,8 @@ def _publish(export_root: Path, token: str, batch_id: str, staged: list[_Staged]
                 if error.errno not in (errno.EEXIST, errno.ENOTEMPTY):
                     raise
                 raise BatchExistsError(
-                    f"batch {batch_id!r} appeared at {folder / move.batch} while this export ran: export again with another batch id"
+                    f"batch {batch_id!r} appeared at {folder / move.batch} while this export ran: "
+                    "export again with another batch id"
                 ) from None
         swapping.rename(committed)
         _remove_set_aside(export_root, moves)
@@ -427,7 +430,8 @@ def _write_error(error: OSError, batch_id: str, folder: Path) -> ExportWriteErro
 
 def batch_exists_error(batch_path: Path) -> BatchExistsError:
     return BatchExistsError(
-        f"batch {batch_path.name!r} already exists at {batch_path}: choose another batch id, or overwrite=True (--overwrite) to replace it"
+        f"batch {batch_path.name!r} already exists at {batch_path}: "
+        "choose another batch id, or overwrite=True (--overwrite) to replace it"
     )
 
 
@@ -606,7 +610,7 @@ def _relative_files(folder: Path, leaving_out: str) -> list[str]:
     files = []
     # os.walk rather than Path.rglob: a batch may hold 100,000 image files, and pathlib's
     # per-path objects cost more than the walk itself.
-    for directory, folders, names in os.walk(folder):
+    for directory, _folders, names in os.walk(folder):
         prefix = os.path.relpath(directory, folder).replace(os.sep, "/")
         files += (name if prefix == "." else f"{prefix}/{name}" for name in names)
     return sorted(name for name in files if name != leaving_out)

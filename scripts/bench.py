@@ -60,14 +60,24 @@ with open(out / "train.jsonl", "w", encoding="utf-8") as view:
         target = out / "images" / f"{record['id']}{source.suffix}"
         shutil.copy2(source, target)
         files.append(str(target.relative_to(out)))
-        view.write(json.dumps({"file_name": str(target.relative_to(out)), "text": record["ground_truth"]}, ensure_ascii=False) + "\\n")
+        row = {"file_name": str(target.relative_to(out)), "text": record["ground_truth"]}
+        view.write(json.dumps(row, ensure_ascii=False) + "\\n")
 (out / "manifest.json").write_text(json.dumps({"format": "trocr", "sample_count": len(files), "files": files}))
 """
 
 EXPORT_JOB = """
 from ocr_datasets import export, read_manifest
 export_format, copy_images, num_proc = sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]) or None
-export(read_manifest(sys.argv[1]), export_format, batch_id="bench", output_dir=sys.argv[2], copy_images=copy_images, num_proc=num_proc, keep_duplicates=True, progress=False)
+export(
+    read_manifest(sys.argv[1]),
+    export_format,
+    batch_id="bench",
+    output_dir=sys.argv[2],
+    copy_images=copy_images,
+    num_proc=num_proc,
+    keep_duplicates=True,
+    progress=False,
+)
 """
 
 _VALIDATE = """
@@ -90,7 +100,11 @@ import io
 import pyarrow.parquet as pq
 from PIL import Image
 from pathlib import Path
-blobs = [cell["bytes"] for path in sorted(Path(sys.argv[2], "trocr", "bench", "data").glob("*.parquet")) for cell in pq.read_table(path, columns=["image"]).column("image").to_pylist()]
+blobs = [
+    cell["bytes"]
+    for path in sorted(Path(sys.argv[2], "trocr", "bench", "data").glob("*.parquet"))
+    for cell in pq.read_table(path, columns=["image"]).column("image").to_pylist()
+]
 start = time.perf_counter()
 for blob in blobs:
     Image.open(io.BytesIO(blob)).load()
@@ -141,7 +155,9 @@ def run_job(body: str, *args: str, env: dict[str, str] | None = None) -> dict:
     or its child processes', whichever is larger)."""
     code = _MEASURE.format(body=textwrap.dedent(body))
     environment = {**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})}
-    completed = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=environment)
+    completed = subprocess.run(
+        [sys.executable, "-c", code, *args], check=False, capture_output=True, text=True, env=environment
+    )
     if completed.returncode:
         raise RuntimeError(completed.stderr)
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -200,7 +216,8 @@ def main() -> None:
         parser.error("--ketos needs the real lines (ketos reads each line's text from a .gt.txt beside its image)")
     if not args.synthetic and not any(args.lines.glob("*.tif")):
         parser.error(
-            f"no line images in {args.lines}: pass --lines DIR (tests/data/ocrd-line-gt has 114 real lines) or --synthetic"
+            f"no line images in {args.lines}: "
+            "pass --lines DIR (tests/data/ocrd-line-gt has 114 real lines) or --synthetic"
         )
 
     console_script = str(Path(sys.executable).with_name("ocr-datasets"))
@@ -258,7 +275,8 @@ def main() -> None:
 
     floor, baseline = rows[0]["seconds"], rows[1]["seconds"]
     print(
-        f"N = {args.count} {'synthetic' if args.synthetic else 'real'} lines, {corpus_bytes / 1e6:.0f} MB, median of {args.runs} run(s)"
+        f"N = {args.count} {'synthetic' if args.synthetic else 'real'} lines, {corpus_bytes / 1e6:.0f} MB, median of "
+        f"{args.runs} run(s)"
     )
     print(f"{'':56} {'seconds':>8} {'samples/s':>10} {'MB/s':>7} {'peak MB':>8} {'x cp -r':>8} {'x orig.':>8}")
     for row in rows:

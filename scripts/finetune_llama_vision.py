@@ -43,13 +43,15 @@ def parse_args() -> argparse.Namespace:
     base.add_argument(
         "--model",
         type=Path,
-        help="local folder of a Llama 3.2 Vision checkpoint (config.json, *.safetensors, tokenizer and processor files), "
+        help="local folder of a Llama 3.2 Vision checkpoint "
+        "(config.json, *.safetensors, tokenizer and processor files), "
         "e.g. a downloaded copy of meta-llama/Llama-3.2-11B-Vision-Instruct; never fetched from the Hub",
     )
     base.add_argument(
         "--tiny",
         action="store_true",
-        help="instead of a real model, a tiny random Mllama whose tokenizer is trained on the batch (saved to OUTPUT/tiny-base): "
+        help="instead of a real model, a tiny random Mllama whose tokenizer is trained on the batch "
+        "(saved to OUTPUT/tiny-base): "
         "checks the whole pipeline on a CPU in a minute; it learns nothing useful",
     )
     lora = parser.add_argument_group("LoRA")
@@ -213,7 +215,7 @@ def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> N
         model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
     )
     references = [row["messages"][-1]["content"][0]["text"] for row in rows]
-    for reference, prediction in list(zip(references, predictions))[:3]:
+    for reference, prediction in list(zip(references, predictions, strict=True))[:3]:
         print(f"  reference:  {reference}\n  prediction: {prediction}")
     cer = character_error_rate(references, [prediction.strip() for prediction in predictions])
     print(

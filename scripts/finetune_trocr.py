@@ -20,7 +20,12 @@ from ocr_datasets.training.common import go_offline
 go_offline()  # before anything below loads or downloads
 
 import torch  # noqa: E402
-from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrOCRProcessor, VisionEncoderDecoderModel  # noqa: E402
+from transformers import (  # noqa: E402
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
+    TrOCRProcessor,
+    VisionEncoderDecoderModel,
+)
 
 from ocr_datasets.training import TrOCRCollator, character_error_rate, load_batch  # noqa: E402
 from ocr_datasets.training.trocr import prepare_trocr_model, tiny_trocr  # noqa: E402

@@ -48,7 +48,8 @@ def main() -> None:
                 env={"HF_HOME": str(Path(scratch) / "hf")},
             )
             print(
-                f"{count:>8}  {figures['seconds']:>8.2f}  {count / figures['seconds']:>10.0f}  {figures['peak_rss_mb']:>12.0f}"
+                f"{count:>8}  {figures['seconds']:>8.2f}  {count / figures['seconds']:>10.0f}  "
+                f"{figures['peak_rss_mb']:>12.0f}"
             )
 
 

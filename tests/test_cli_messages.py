@@ -207,7 +207,7 @@ def test_list_has_column_headers(tmp_path, capsys):
         )[0]
         == 0
     )
-    code, out, _ = run(capsys, "list", "--output", tmp_path / "out")
+    _, out, _ = run(capsys, "list", "--output", tmp_path / "out")
     header, row = out.splitlines()
     assert header.split() == ["created", "format", "batch", "samples", "path"]
     assert row.split()[1:4] == ["generic", "b1", "1"]

@@ -62,7 +62,7 @@ def test_trocr_rows_and_view(example_manifest, tmp_path):
 
     lines = [json.loads(line) for line in (batch / "train.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [line["id"] for line in lines] == [sample.id for sample in samples]
-    for line, sample in zip(lines, samples):
+    for line, sample in zip(lines, samples, strict=True):
         assert set(line) == {"file_name", "text", "id"}
         assert line["text"] == sample.ground_truth
         assert (batch / line["file_name"]).read_bytes() == sample.image_path.read_bytes()
@@ -82,7 +82,7 @@ def test_llama_vision_rows_have_no_system_turn_and_image_first(example_manifest,
 
     rows = pq.read_table(batch / "data" / "train-00000-of-00001.parquet").to_pylist()
     assert list(rows[0]) == ["id", "images", "messages"]
-    for row, sample in zip(rows, samples):
+    for row, sample in zip(rows, samples, strict=True):
         assert len(row["images"]) == 1
         assert row["messages"] == [
             {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": "Transkribiere."}]},

@@ -27,8 +27,8 @@ HOSTILE_IDS = {
     "very-long": "x" * 5000,
     "windows-reserved": "CON",
     "reserved-with-suffix": "nul.txt",
-    "fullwidth-lookalike": "ｃｏｎ",
-    "cyrillic-lookalike": "раssword",  # the first two letters are Cyrillic
+    "fullwidth-lookalike": "ｃｏｎ",  # noqa: RUF001 (the lookalike is the point)
+    "cyrillic-lookalike": "раssword",  # noqa: RUF001 (the first two letters are Cyrillic, the point)
     "trailing-dot-space": "line. ",
     "drive": "C:\\Windows\\system32",
     "url": "file:///etc/passwd",
@@ -57,7 +57,7 @@ def exported(tmp_path):
 
 
 def test_every_file_stays_inside_its_batch_folder(exported):
-    tmp_path, root, results = exported
+    tmp_path, _, results = exported
     batches = {Path(result.export_path).resolve() for result in results}
     for path in (tmp_path / "root").rglob("*"):
         if path.is_file() and ".load-cache" not in path.parts:

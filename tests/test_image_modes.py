@@ -125,7 +125,7 @@ def test_deep_greyscale_scan_with_scanner_tags_keeps_its_text_when_its_metadata_
 def test_deep_greyscale_scan_keeps_its_text_in_data_urls(mode, tmp_path):
     # Exported as an 8-bit PNG (see below), so its data: URL is a PNG too.
     original = tiff_bytes(deep_scan(mode))
-    batch, records = exported(original, "scan.tif", tmp_path, include_base64=True)
+    _, records = exported(original, "scan.tif", tmp_path, include_base64=True)
     [record] = [record for record in records if record["id"] == "scan"]
     header, encoded = record["image_base64"].split(",", 1)
     assert header == "data:image/png;base64"
@@ -254,7 +254,7 @@ def test_the_broken_second_page_is_really_broken():
     with Image.open(io.BytesIO(two_page_tiff(break_page_two=True))) as image:
         image.load()
         image.seek(1)
-        with pytest.raises(Exception):
+        with pytest.raises(OSError):
             image.load()
 
 
@@ -333,7 +333,13 @@ NON_REGULAR_SCRIPT = textwrap.dedent(
     samples = [
         TrainingSample(id="fifo", image_path=fifo, ground_truth="Zeile"),
         TrainingSample(id="zero", image_path="/dev/zero", ground_truth="Zeile"),
-        CroppedSample(id="fifo-page", image_path="fifo-page.png", ground_truth="Zeile", page_image=fifo, polygon=((0, 0), (50, 0), (50, 20), (0, 20))),
+        CroppedSample(
+            id="fifo-page",
+            image_path="fifo-page.png",
+            ground_truth="Zeile",
+            page_image=fifo,
+            polygon=((0, 0), (50, 0), (50, 20), (0, 20)),
+        ),
         TrainingSample(id="plain", image_path="plain.png", image_bytes=buffer.getvalue(), ground_truth="Zeile"),
     ]
     result = export(samples, "generic", batch_id="b1", output_dir=output, skip_invalid=True, progress=False, num_proc=1)
@@ -351,6 +357,7 @@ def test_named_pipes_and_devices_are_rejected_without_being_read(tmp_path):
     try:
         run = subprocess.run(
             [sys.executable, "-c", NON_REGULAR_SCRIPT, str(fifo), str(tmp_path / "out")],
+            check=False,
             capture_output=True,
             text=True,
             timeout=120,

@@ -140,7 +140,8 @@ def test_the_cli_names_the_line_in_strict_mode_without_a_traceback(images, tmp_p
 def test_integer_ids_are_kept_as_their_json_text(images):
     manifest = images / "samples.jsonl"
     manifest.write_text(
-        '{"id": 42, "image_path": "a.png", "ground_truth": "x"}\n{"id": -7, "image_path": "b.png", "ground_truth": "y"}\n'
+        '{"id": 42, "image_path": "a.png", "ground_truth": "x"}\n'
+        '{"id": -7, "image_path": "b.png", "ground_truth": "y"}\n'
     )
     assert [sample.id for sample in read_manifest(manifest)] == ["42", "-7"]
 
@@ -276,7 +277,7 @@ def test_a_csv_row_with_fewer_cells_than_the_header_is_rejected_by_its_line(imag
 def test_a_csv_with_a_column_twice_is_refused_naming_it(images):
     manifest = images / "samples.csv"
     manifest.write_text("id,image_path,ground_truth,ground_truth\ngood,a.png,Gut,Schlecht\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="samples.csv:1.*'ground_truth' twice"):
+    with pytest.raises(ValueError, match=r"samples\.csv:1.*'ground_truth' twice"):
         list(read_manifest(manifest, errors="report"))
 
 

@@ -132,7 +132,7 @@ def test_trl_vision_collator_batches_exported_rows(rows, ground_truths):
     assert batch["labels"].shape == batch["input_ids"].shape
     assert batch["pixel_values"].shape[0] == 2
     decoded = tiny_mllama_processor().tokenizer.batch_decode(batch["input_ids"])
-    for row, text in zip(rows[:2], decoded):
+    for row, text in zip(rows[:2], decoded, strict=True):
         assert text.count(IMAGE_TOKEN) == 1
         assert f"{ASSISTANT_HEADER}{ground_truths[row['id']]}{EOT}" in text
 
@@ -171,7 +171,7 @@ def test_base64_view_inlines_each_image_as_a_lossless_png_data_url(source, reque
             assert image.format == source_format
     lines = read_jsonl(export_llama_vision(samples, tmp_path, include_base64=True) / "train.jsonl")
     assert [line["id"] for line in lines] == [sample.id for sample in samples]
-    for sample, line in zip(samples, lines):
+    for sample, line in zip(samples, lines, strict=True):
         user, assistant = line["messages"]
         image_part, text_part = user["content"]
         assert image_part.keys() == {"type", "image_url"} and image_part["type"] == "image_url"

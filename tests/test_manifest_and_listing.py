@@ -201,7 +201,7 @@ def test_export_leaves_only_the_batch_in_the_format_folder(export_format, source
 def test_failed_export_leaves_no_staging_folder(tmp_path):
     root = tmp_path / "exports"
     broken = TrainingSample(id="lost", image_path=tmp_path / "gone.png", ground_truth="Straße")
-    with pytest.raises(ValidationError, match="'lost'.*gone.png"):
+    with pytest.raises(ValidationError, match=r"'lost'.*gone\.png"):
         export([*few_samples(), broken], "trocr", "b1", root, progress=False)
     assert [path for path in root.rglob("*")] in ([], [root / "trocr"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from support.data import run_python
 
-from ocr_datasets import build_dataset, export, export_all, list_exports, load_batch, read_manifest, verify_batch
+from ocr_datasets import build_dataset, export_all, list_exports, load_batch, read_manifest, verify_batch
 
 
 def test_build_export_list_and_load_back_try_no_connection(refuse_network, example_manifest, tmp_path, monkeypatch):
@@ -37,11 +37,14 @@ def test_a_fresh_process_without_offline_variables_tries_no_connection(example_m
             attempts.append(args)
             raise ConnectionRefusedError("refused")
         original = socket.socket.connect
-        socket.socket.connect = lambda self, address: original(self, address) if self.family == socket.AF_UNIX else refused(address)
+        def connect(self, address):
+            return original(self, address) if self.family == socket.AF_UNIX else refused(address)
+        socket.socket.connect = connect
         socket.getaddrinfo = refused
         socket.create_connection = refused
         from ocr_datasets import export, load_batch, read_manifest
-        [result] = [export(read_manifest({str(example_manifest)!r}), "llama_vision", batch_id="b1", output_dir={str(tmp_path)!r}, progress=False)]
+        manifest, output_dir = {str(example_manifest)!r}, {str(tmp_path)!r}
+        result = export(read_manifest(manifest), "llama_vision", batch_id="b1", output_dir=output_dir, progress=False)
         rows = load_batch(result.export_path)["train"]
         print(len(rows), len(attempts))
         """,

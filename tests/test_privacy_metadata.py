@@ -213,7 +213,7 @@ def test_text_in_a_tag_that_should_hold_numbers_never_reaches_the_batch(tmp_path
     tags.tagtype[297] = 2
     original = tiff(line_image(), tags)
     assert USER.encode() in original
-    batch, files = batch_files(
+    _, files = batch_files(
         tmp_path, [TrainingSample(id="scan", image_path="scan.tif", image_bytes=original, ground_truth="Zeile")]
     )
     assert_nowhere(USER_NEEDLES, files)
@@ -232,7 +232,7 @@ def test_tags_on_a_second_tiff_page_never_reach_the_batch(tmp_path):
     original = two_page_tiff_with_page_name_on_page_two()
     assert USER.encode() in original
     sample = TrainingSample(id="pages", image_path="pages.tif", image_bytes=original, ground_truth="Zeile")
-    batch, files = batch_files(tmp_path, [sample], skip_invalid=True)
+    _, files = batch_files(tmp_path, [sample], skip_invalid=True)
     assert_nowhere(USER_NEEDLES, files)
     [rejected] = [json.loads(line) for line in files["rejected.jsonl"].decode().splitlines()]
     assert rejected["id"] == "pages" and "holds 2 frames" in rejected["problem"]
@@ -265,7 +265,7 @@ def test_re_encoded_images_carry_no_icc_profile(image_format, tmp_path):
     sample = TrainingSample(
         id="scan", image_path=f"scan.{image_format.lower()}", image_bytes=buffer.getvalue(), ground_truth="Zeile"
     )
-    batch, files = batch_files(tmp_path, [sample])
+    batch, _ = batch_files(tmp_path, [sample])
     stored = stored_image(batch, "scan")
     assert Image.open(io.BytesIO(stored)).format == "PNG" and b"iCCP" not in stored
     assert Image.open(io.BytesIO(stored)).convert("RGB").tobytes() == line_image().tobytes()
@@ -309,7 +309,7 @@ def test_unreadable_page_image_is_named_without_its_folder(garbage, declared_siz
         for name, image in (("good", "good.png"), ("broken", "broken.tif"))
     ]
     samples = [item for page in pages for item in read_samples(page, "page", errors="report")]
-    batch, files = batch_files(tmp_path, samples, skip_invalid=True)
+    _, files = batch_files(tmp_path, samples, skip_invalid=True)
     assert_nowhere([USER.encode(), str(tmp_path).encode(), b"Scans/", b"_io."], files)
     [rejected] = [json.loads(line) for line in files["rejected.jsonl"].decode().splitlines()]
     assert "broken.tif" in rejected["problem"] and "broken" in (rejected["id"] or rejected["location"])
@@ -324,7 +324,7 @@ def test_a_page_image_reference_with_a_users_folder_is_named_by_its_file_name(tm
         write_page_xml(folder / "lost.xml", f"C:\\Users\\{USER}\\Scans\\lost.tif"),
     ]
     samples = [item for page in pages for item in read_samples(page, "page", errors="report")]
-    batch, files = batch_files(tmp_path, samples, skip_invalid=True)
+    _, files = batch_files(tmp_path, samples, skip_invalid=True)
     assert_nowhere([USER.encode(), b"Scans"], files)
     [rejected] = [json.loads(line) for line in files["rejected.jsonl"].decode().splitlines()]
     assert "lost.tif" in rejected["problem"]
@@ -336,6 +336,6 @@ def test_unreadable_line_image_is_named_without_its_folder(tmp_path):
     (home / "line.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
     (home / "line2.tif").write_bytes(b"II*\x00" + b"\x00" * 20)
     samples = [TrainingSample(id=path.stem, image_path=path, ground_truth="Zeile") for path in sorted(home.iterdir())]
-    batch, files = batch_files(tmp_path, samples, skip_invalid=True)
+    _, files = batch_files(tmp_path, samples, skip_invalid=True)
     assert_nowhere([USER.encode(), str(tmp_path).encode(), b"_io.", b" at 0x"], files)
     assert len(files["rejected.jsonl"].decode().splitlines()) == 2

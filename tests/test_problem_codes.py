@@ -97,7 +97,8 @@ BAD_CORPUS_CODES = {
 }
 
 
-def test_validation_gives_each_rejection_the_code_of_its_problem(corpus):  # noqa: F811 (corpus: the fixture imported above)
+# corpus: the fixture imported above, which pyflakes takes for a redefinition (F811).
+def test_validation_gives_each_rejection_the_code_of_its_problem(corpus):  # noqa: F811
     samples, _, reasons, _ = corpus
     assert set(BAD_CORPUS_CODES) == set(reasons)
     report = validate(samples)
@@ -234,6 +235,7 @@ def test_label_studio_problems_have_their_codes(project):  # noqa: F811 (project
     assert codes == {"1-untranscribed": ("region.no_text",), "3-far": ("page.image_not_found",)}
 
 
+# corpus: the fixture imported above (F811 as above).
 def test_rejected_jsonl_lists_the_codes_of_every_rejection(corpus, tmp_path):  # noqa: F811
     samples, _, _, _ = corpus
     result = export(

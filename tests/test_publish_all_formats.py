@@ -67,7 +67,9 @@ def export_all_command(corpus: Path, root: Path, batch_id: str, *extra) -> list[
 
 def timed_run(command: list[str]) -> float:
     started = time.monotonic()
-    completed = subprocess.run(command, capture_output=True, text=True, env={**os.environ, **OFFLINE}, timeout=300)
+    completed = subprocess.run(
+        command, check=False, capture_output=True, text=True, env={**os.environ, **OFFLINE}, timeout=300
+    )
     assert completed.returncode == 0, completed.stderr
     return time.monotonic() - started
 
@@ -83,7 +85,7 @@ def whole_set(root: Path, batch_id: str, before: dict[str, bytes | None]) -> str
     now = manifests(root, batch_id)
     unchanged = [now[folder] == before[folder] for folder in FOLDERS]
     assert all(unchanged) or not any(unchanged), {
-        folder: now[folder] is not None and not same for folder, same in zip(FOLDERS, unchanged)
+        folder: now[folder] is not None and not same for folder, same in zip(FOLDERS, unchanged, strict=True)
     }
     for folder in FOLDERS:
         if now[folder] is not None:
@@ -339,6 +341,7 @@ def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_pa
             "--overwrite",
             "--quiet",
         ),
+        check=False,
         capture_output=True,
         text=True,
         env={**os.environ, **OFFLINE},
@@ -393,6 +396,7 @@ def test_the_manifest_can_come_from_standard_input(how, example_manifest, tmp_pa
     if how.endswith("pipe"):
         completed = subprocess.run(
             command,
+            check=False,
             input=example_manifest.read_text(encoding="utf-8"),
             capture_output=True,
             text=True,
@@ -404,6 +408,7 @@ def test_the_manifest_can_come_from_standard_input(how, example_manifest, tmp_pa
         with example_manifest.open("rb") as manifest:
             completed = subprocess.run(
                 command,
+                check=False,
                 stdin=manifest,
                 capture_output=True,
                 text=True,

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from support.data import LINE_GT_LINES, line_gt_samples, run_python
 
-from ocr_datasets import FORMAT_NAMES, export, export_all
+from ocr_datasets import FORMAT_NAMES, export_all
 
 LINE_COUNT = LINE_GT_LINES
 BATCH_ID = "fraktur"
@@ -93,7 +93,12 @@ for export_format, batch in BATCHES.items():
     rows = datasets.load_dataset(batch, cache_dir=CACHE_DIR, split="train")
     adapter = get_adapter(export_format)
     loaded[export_format] = [
-        {"id": row["id"], "text": adapter.transcription(row), "pixels": [pixel_summary(image) for image in adapter.images(row)]} for row in rows
+        {
+            "id": row["id"],
+            "text": adapter.transcription(row),
+            "pixels": [pixel_summary(image) for image in adapter.images(row)],
+        }
+        for row in rows
     ]
 print(json.dumps(loaded))
 """

@@ -7,7 +7,7 @@ import dataclasses
 import inspect
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -73,7 +73,7 @@ def fresh_shared_service():
     ],
 )
 def test_original_calls_write_batches_where_the_original_service_did(call, folder, batch_id, samples, export_root):
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     result = call(TrainingExportService(), samples)
 
     assert [field.name for field in dataclasses.fields(result)] == RESULT_FIELDS
@@ -94,7 +94,7 @@ def test_original_calls_write_batches_where_the_original_service_did(call, folde
     # The original's created_at is a datetime, the manifest holds it as ISO 8601 text.
     assert datetime.fromisoformat(manifest["created_at"]) == result.created_at
     assert result.created_at.utcoffset() == timedelta(0)
-    assert before <= result.created_at <= datetime.now(timezone.utc)
+    assert before <= result.created_at <= datetime.now(UTC)
 
 
 def test_generated_batch_ids_differ_between_exports(samples, export_root):
@@ -127,7 +127,7 @@ def test_export_result_is_used_as_the_original_callers_used_it(samples, export_r
     assert isinstance(result.created_at, datetime)
     assert result.created_at.tzinfo is not None
     assert result.created_at.isoformat().endswith("+00:00")
-    assert timedelta(0) <= datetime.now(timezone.utc) - result.created_at < timedelta(minutes=5)
+    assert timedelta(0) <= datetime.now(UTC) - result.created_at < timedelta(minutes=5)
     assert dataclasses.asdict(result) == {
         "export_format": "trocr",
         "export_path": str(export_root / "trocr" / "b1"),

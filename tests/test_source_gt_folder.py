@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 from PIL import Image
-
 from support.data import LINE_GT_LINES, loaded_texts
 
-from ocr_datasets import SampleError, export, export_all, read_samples
+from ocr_datasets import SampleError, export_all, read_samples
 from ocr_datasets.adapters import FORMAT_NAMES
 
 REAL_LINE_COUNT = LINE_GT_LINES

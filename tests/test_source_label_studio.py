@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageStat
 from support.data import loaded_texts
 
-from ocr_datasets import SampleError, export, export_all, read_samples
+from ocr_datasets import SampleError, export_all, read_samples
 from ocr_datasets.sources import CroppedSample
 
 PAGE_SIZE = (400, 200)

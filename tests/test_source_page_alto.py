@@ -14,7 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 from support.data import REPO_DATA, repo_copy
 
-from ocr_datasets import CropOptions, SampleError, export, export_all, read_samples, validate
+from ocr_datasets import CropOptions, SampleError, export_all, read_samples, validate
 from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 
 KANT = REPO_DATA / "ocrd-kant-1784"
@@ -348,7 +348,7 @@ def test_image_reference_resolves_from_ancestor_folders_up_to_the_mets_or_the_in
     xml = write_page_xml(workspace / "GT" / "page.xml", "IMG/scan.png", one_line_region("10,10 100,10 100,40 10,40"))
 
     # No METS above: the search stops at the folder given as input.
-    with pytest.raises(SampleError, match="'IMG/scan.png' not found"):
+    with pytest.raises(SampleError, match=r"'IMG/scan\.png' not found"):
         list(read_samples(xml, "page"))
     [from_folder] = read_samples(workspace, "page")
     assert Path(from_folder.page_image) == workspace / "IMG" / "scan.png"

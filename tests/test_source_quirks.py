@@ -472,7 +472,8 @@ def test_a_rejected_file_counts_its_lines_in_the_input_and_rejected_counts(tmp_p
 def test_line_text_falls_back_to_its_words_then_to_plain_text(tmp_path):
     draw_page(tmp_path / "scan.png")
     words = "".join(
-        f'<Word id="w{n}"><Coords points="{box_points(10 + 60 * n, 10, 60 + 60 * n, 40)}"/><TextEquiv><Unicode>{word}</Unicode></TextEquiv></Word>'
+        f'<Word id="w{n}"><Coords points="{box_points(10 + 60 * n, 10, 60 + 60 * n, 40)}"/>'
+        f"<TextEquiv><Unicode>{word}</Unicode></TextEquiv></Word>"
         for n, word in enumerate(("Guten", "Tag"))
     )
     plain = "<TextEquiv><PlainText>nur Klartext</PlainText><Unicode></Unicode></TextEquiv>"
@@ -496,9 +497,9 @@ def test_line_text_falls_back_to_its_words_then_to_plain_text(tmp_path):
 def test_an_images_folder_that_does_not_exist_or_is_a_file_is_refused_first(tmp_path):
     draw_page(tmp_path / "scan.png")
     xml = write_page(tmp_path / "page.xml", "scan.png", [page_line("l1")])
-    with pytest.raises(FileNotFoundError, match="images folder.*nowhere"):
+    with pytest.raises(FileNotFoundError, match=r"images folder.*nowhere"):
         list(read_samples(xml, "page", image_dir=tmp_path / "nowhere"))
-    with pytest.raises(NotADirectoryError, match="images folder.*scan.png"):
+    with pytest.raises(NotADirectoryError, match=r"images folder.*scan\.png"):
         list(read_samples(xml, "page", image_dir=tmp_path / "scan.png"))
 
 

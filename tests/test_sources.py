@@ -126,5 +126,5 @@ def test_field_values_pass_through_for_validation_to_judge(tmp_path):
 
 
 def test_missing_manifest_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.jsonl"):
+    with pytest.raises(FileNotFoundError, match=r"nowhere\.jsonl"):
         list(read_manifest(tmp_path / "nowhere.jsonl"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from collections import Counter
 from io import BytesIO
@@ -44,7 +45,7 @@ def test_no_work_spans_two_splits_and_every_line_is_placed(real_lines, strategy)
     works = works_per_split(splits)
     assert works["train"].isdisjoint(works["validation"]) and works["train"].isdisjoint(works["test"])
     assert works["validation"].isdisjoint(works["test"])
-    assert sorted(sum(splits.values(), [])) == sorted(sample.id for sample in samples)
+    assert sorted(itertools.chain.from_iterable(splits.values())) == sorted(sample.id for sample in samples)
     assert all(splits.values()), "every split gets some lines"
 
 

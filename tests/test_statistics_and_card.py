@@ -161,7 +161,8 @@ EXPECTED_FIGURES = {
 # The same figures as the card's lines should show them.
 EXPECTED_CARD_LINES = {
     "prose": [
-        "3 samples, 22 characters. OCR baseline over 3 lines: CER 9.09% (2 edits in 22 characters), WER 33.33% (2 of 6 words).",
+        "3 samples, 22 characters. "
+        "OCR baseline over 3 lines: CER 9.09% (2 edits in 22 characters), WER 33.33% (2 of 6 words).",
         "| text length (characters) | 3 | 6 | 7.33 | 13 |",
         "| image width (px) | 40 | 64 | 74.67 | 120 |",
         "| image height (px) | 10 | 12 | 12.67 | 16 |",

@@ -112,7 +112,7 @@ def test_a_page_replaced_after_validation_fails_the_export_naming_the_line(tmp_p
     page = gradient_page(tmp_path / "page.png")
     lines = page_lines(page)
     flipped = gradient_page(tmp_path / "flipped.png", reverse=True).read_bytes()
-    with pytest.raises(SampleError, match="'line-0'.*changed after validation"):
+    with pytest.raises(SampleError, match=r"'line-0'.*changed after validation"):
         export(
             replaced_after_the_last(lines, page, flipped),
             "trocr",

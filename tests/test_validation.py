@@ -182,7 +182,7 @@ def test_lenient_mode_exports_exactly_the_good_samples_and_lists_the_rest(corpus
 
 
 def test_keep_duplicates_exports_both_twins_but_still_rejects_conflicts(corpus, tmp_path):
-    samples, good_ids, reasons, _ = corpus
+    samples, good_ids, _, _ = corpus
     report = validate(samples, keep_duplicates=True)
     assert [item.sample.id for item in report.accepted] == [*good_ids, "twin-2"]
     assert {"conflict-a", "conflict-b"} <= {problem.sample_id for problem in report.rejected}

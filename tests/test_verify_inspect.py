@@ -74,7 +74,8 @@ def export_quietly(samples, export_format: str, root: Path, **options) -> Path:
 
 def samples_with_rejects_and_a_duplicate() -> list[TrainingSample]:
     samples = list(example_samples(8))
-    return samples + [
+    return [
+        *samples,
         dataclasses.replace(samples[0], id="copy-of-first"),
         dataclasses.replace(samples[1], id="untranscribed", ground_truth="   "),
         TrainingSample(id="lost", image_path="no-such-folder/lost.png", ground_truth="verloren"),
@@ -290,7 +291,7 @@ def test_verify_console_script_exits_1_for_a_damaged_batch(damaged_copy):
 def test_verify_of_a_folder_without_manifest_says_it_is_not_a_batch(tmp_path):
     (tmp_path / "data").mkdir()
 
-    with pytest.raises(FileNotFoundError, match="is not a batch folder: it has no manifest.json"):
+    with pytest.raises(FileNotFoundError, match=r"is not a batch folder: it has no manifest\.json"):
         verify_batch(tmp_path)
 
 

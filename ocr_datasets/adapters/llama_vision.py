@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from datasets import Features, Image, List, Value
 
 from .base import FormatAdapter
@@ -20,7 +22,7 @@ class LlamaVisionAdapter(FormatAdapter):
         }
     )
     image_column = "images"
-    model_config = {
+    model_config: ClassVar[dict[str, Any]] = {
         "architecture": "MllamaForConditionalGeneration",
         "base_model": "meta-llama/Llama-3.2-11B-Vision-Instruct",
         "ollama_tag": "llama3.2-vision:11b",

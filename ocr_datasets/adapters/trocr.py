@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from datasets import Features, Image, Value
 
 from .base import FormatAdapter
@@ -12,7 +14,7 @@ class TrOCRAdapter(FormatAdapter):
     folder = "trocr"
     features = Features({"image": Image(), "text": Value("string"), "id": Value("string")})
     image_column = "image"
-    model_config = {
+    model_config: ClassVar[dict[str, Any]] = {
         "architecture": "VisionEncoderDecoderModel",
         "base_model": "microsoft/trocr-base-handwritten",
         "processor": "TrOCRProcessor",

@@ -171,13 +171,14 @@ def _folder_kind(folder: Path) -> str:
     kinds = _kinds_in_folder(folder)
     if not kinds:
         raise InputError(
-            f"cannot tell what {folder} holds: no {LINE_TEXT_SUFFIX}, PAGE, ALTO or Label Studio files; name the source with --from"
+            f"cannot tell what {folder} holds: no {LINE_TEXT_SUFFIX}, PAGE, ALTO or Label Studio files; "
+            "name the source with --from"
         )
     if all(issubclass(SOURCES[kind], ManifestSource) for kind in kinds):
         manifests = [file.relative_to(folder).as_posix() for files in kinds.values() for file in files]
         raise InputError(
-            f"{folder} holds {counted(len(manifests), 'manifest')} ({listed(manifests)}); a manifest is given as a file, "
-            f"not as the folder holding it: --input {folder / manifests[0]}"
+            f"{folder} holds {counted(len(manifests), 'manifest')} ({listed(manifests)}); "
+            f"a manifest is given as a file, not as the folder holding it: --input {folder / manifests[0]}"
         )
     if len(kinds) == 1:
         return next(iter(kinds))

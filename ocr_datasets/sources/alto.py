@@ -54,7 +54,8 @@ class AltoSource(PageFileSource):
         measurement_unit = _child_text(description, "MeasurementUnit") or SUPPORTED_UNIT
         if lines and measurement_unit != SUPPORTED_UNIT:
             raise UnreadableFile(
-                f"coordinates are in {measurement_unit!r}; only {SUPPORTED_UNIT!r} (MeasurementUnit pixel) is supported",
+                f"coordinates are in {measurement_unit!r}; "
+                f"only {SUPPORTED_UNIT!r} (MeasurementUnit pixel) is supported",
                 "export the ALTO with pixel coordinates, or convert them with the scan's resolution",
                 len(lines),
                 code=PAGE_UNIT_UNSUPPORTED,

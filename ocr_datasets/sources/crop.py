@@ -79,7 +79,8 @@ class CroppedSample(TrainingSample):
         except _ManyFrames as error:
             raise SampleError(
                 self.id,
-                f"page image {name} holds {error.frames} frames (pages of a TIFF, frames of an animation); a page image must be a single frame",
+                f"page image {name} holds {error.frames} frames (pages of a TIFF, frames of an animation); "
+                "a page image must be a single frame",
                 "save the page as an image file of its own",
                 code=PAGE_IMAGE_MULTI_FRAME,
             ) from None
@@ -126,7 +127,8 @@ def crop_to_png(page: Image.Image, polygon: Sequence[Point], options: CropOption
 def parse_points(points: str) -> tuple[Point, ...]:
     """PAGE / ALTO point lists: ``"x1,y1 x2,y2 ..."`` (ALTO also allows ``"x1 y1 x2 y2 ..."``)."""
     numbers = [float(value) for value in points.replace(",", " ").split()]
-    return tuple(zip(numbers[0::2], numbers[1::2]))
+    # An odd count of numbers: the stray last one is left out.
+    return tuple(zip(numbers[0::2], numbers[1::2], strict=False))
 
 
 def box_points(left: float, top: float, width: float, height: float) -> tuple[Point, ...]:

@@ -121,7 +121,8 @@ def _sample(line: _Line) -> TrainingSample | SampleError:
         return SampleError(
             line.id,
             f"no line image beside {line.text.name}",
-            f"add {Path(line.id).name} with one of the suffixes {', '.join(LINE_IMAGE_SUFFIXES)}, or remove {line.text.name}",
+            f"add {Path(line.id).name} with one of the suffixes {', '.join(LINE_IMAGE_SUFFIXES)}, "
+            f"or remove {line.text.name}",
             code=LINE_NO_IMAGE,
             location=location,
         )

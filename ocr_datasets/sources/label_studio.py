@@ -8,7 +8,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -52,7 +52,7 @@ DESCRIPTION_TYPES = {
 IMAGE_FIELDS = ("image", "ocr")
 # Label Studio stores an upload as /data/upload/<project>/<8 hex digits>-<original name>.
 UPLOAD_PREFIX = re.compile(r"^[0-9a-f]{8}-(?P<original>.+)$")
-NO_TIME = datetime.min.replace(tzinfo=timezone.utc)
+NO_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 @dataclass
@@ -211,7 +211,8 @@ def _task_items(
             page = _page(reference, export_dir, finder)
             if not isinstance(page, Problem) and page[0] in finder.found_by_case:
                 summary.notes.append(
-                    f"task {task['id']} names {_reference_name(reference)!r}; took {page[0].name} (the names differ in case)"
+                    f"task {task['id']} names {_reference_name(reference)!r}; "
+                    f"took {page[0].name} (the names differ in case)"
                 )
         if isinstance(page, Problem):
             yield SampleError.from_problems(sample_id, [page], location=location)
@@ -267,7 +268,7 @@ def _timestamp(annotation: dict) -> datetime:
             moment = datetime.fromisoformat(annotation[key])
         except (KeyError, TypeError, ValueError):
             continue
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return NO_TIME
 
 

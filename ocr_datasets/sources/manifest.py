@@ -7,14 +7,15 @@ import base64
 import codecs
 import csv
 import difflib
-import json
 import itertools
+import json
 import os
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..errors import InputError, InputNotFoundError, OptionError
 from ..problems import (
     ID_MISSING,
     ID_NOT_STRING,
@@ -29,7 +30,6 @@ from ..problems import (
     MANIFEST_UNKNOWN_FIELD,
     METADATA_TOO_DEEP,
 )
-from ..errors import InputError, InputNotFoundError, OptionError
 from ..samples import SampleError, TrainingSample
 from .base import Source
 from .crop import CropOptions
@@ -104,16 +104,16 @@ def _utf8_lines(file: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
     """(line number, text) of every line. UTF-8 never puts a line break inside a character, so
     decoding line by line is exact, and a file in another encoding is named at its first
     non-UTF-8 line rather than failing somewhere inside a reader."""
-    for number, raw in enumerate(file, start=1):
-        if number == 1:
-            raw = raw.removeprefix(codecs.BOM_UTF8)
+    for number, line in enumerate(file, start=1):
+        raw = line.removeprefix(codecs.BOM_UTF8) if number == 1 else line
         try:
             yield number, raw.decode("utf-8")
         except UnicodeDecodeError as error:
             column = len(raw[: error.start].decode("utf-8", "replace")) + 1
             raise InputError(
-                f"{name}:{number} is not UTF-8 text (byte 0x{raw[error.start]:02X} at column {column}): save the file as UTF-8 "
-                "(it was probably written as Windows-1252 or Latin-1; in Excel choose 'CSV UTF-8', in an editor the encoding UTF-8)"
+                f"{name}:{number} is not UTF-8 text (byte 0x{raw[error.start]:02X} at column {column}): "
+                "save the file as UTF-8 (it was probably written as Windows-1252 or Latin-1; "
+                "in Excel choose 'CSV UTF-8', in an editor the encoding UTF-8)"
             ) from None
 
 
@@ -223,7 +223,7 @@ def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[
                 ),
             )
             continue
-        record = {column: cell for column, cell in zip(header, row) if cell != ""}
+        record = {column: cell for column, cell in zip(header, row, strict=True) if cell != ""}
         if "metadata" in record:
             try:
                 record["metadata"] = _DECODER.decode(record["metadata"])
@@ -266,7 +266,8 @@ def _check_header(header: list[str], name: str) -> None:
         ]
         raise InputError(
             f"{name}:1: {'; '.join(problems)}. The header has {', '.join(header)}; the columns are {', '.join(FIELDS)} "
-            f"({', '.join(REQUIRED_FIELDS)} required): rename the columns, and put other values into the metadata column as JSON"
+            f"({', '.join(REQUIRED_FIELDS)} required): "
+            "rename the columns, and put other values into the metadata column as JSON"
         )
 
 
@@ -360,7 +361,10 @@ def _image_not_found(sample_id: str, written: str, base: Path, location: str) ->
         )
     fix = f"write image_path relative to the folder that holds the manifest ({base.name or '.'}), or restore the file"
     if Path(written).exists():
-        fix = f"{written} exists relative to the current folder, but image paths are relative to the manifest's folder: {fix}"
+        fix = (
+            f"{written} exists relative to the current folder, "
+            f"but image paths are relative to the manifest's folder: {fix}"
+        )
     return SampleError(
         sample_id,
         f"image file not found: {written}, resolved from the manifest's folder ({base.name or '.'})",

@@ -69,7 +69,7 @@ def _names_by_case_folded(folder: str, mtime_ns: int) -> dict[str, tuple[str, ..
     names: dict[str, tuple[str, ...]] = {}
     try:
         for name in sorted(os.listdir(folder)):
-            names[name.casefold()] = names.get(name.casefold(), ()) + (name,)
+            names[name.casefold()] = (*names.get(name.casefold(), ()), name)
     except OSError:
         pass
     return names

@@ -157,7 +157,8 @@ class PageFileSource(Source):
                 )
             elif suffix in PROMISED_ROOTS and start.root not in (PAGE_ROOT, ALTO_ROOT):
                 summary.skipped.append(
-                    f"{file.location} (named {suffix}, but its root element is <{start.root}>, not <{PROMISED_ROOTS[suffix]}>)"
+                    f"{file.location} (named {suffix}, but its root element is <{start.root}>, not "
+                    f"<{PROMISED_ROOTS[suffix]}>)"
                 )
 
     def _file_items(
@@ -231,7 +232,10 @@ def _image_not_found(file: XmlFile, reference: str | None, line_count: int, imag
         problem = f"page image {shown_reference(reference)!r} not found {where}"
     else:
         tried = ", ".join(stem_candidates(file.path))
-        problem = f"the file names no page image, and none was found via mets.xml or by its own name ({tried}) beside it{images}"
+        problem = (
+            f"the file names no page image, and none was found via mets.xml or by its own name ({tried}) "
+            f"beside it{images}"
+        )
     return file.error(f"{problem}; {_left_out(line_count)}", IMAGES_FIX, line_count, code=PAGE_IMAGE_NOT_FOUND)
 
 
@@ -241,7 +245,7 @@ def _left_out(line_count: int) -> str:
 
 def _coordinate_scale(
     file: XmlFile, image: Path, declared: tuple[float, float] | None, crop: CropOptions, line_count: int
-) -> tuple[float, float] | None | SampleError:
+) -> tuple[float, float] | SampleError | None:
     """None when the image has the size the file declares (or it declares none); the factors
     that scale the coordinates to a scaled copy with ``scale_to_image``; else the file's error.
     The image is measured as displayed (EXIF orientation applied), as lines are cut from it."""
@@ -267,13 +271,21 @@ def _coordinate_scale(
         problem += f" ({image.name} is stored {stored[0]}×{stored[1]} and turned by its EXIF orientation)"
     if same_shape:
         problem += f": {image.name} looks like a scaled copy of the page the lines were drawn on"
-        fix = "use the image the file was made on, or scale the coordinates to this copy with --scale-to-image (CropOptions(scale_to_image=True))"
+        fix = (
+            "use the image the file was made on, "
+            "or scale the coordinates to this copy with --scale-to-image (CropOptions(scale_to_image=True))"
+        )
     elif stored == (declared_width, declared_height):
         problem += ": the lines were drawn on the image as stored"
         fix = "remove the image's EXIF orientation tag, or use the image the file was made on"
     else:
-        problem += f"{', and the aspect ratio differs' if crop.scale_to_image else ''}: {image.name} is not the page the lines were drawn on"
-        fix = "use the image the file was made on (its aspect ratio differs too, so it is not a scaled copy that could be scaled back)"
+        if crop.scale_to_image:
+            problem += ", and the aspect ratio differs"
+        problem += f": {image.name} is not the page the lines were drawn on"
+        fix = (
+            "use the image the file was made on "
+            "(its aspect ratio differs too, so it is not a scaled copy that could be scaled back)"
+        )
     return file.error(f"{problem}; {_left_out(line_count)}", fix, line_count, code=PAGE_SIZE_MISMATCH)
 
 

@@ -82,8 +82,10 @@ LLAMA_32_VISION_CHAT_TEMPLATE = (
     '    {{- "Cutting Knowledge Date: December 2023\\n" }}\n'
     '    {{- "Today Date: " + date_string + "\\n\\n" }}\n'
     "    {%- if tools is not none and not tools_in_user_message %}\n"
-    '        {{- "You have access to the following functions. To call a function, please respond with JSON for a function call." }}\n'
-    '        {{- \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.\' }}\n'
+    '        {{- "You have access to the following functions. '
+    'To call a function, please respond with JSON for a function call." }}\n'
+    '        {{- \'Respond in the format {"name": function name, '
+    '"parameters": dictionary of argument name and its value}.\' }}\n'
     '        {{- "Do not use variables.\\n\\n" }}\n'
     "        {%- for t in tools %}\n"
     "            {{- t | tojson(indent=4) }}\n"
@@ -101,12 +103,14 @@ LLAMA_32_VISION_CHAT_TEMPLATE = (
     "        {%- set first_user_message = messages[0]['content']|trim %}\n"
     "        {%- set messages = messages[1:] %}\n"
     "    {%- else %}\n"
-    '        {{- raise_exception("Cannot put tools in the first user message when there\'s no first user message!") }}\n'
+    '        {{- raise_exception("Cannot put tools in the first user message '
+    "when there's no first user message!\") }}\n"
     "{%- endif %}\n"
     "    {{- '<|start_header_id|>user<|end_header_id|>\\n\\n' -}}\n"
     '    {{- "Given the following functions, please respond with a JSON for a function call " }}\n'
     '    {{- "with its proper arguments that best answers the given prompt.\\n\\n" }}\n'
-    '    {{- \'Respond in the format {"name": function name, "parameters": dictionary of argument name and its value}.\' }}\n'
+    '    {{- \'Respond in the format {"name": function name, '
+    '"parameters": dictionary of argument name and its value}.\' }}\n'
     '    {{- "Do not use variables.\\n\\n" }}\n'
     "    {%- for t in tools %}\n"
     "        {{- t | tojson(indent=4) }}\n"
@@ -302,7 +306,8 @@ def _prompt_messages(row: dict) -> list[dict]:
     messages = row["messages"]
     if not messages or messages[-1]["role"] != "assistant":
         raise ValueError(
-            f"row {row.get('id', '?')!r}: the last turn must be the assistant's answer, got {[turn['role'] for turn in messages]}"
+            f"row {row.get('id', '?')!r}: the last turn must be the assistant's answer, got "
+            f"{[turn['role'] for turn in messages]}"
         )
     return messages[:-1]
 
@@ -365,7 +370,8 @@ class LlamaVisionCollator:
         prompt_ids = self.processor.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if self.max_length is not None and len(sequence) <= len(prompt_ids) and prompt_ids[: len(sequence)] == sequence:
             raise ValueError(
-                f"row {row.get('id', '?')!r}: max_length={self.max_length} leaves no answer token after the {len(prompt_ids)}-token prompt"
+                f"row {row.get('id', '?')!r}: max_length={self.max_length} leaves no answer token after the "
+                f"{len(prompt_ids)}-token prompt"
             )
         if sequence[: len(prompt_ids)] != prompt_ids:
             raise ValueError(

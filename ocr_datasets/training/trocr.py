@@ -89,10 +89,10 @@ def tiny_trocr(texts: Iterable[str], seed: int = 0):
         PreTrainedTokenizerFast,
         TrOCRConfig,
         TrOCRProcessor,
-        ViTConfig,
-        ViTImageProcessorPil,
         VisionEncoderDecoderConfig,
         VisionEncoderDecoderModel,
+        ViTConfig,
+        ViTImageProcessorPil,
     )
 
     bpe = byte_level_bpe(texts, special_tokens=[BOS, PAD, EOS, UNK])

@@ -57,7 +57,9 @@ def _run_installed(
     command: list[str], cwd: Path | None, environment: dict[str, str], terminal: bool
 ) -> subprocess.CompletedProcess:
     if not terminal:
-        return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=120)
+        return subprocess.run(
+            command, check=False, capture_output=True, text=True, cwd=cwd, env=environment, timeout=120
+        )
     leader, follower = pty.openpty()
     # A new terminal is 0 columns wide, and progress bars fit themselves into that.
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 160, 0, 0))

@@ -47,6 +47,7 @@ def run_python(code: str, **env: str) -> str:
     """Run ``code`` in a fresh interpreter (offline, with the test's HF home) and return its stdout."""
     completed = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
+        check=False,
         capture_output=True,
         text=True,
         env={**os.environ, "HF_HUB_OFFLINE": "1", **env},
