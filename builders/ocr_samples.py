@@ -115,7 +115,7 @@ class OcrSamples(datasets.ArrowBasedBuilder):
             yield Key(index, 0), table
 
 
-def _interrupted(error: BaseException) -> bool:
+def _interrupted(error: BaseException | None) -> bool:
     """Whether ``error`` was raised while handling a ``KeyboardInterrupt``."""
     while error is not None:
         if isinstance(error, KeyboardInterrupt):

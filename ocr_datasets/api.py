@@ -6,7 +6,7 @@ import hashlib
 import inspect
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -142,6 +142,8 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
     root = resolve_output_dir(output_dir)
     # Before validation, so that a batch id that is taken is reported at once.
     prepare_batches(root, adapters, batch_id, options.overwrite)
+    # ExportOptions reads split into its ratios (parse_split_spec) when it is made.
+    assert isinstance(options.split, Mapping)
     with _progress_bars(progress):
         report = _validated(samples, options)
         checked_splits = assign_splits(

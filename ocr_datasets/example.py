@@ -64,7 +64,7 @@ def write_example_manifest(folder: str | Path, count: int = 24, seed: int = 0) -
     with manifest.open("w", encoding="utf-8") as lines:
         for sample in example_samples(count, seed):
             relative = f"images/{sample.image_path}"
-            (folder / relative).write_bytes(sample.image_bytes)
+            (folder / relative).write_bytes(sample.read_image_bytes())
             record = {
                 "id": sample.id,
                 "image_path": relative,
@@ -80,7 +80,9 @@ def write_example_manifest(folder: str | Path, count: int = 24, seed: int = 0) -
 def _render_line(text: str, font: ImageFont.FreeTypeFont, rng: random.Random) -> bytes:
     left, top, right, bottom = font.getbbox(text)
     margin = 8
-    image = Image.new("L", (right - left + 2 * margin, bottom - top + 2 * margin), color=rng.randint(225, 255))
+    # A FreeType font's box is in whole pixels (Pillow types it as floats, for every kind of font).
+    size = (int(right - left) + 2 * margin, int(bottom - top) + 2 * margin)
+    image = Image.new("L", size, color=rng.randint(225, 255))
     ImageDraw.Draw(image).text((margin - left, margin - top), text, font=font, fill=rng.randint(0, 60))
     image = image.rotate(rng.uniform(-1.0, 1.0), resample=Image.Resampling.BICUBIC, expand=False, fillcolor=255)
     if rng.random() < 0.5:

@@ -7,6 +7,7 @@ import io
 import re
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import cast
 
 from PIL import Image, UnidentifiedImageError
 
@@ -65,7 +66,7 @@ def identify(data: bytes, sample_id: str) -> ImageInfo:
     """Read the image header (not the pixels) to learn its real format and size."""
     try:
         with Image.open(io.BytesIO(data)) as image:
-            image_format, (width, height) = image.format, image.size
+            image_format, (width, height) = opened_format(image), image.size
     except (UnidentifiedImageError, OSError, ValueError) as error:
         detail = "the file is empty" if not data else f"Pillow cannot read it ({reading_problem(error)})"
         raise SampleError(
@@ -78,6 +79,13 @@ def identify(data: bytes, sample_id: str) -> ImageInfo:
     return ImageInfo(image_format, suffix, mime_type, width, height)
 
 
+def opened_format(image: Image.Image) -> str:
+    """The format of an image ``Image.open`` read from a file; only an image made in memory has none."""
+    if image.format is None:
+        raise ValueError("the image has no format")
+    return image.format
+
+
 def frame_count(image: Image.Image) -> int:
     """How many frames (pages of a TIFF, frames of a GIF, PNG or WebP animation) the opened, not
     yet loaded ``image`` holds, without decoding them. The pictures an MPO appends to its JPEG
@@ -85,7 +93,7 @@ def frame_count(image: Image.Image) -> int:
     JPEG's end, and the privacy step drops them with whatever else follows it."""
     if image.format == "MPO" or not getattr(image, "is_animated", False):
         return 1
-    return image.n_frames
+    return getattr(image, "n_frames", 1)  # an attribute of the formats that hold frames
 
 
 def reading_problem(error: Exception) -> str:
@@ -121,7 +129,8 @@ def eight_bit(image: Image.Image) -> Image.Image:
     if image.mode.startswith("I;16"):
         low, high = 0.0, 65535.0
     else:
-        low, high = grey.getextrema()
+        # One band (F): getextrema() is its (minimum, maximum), not a pair per band.
+        low, high = cast(tuple[float, float], grey.getextrema())
         top = next((top for top in _USUAL_RANGES[image.mode] if low >= 0 and high <= top), None)
         if top is not None:
             low, high = 0.0, top

@@ -12,7 +12,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import ParamSpec, TypeVar
 
 import datasets.config
 import huggingface_hub.constants
@@ -26,7 +26,8 @@ _FLAGS = [
 # For worker processes that start afresh and read the environment.
 _VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_UPDATE_DOWNLOAD_COUNTS": "0"}
 
-Function = TypeVar("Function", bound=Callable)
+Parameters = ParamSpec("Parameters")
+Result = TypeVar("Result")
 
 
 def switch_offline() -> None:
@@ -46,20 +47,20 @@ def hugging_face_offline() -> Iterator[None]:
     try:
         yield
     finally:
-        for module, name, value in saved_flags:
-            setattr(module, name, value)
-        for name, value in saved_variables.items():
-            if value is None:
+        for module, name, flag in saved_flags:
+            setattr(module, name, flag)
+        for name, saved in saved_variables.items():
+            if saved is None:
                 os.environ.pop(name, None)
             else:
-                os.environ[name] = value
+                os.environ[name] = saved
 
 
-def offline(function: Function) -> Function:
+def offline(function: Callable[Parameters, Result]) -> Callable[Parameters, Result]:
     """Run ``function`` with the Hugging Face libraries offline."""
 
     @functools.wraps(function)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Parameters.args, **kwargs: Parameters.kwargs) -> Result:
         with hugging_face_offline():
             return function(*args, **kwargs)
 

@@ -22,8 +22,10 @@ from __future__ import annotations
 import io
 import re
 import struct
+from typing import TypeGuard
 
 from PIL import Image, ImageOps
+from PIL.TiffImagePlugin import TiffImageFile
 
 from .images import EXIF_ORIENTATION, frame_count, is_deep_greyscale, png_bytes
 
@@ -122,12 +124,17 @@ def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
 def _needs_turning(image: Image.Image) -> bool:
     # A TIFF's orientation is one of its own tags, parsed on opening: getexif() would parse the
     # directory again (and after load() Pillow has already turned the pixels and dropped the tag).
-    tags = image.tag_v2 if image.format == "TIFF" else image.getexif()
+    tags = image.tag_v2 if _is_tiff(image) else image.getexif()
     return tags.get(EXIF_ORIENTATION, 1) not in (0, 1)
 
 
+def _is_tiff(image: Image.Image) -> TypeGuard[TiffImageFile]:
+    # The format, not the class alone: other formats' files (MIC) are TiffImageFiles too.
+    return image.format == "TIFF" and isinstance(image, TiffImageFile)
+
+
 def _must_reencode(image: Image.Image) -> bool:
-    if image.format == "TIFF":
+    if _is_tiff(image):
         tags = image.tag_v2
         if not _TIFF_DECODING_TAGS.issuperset(tags):
             return True

@@ -6,7 +6,7 @@ import functools
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from .errors import OptionError
 from .notices import warn
@@ -62,6 +62,7 @@ def assign_splits(
     check_split_strategy(strategy)
     if len(ratios) == 1:
         return {name: checked for name in ratios}
+    split_for: Callable[[str], str]
     if strategy == "hash":
         split_for = functools.partial(split_of, ratios=ratios, seed=seed)
     else:

@@ -12,7 +12,7 @@ from rapidfuzz.distance import Levenshtein
 from .validation import CheckedSample
 
 
-def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | int]:
+def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | None]:
     """Character and word error rate of hypotheses against references, over the whole corpus:
     total edit distance divided by total reference length (characters are code points of the
     normalised text; words are whitespace-separated). ``pairs`` is read once."""
@@ -34,7 +34,7 @@ class _ErrorRates:
         self.reference_chars += len(reference)
         self.reference_words += len(reference_words)
 
-    def figures(self) -> dict[str, float | int]:
+    def figures(self) -> dict[str, float | None]:
         return {
             "lines": self.lines,
             "cer": _rate(self.char_edits, self.reference_chars),

@@ -16,13 +16,13 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Literal, NamedTuple, cast
 
 from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from .errors import OcrDatasetsError, OptionError
-from .images import expected_format, frame_count, reading_problem
+from .images import expected_format, frame_count, opened_format, reading_problem
 from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import holds_private_metadata
 from .problems import (
@@ -140,11 +140,16 @@ _SURROGATES = re.compile(r"[\ud800-\udfff]")
 MAX_METADATA_DEPTH = 32
 
 
+# The forms unicodedata.normalize takes.
+_UnicodeForm = Literal["NFC", "NFD", "NFKC", "NFKD"]
+
+
 def normalize_text(text: str, form: str) -> str:
     """Unicode normalisation (``form``: NFC, NFD, NFKC or none), then runs of spaces, tabs and
     line breaks collapsed to one space and trimmed; other spaces are kept as they are."""
     if form != "none":
-        text = unicodedata.normalize(form, text)
+        # check_normalization has let only NFC, NFD and NFKC (and none) through.
+        text = unicodedata.normalize(cast(_UnicodeForm, form), text)
     return _COLLAPSED_WHITESPACE.sub(" ", text).strip(" ")
 
 
@@ -443,6 +448,8 @@ def _checked_sample(
     if problems:
         sample_id = sample.id if isinstance(sample.id, str) else _shown(sample.id)
         return SampleError.from_problems(sample_id, problems, location=sample.source)
+    # Only a sample whose fields have problems goes unchecked (None): this one's image was checked.
+    assert isinstance(image, ImageFacts)
     # Copied only where validation changed something: most samples pass unchanged.
     changed = {
         name: value
@@ -587,7 +594,7 @@ def _checked_image(sample: TrainingSample) -> ImageFacts | Problem:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _open_image(data, named) as image:
-                image_format, (width, height) = image.format, image.size
+                image_format, (width, height) = opened_format(image), image.size
                 frames = frame_count(image)
                 if frames > 1:
                     # Only the first frame would be decoded and exported: a broken or private

@@ -15,5 +15,6 @@ def available_cores() -> int:
 def worker_count(num_proc: int | None, work_units: int) -> int:
     """Processes for ``work_units`` pieces of work each big enough to pay for a process of its
     own: ``num_proc`` (``None``: one per available core), never more than ``work_units``."""
-    wanted = available_cores() if check_num_proc(num_proc) is None else num_proc
+    num_proc = check_num_proc(num_proc)
+    wanted = available_cores() if num_proc is None else num_proc
     return max(1, min(wanted, work_units))

@@ -16,7 +16,7 @@ from contextlib import suppress
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -78,7 +78,6 @@ class _Staged:
 
     staging: Path
     final: Path
-    manifest: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,7 @@ class _Move:
     staging: str
     batch: str
     aside: str | None
-    manifest_sha256: str
+    manifest_sha256: str | None
 
 
 def prepare_batches(export_root: Path, adapters: list[FormatAdapter], batch_id: str, overwrite: bool) -> None:
@@ -139,6 +138,7 @@ def write_batches(
     """
     check_batch_id(batch_id)
     staged: list[_Staged] = []
+    manifests: list[dict[str, Any]] = []
     where = export_root / adapters[0].folder
     lock = None
     try:
@@ -148,7 +148,7 @@ def write_batches(
             if staged:
                 staging = _new_staging(where, batch_id, token)
             staged.append(_Staged(staging, where / batch_id))
-            staged[-1].manifest = _fill_staging(staging, contents, adapter, batch_id, options, num_proc)
+            manifests.append(_fill_staging(staging, contents, adapter, batch_id, options, num_proc))
         where = export_root
         _publish(export_root, token, batch_id, staged, overwrite)
     except BaseException as error:
@@ -160,7 +160,10 @@ def write_batches(
     finally:
         if lock is not None:
             _release(lock)
-    return [result_from_manifest(batch.final / MANIFEST_NAME, batch.manifest) for batch in staged]
+    return [
+        result_from_manifest(batch.final / MANIFEST_NAME, manifest)
+        for batch, manifest in zip(staged, manifests, strict=True)
+    ]
 
 
 def _claim(export_root: Path, format_root: Path, batch_id: str) -> tuple[str, BaseFileLock, Path]:
@@ -452,7 +455,7 @@ def _write_parquet(
     )
     data_dir = staging / "data"
     data_dir.mkdir()
-    data_files = {}
+    data_files: dict[str, list[str]] = {}
     for split in splits:
         pattern = re.compile(re.escape(f"{builder.dataset_name}-{split}") + r"(-\d{5}-of-\d{5})?\.parquet")
         shards = sorted(path for path in build_dir.iterdir() if pattern.fullmatch(path.name))
@@ -607,7 +610,7 @@ def _rejection_record(problem: SampleError) -> dict:
 
 def _relative_files(folder: Path, leaving_out: str) -> list[str]:
     """Every file in ``folder`` but ``leaving_out``, as sorted relative POSIX paths."""
-    files = []
+    files: list[str] = []
     # os.walk rather than Path.rglob: a batch may hold 100,000 image files, and pathlib's
     # per-path objects cost more than the walk itself.
     for directory, _folders, names in os.walk(folder):

@@ -9,7 +9,7 @@ so validation, splits and every format work alike for all sources.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
 from typing import Literal, get_args
@@ -82,7 +82,7 @@ def read_manifest(
 
 
 def _raised_or_reported(
-    items: Iterator[TrainingSample | SampleError], errors: Errors
+    items: Generator[TrainingSample | SampleError, None, None], errors: Errors
 ) -> Iterator[TrainingSample | SampleError]:
     """``items``, each ``SampleError`` among them raised (``errors="raise"``) or passed on in its
     record's place (``errors="report"``)."""
@@ -101,7 +101,7 @@ def _samples(
     source: str | None,
     image_dir: str | os.PathLike[str] | None,
     crop: CropOptions,
-) -> Iterator[TrainingSample | SampleError]:
+) -> Generator[TrainingSample | SampleError, None, None]:
     if source is not None and source not in SOURCES:
         raise OptionError(f"unknown source {source!r}: choose one of {', '.join(SOURCE_KINDS)}")
     paths = [Path(inputs)] if isinstance(inputs, (str, os.PathLike)) else [Path(path) for path in inputs]

@@ -115,8 +115,8 @@ def _gap(first: tuple[float, float] | None, second: tuple[float, float] | None) 
 def _span(string: Element) -> tuple[float, float] | None:
     """A String's (left, right), None without a usable HPOS and WIDTH."""
     try:
-        left, width = float(string.get("HPOS")), float(string.get("WIDTH"))
-    except (TypeError, ValueError):
+        left, width = float(string.get("HPOS", "")), float(string.get("WIDTH", ""))
+    except ValueError:
         return None
     return (left, left + width) if width > 0 else None
 
@@ -133,9 +133,11 @@ def _line_height(line: Element) -> float | None:
 
 
 def _positive_number(value: str | None) -> float | None:
+    if value is None:
+        return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
     return number if number > 0 else None
 
@@ -143,14 +145,15 @@ def _positive_number(value: str | None) -> float | None:
 def line_polygon(line: Element) -> tuple[Point, ...]:
     shape = first_child(line, "Shape")
     polygon = first_child(shape, "Polygon") if shape is not None else None
-    if polygon is not None and polygon.get("POINTS"):
+    points = polygon.get("POINTS") if polygon is not None else None
+    if points:
         try:
-            return parse_points(polygon.get("POINTS"))
+            return parse_points(points)
         except ValueError:
             pass  # a broken polygon: the box still outlines the line
     try:
-        return box_points(*(float(line.get(name)) for name in ("HPOS", "VPOS", "WIDTH", "HEIGHT")))
-    except (TypeError, ValueError):
+        return box_points(*(float(line.get(name, "")) for name in ("HPOS", "VPOS", "WIDTH", "HEIGHT")))
+    except ValueError:
         return ()  # validation rejects the line for its missing outline, naming it
 
 

@@ -58,6 +58,8 @@ class CroppedSample(TrainingSample):
     crop: CropOptions = field(default_factory=CropOptions)
 
     def read_image_bytes(self) -> bytes:
+        if self.page_image is None:
+            raise TypeError(f"CroppedSample {self.id!r} has no page_image to cut its line from")
         # Problems name the page's file, never its folder: they end up in rejected.jsonl.
         name = Path(self.page_image).name
         try:

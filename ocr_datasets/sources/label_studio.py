@@ -210,6 +210,7 @@ def _task_items(
         if page is None:
             page = _page(reference, export_dir, finder)
             if not isinstance(page, Problem) and page[0] in finder.found_by_case:
+                assert reference is not None  # _page found the image the task names
                 summary.notes.append(
                     f"task {task['id']} names {_reference_name(reference)!r}; "
                     f"took {page[0].name} (the names differ in case)"
@@ -218,6 +219,7 @@ def _task_items(
             yield SampleError.from_problems(sample_id, [page], location=location)
             continue
         image_path, size = page
+        assert reference is not None  # _page found the image the task names
         try:
             polygon = _outline(region.geometry, *size)
         except (KeyError, TypeError, ValueError):

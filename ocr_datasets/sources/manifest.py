@@ -11,7 +11,7 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -73,7 +73,9 @@ class CsvSource(ManifestSource):
         return True  # the suffix says so
 
 
-def manifest_samples(path: str | os.PathLike[str], kind: str | None = None) -> Iterator[TrainingSample | SampleError]:
+def manifest_samples(
+    path: str | os.PathLike[str], kind: str | None = None
+) -> Generator[TrainingSample | SampleError, None, None]:
     """The samples of a JSONL or CSV manifest (``kind``, by default chosen by the file's suffix;
     ``"-"`` or ``/dev/stdin`` reads standard input, JSONL unless ``kind="csv"``), with a
     ``SampleError`` in place of each record that cannot be read."""
@@ -223,7 +225,7 @@ def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[
                 ),
             )
             continue
-        record = {column: cell for column, cell in zip(header, row, strict=True) if cell != ""}
+        record: dict[str, Any] = {column: cell for column, cell in zip(header, row, strict=True) if cell != ""}
         if "metadata" in record:
             try:
                 record["metadata"] = _DECODER.decode(record["metadata"])
@@ -336,10 +338,12 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
             code=IMAGE_MISSING,
             location=location,
         )
+    # Whatever the record holds, validation judges it (a missing one is None).
+    ground_truth: Any = record.get("ground_truth")
     return TrainingSample(
         id=str(record_id),
         image_path=image_path or None,
-        ground_truth=record.get("ground_truth"),
+        ground_truth=ground_truth,
         ocr_text=record.get("ocr_text"),
         ocr_confidence=record.get("ocr_confidence"),
         metadata={} if record.get("metadata") is None else record["metadata"],

@@ -89,22 +89,22 @@ def _is_region(element: Element) -> bool:
 
 def _region_refs(group: Element) -> Iterator[str]:
     """Region ids of a reading order (or group), nested groups flattened in place."""
-    if group.get("regionRef"):
-        yield group.get("regionRef")
+    if reference := group.get("regionRef"):
+        yield reference
     members = [child for child in group if local_name(child) in _GROUPS | _REFS]
     if local_name(group).endswith("Indexed") or any(member.get("index") is not None for member in members):
         members.sort(key=_index)
     for member in members:
         if local_name(member) in _GROUPS:
             yield from _region_refs(member)
-        elif member.get("regionRef"):
-            yield member.get("regionRef")
+        elif reference := member.get("regionRef"):
+            yield reference
 
 
 def _index(element: Element) -> float:
     try:
-        return int(element.get("index"))
-    except (TypeError, ValueError):
+        return int(element.get("index", ""))
+    except ValueError:
         return math.inf  # unindexed members after the indexed ones, in document order (sort is stable)
 
 
@@ -151,12 +151,14 @@ def line_polygon(line: Element) -> tuple[Point, ...]:
     coords = first_child(line, "Coords")
     if coords is None:
         return ()
-    if coords.get("points"):
+    if points := coords.get("points"):
         try:
-            return parse_points(coords.get("points"))
+            return parse_points(points)
         except ValueError:
             return ()  # validation rejects the line for its missing outline, naming it
     try:
-        return tuple((float(point.get("x")), float(point.get("y"))) for point in children_named(coords, "Point"))
-    except (TypeError, ValueError):
+        return tuple(
+            (float(point.get("x", "")), float(point.get("y", ""))) for point in children_named(coords, "Point")
+        )
+    except ValueError:
         return ()

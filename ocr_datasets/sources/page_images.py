@@ -137,9 +137,10 @@ def _page_image_candidates(
             yield image_dir / name
             yield image_dir / name.name
     if relative is None and mets_image is None:
-        for folder in (xml_path.parent, image_dir):
-            for name in stem_candidates(xml_path) if folder is not None else ():
-                yield folder / name
+        for place in (xml_path.parent, image_dir):
+            if place is not None:
+                for candidate in stem_candidates(xml_path):
+                    yield place / candidate
 
 
 def _reference_path(reference: str | None) -> Path | None:
@@ -200,25 +201,26 @@ def _mets_page_images(mets: str, size: int, mtime_ns: int) -> dict[str, str]:
         for file in children_named(group, "file"):
             location = first_child(file, "FLocat")
             href = _local_href(location) if location is not None else None
-            if not file.get("ID") or href is None:
+            file_id = file.get("ID")
+            if not file_id or href is None:
                 continue
-            hrefs[file.get("ID")] = href
+            hrefs[file_id] = href
             mimetype = file.get("MIMETYPE")
             if mimetype.startswith("image/") if mimetype else any(hint in use for hint in IMAGE_FILE_GROUP_HINTS):
                 # The original scans (OCR-D-IMG) before derived images (binarised, deskewed).
-                image_rank[file.get("ID")] = 0 if use in ("OCR-D-IMG", "MASTER", "DEFAULT") else 1
+                image_rank[file_id] = 0 if use in ("OCR-D-IMG", "MASTER", "DEFAULT") else 1
     page_images: dict[str, str] = {}
     for structure in descendants_named(root, "structMap"):
         if (structure.get("TYPE") or "").upper() != "PHYSICAL":
             continue
         for div in descendants_named(structure, "div"):
-            file_ids = [pointer.get("FILEID") for pointer in children_named(div, "fptr")]
-            file_ids += [
+            pointed = [pointer.get("FILEID") for pointer in children_named(div, "fptr")]
+            pointed += [
                 area.get("FILEID")
                 for pointer in children_named(div, "fptr")
                 for area in descendants_named(pointer, "area")
             ]
-            file_ids = [file_id for file_id in file_ids if file_id in hrefs]
+            file_ids = [file_id for file_id in pointed if file_id is not None and file_id in hrefs]
             images = sorted(
                 (file_id for file_id in file_ids if file_id in image_rank), key=lambda file_id: image_rank[file_id]
             )

@@ -67,7 +67,7 @@ def xml_start(path: Path) -> XmlStart:
 # size and mtime, so a changed file is read anew.
 @lru_cache(maxsize=16)
 def _xml_start(path: str, size: int, mtime_ns: int) -> XmlStart:
-    parser = ElementTree.XMLPullParser(events=("start",))
+    parser: ElementTree.XMLPullParser[Element] = ElementTree.XMLPullParser(events=("start",))
     try:
         with open(path, "rb") as file:
             read = 0
@@ -77,8 +77,10 @@ def _xml_start(path: str, size: int, mtime_ns: int) -> XmlStart:
                     return XmlStart(None, "empty" if read == 0 else "no element in it", holds_nothing=True)
                 read += len(chunk)
                 parser.feed(chunk)
-                for _, element in parser.read_events():
-                    return XmlStart(local_name(element))
+                for event in parser.read_events():
+                    element = event[-1]
+                    if isinstance(element, Element):  # a start event's, the only kind asked for
+                        return XmlStart(local_name(element))
     except ElementTree.ParseError as error:
         return XmlStart(None, f"not XML ({error})")
     except OSError as error:

@@ -17,7 +17,7 @@ from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 from xml.etree import ElementTree
 from xml.etree.ElementTree import Element
 
@@ -307,7 +307,7 @@ class LineSampleFactory:
         polygon = line.polygon
         if self.scale is not None:
             polygon = tuple((round(x * self.scale[0], 2) + 0.0, round(y * self.scale[1], 2) + 0.0) for x, y in polygon)
-        metadata = {
+        metadata: dict[str, Any] = {
             "document": self.file.document,
             "page": self.page_image.name,
             "region": line.region_id,
@@ -316,7 +316,7 @@ class LineSampleFactory:
         }
         if line.text_from is not None:
             metadata["text_from"] = line.text_from
-        if self.scale is not None:
+        if self.scale is not None and self.declared_size is not None:  # a scale comes from a declared size
             metadata["scaled_from"] = [_plain_number(value) for value in self.declared_size]
         return CroppedSample(
             id=sample_id,
@@ -337,8 +337,10 @@ def _plain_number(value: float) -> int | float:
 def declared_size(width: str | None, height: str | None) -> tuple[float, float] | None:
     """A page size from two attributes, None when either is missing or less than a pixel: then
     the file declares nothing to compare the image with."""
+    if width is None or height is None:
+        return None
     try:
         size = float(width), float(height)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
     return size if min(size) >= 1 else None
