@@ -40,7 +40,6 @@ class AltoSource(PageFileSource):
 
     kind = "alto"
     label = "ALTO"
-    unit = "ALTO file"
     xml_roots = (ALTO_ROOT,)
 
     def parse(self, xml_path: Path) -> ParsedPage:

@@ -30,7 +30,6 @@ class PageSource(PageFileSource):
 
     kind = "page"
     label = "PAGE"
-    unit = "PAGE file"
     xml_roots = (PAGE_ROOT,)
 
     def parse(self, xml_path: Path) -> ParsedPage:

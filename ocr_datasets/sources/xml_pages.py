@@ -80,11 +80,15 @@ class ParsedPage:
 
 class PageFileSource(Source):
     """A page-file format (PAGE, ALTO): one sample per text line, cut from the file's page image.
-    A subclass names its format (``label``, ``unit``, ``xml_roots``) and parses one file (``parse``)."""
+    A subclass names its format (``label``, ``xml_roots``) and parses one file (``parse``)."""
 
-    #: The format as messages name it: "PAGE".
+    #: The format as messages name it: "PAGE"; its files are counted as "PAGE file".
     label: ClassVar[str]
     suffixes = XML_SUFFIXES
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.unit = f"{cls.label} file"
 
     @abstractmethod
     def parse(self, xml_path: Path) -> ParsedPage:
