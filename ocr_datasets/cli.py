@@ -22,7 +22,7 @@ from . import __version__
 from .adapters import ALL_FORMATS, FORMAT_NAMES
 from .errors import OcrDatasetsError
 from .options import ExportOptions, ViewOptions, add_flags
-from .sources import SOURCE_KINDS, CropOptions, read_samples
+from .sources import SOURCE_KINDS, CropOptions, SourceNotice, read_samples
 
 if TYPE_CHECKING:
     from .manifest import ExportResult
@@ -110,7 +110,7 @@ def in_cli_terms(message: str) -> str:
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # One line in the command's voice, not Python's "file:line: Category: ..." with the source line.
-    kind = "note" if category.__name__.endswith("Notice") else "warning"
+    kind = "note" if issubclass(category, SourceNotice) else "warning"
     print(f"ocr-datasets: {kind}: {in_cli_terms(str(message))}", file=sys.stderr)
 
 
