@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import json
 import os
@@ -16,6 +15,7 @@ from datasets.utils.tqdm import are_progress_bars_disabled
 
 from .adapters import ADAPTERS, ALL_FORMATS, FORMAT_NAMES, get_adapter
 from .builders import OcrSamples
+from .canonical import rows_fingerprint
 from .errors import OptionError
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
@@ -25,8 +25,9 @@ from .options import ExportOptions, options_of
 from .samples import SampleError, TrainingSample
 from .splits import assign_splits
 from .statistics import split_statistics
-from .validation import CheckedSample, ValidationError, ValidationReport, validate
-from .writer import BatchContents, prepare_batches, write_batches
+from .validation import ImageCheck, ValidationError, ValidationReport, validate
+from .verdicts import VerdictCache, cache_path
+from .writer import BatchContents, BatchWriter, prepare_batches
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
 
@@ -59,10 +60,9 @@ def build_dataset(
         report = _validated(samples, settings)
         if report.rejected:
             warn(f"left out {report.counts['rejected']} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}")
-        with_metadata = "-with-metadata" if settings.keep_image_metadata else ""
         builder = OcrSamples(
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            config_name=f"canonical-{_fingerprint(report.accepted)[:16]}{with_metadata}",
+            config_name=f"canonical-{rows_fingerprint({'train': report.accepted})[:16]}",
             options=settings,
             splits={"train": report.accepted},
         )
@@ -130,7 +130,7 @@ def export_all(
     """``export`` to several formats at once (``formats``, by default every one) under one batch
     id, validating the samples once: one result per format, in the order of ``formats``. Every
     format's batch is published or none is: they are built aside and renamed into place
-    together (see ``write_batches``)."""
+    together (see ``BatchWriter``)."""
     adapters = [get_adapter(name) for name in (FORMAT_NAMES if formats is None else formats)]
     return _export(
         samples, adapters, batch_id, output_dir, options_of(ExportOptions, options, where="export_all"), progress
@@ -144,8 +144,11 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
     prepare_batches(root, adapters, batch_id, options.overwrite)
     # ExportOptions reads split into its ratios (parse_split_spec) when it is made.
     assert isinstance(options.split, Mapping)
-    with _progress_bars(progress):
-        report = _validated(samples, options)
+    verdicts = (
+        VerdictCache(cache_path(root), ImageCheck(options.keep_image_metadata).context()) if options.cache else None
+    )
+    with _progress_bars(progress), BatchWriter(root, adapters, batch_id, options, verdicts) as writer:
+        report = _validated(samples, options, verdicts=verdicts, keep_image=writer.keep_image)
         checked_splits = assign_splits(
             report.accepted,
             options.split,
@@ -160,16 +163,9 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
             counts=report.counts,
             rejected=report.rejected,
             duplicates=report.duplicates,
+            image_checks={"decoded": report.images_decoded, "verdicts_from_cache": report.verdicts_reused},
         )
-        return write_batches(
-            contents,
-            adapters=adapters,
-            batch_id=batch_id,
-            export_root=root,
-            options=options,
-            num_proc=options.num_proc,
-            overwrite=options.overwrite,
-        )
+        return writer.write(contents)
 
 
 def _with_option_keywords(function, only_build: bool = False):
@@ -228,36 +224,19 @@ def list_exports(
     return sorted(results, key=lambda result: (result.created_at, result.batch_id), reverse=True)
 
 
-def _validated(samples, options: ExportOptions) -> ValidationReport:
+def _validated(samples, options: ExportOptions, **validating) -> ValidationReport:
     report = validate(
         samples,
         normalize=options.normalize,
         keep_duplicates=options.keep_duplicates,
         group_by=options.group_by,
         num_proc=options.num_proc,
+        keep_image_metadata=options.keep_image_metadata,
+        **validating,
     )
     if (report.rejected and not options.skip_invalid) or not report.accepted:
         raise ValidationError(report)
     return report
-
-
-def _fingerprint(checked: Iterable[CheckedSample]) -> str:
-    """A digest of everything that determines the canonical rows: the validated texts and fields,
-    and each image by the sha256 validation took of its content (a file's size and date do not
-    tell a changed image: ``cp -p`` and ``rsync -a`` keep both)."""
-    digest = hashlib.sha256()
-    for item in checked:
-        sample = item.sample
-        fields = [
-            sample.id,
-            sample.ground_truth,
-            sample.ocr_text,
-            sample.ocr_confidence,
-            sample.metadata,
-            item.image_sha256,
-        ]
-        digest.update(json.dumps(fields, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass"))
-    return digest.hexdigest()
 
 
 def _new_batch_id() -> str:

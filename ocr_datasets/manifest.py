@@ -50,6 +50,7 @@ def build_manifest(
     config_name: str,
     fingerprint: str,
     counts: dict[str, int],
+    image_checks: dict[str, int],
     splits: dict[str, int],
     statistics: dict[str, dict],
     options: dict[str, Any],
@@ -59,7 +60,8 @@ def build_manifest(
 ) -> dict[str, Any]:
     """The first seven keys are the original service's, with the same meaning. ``checksums``
     (sha256 and size of every file in ``files``) is added by ``write_manifest``.
-    ``rejection_reasons`` counts the rejected samples by reason, most common first."""
+    ``rejection_reasons`` counts the rejected samples by reason, most common first;
+    ``image_checks`` how many images were decoded and how many verdicts came from the cache."""
     return {
         "format": export_format,
         "version": MANIFEST_VERSION,
@@ -70,6 +72,7 @@ def build_manifest(
         "model_config": model_config,
         "counts": counts,
         "rejection_reasons": rejection_reasons,
+        "image_checks": image_checks,
         "splits": splits,
         "statistics": statistics,
         "config_name": config_name,

@@ -201,8 +201,8 @@ class ExportOptions(ViewOptions):
     )
     num_proc: int | None = option(
         None,
-        "processes that validate images (one per 500) and build parquet shards (one per 1,000 rows); "
-        "default: one per core, 1 for serial",
+        "processes that validate images (one per 500; build_dataset also builds its parquet in them, "
+        "one per 1,000 rows); default: one per core, 1 for serial",
         metavar="N",
         cli_type=positive_int,
         recorded=False,
@@ -210,6 +210,13 @@ class ExportOptions(ViewOptions):
     )
     overwrite: bool = option(
         False, "replace an existing batch of the same id, once the new one is complete", recorded=False
+    )
+    cache: bool = option(
+        True,
+        "remember each image's verdict in the export folder (.ocr-datasets/verdicts.sqlite: sha256 and sizes, "
+        "no image data, no text), so a re-export decodes only new images; --no-cache decodes every image",
+        flag="--no-cache",
+        recorded=False,
     )
 
     def __post_init__(self):

@@ -108,6 +108,12 @@ def without_private_metadata(data: bytes) -> bytes:
         return png_bytes(image) if _must_reencode(image) else data
 
 
+def bytes_to_export(data: bytes, private: bool, keep_image_metadata: bool) -> bytes:
+    """The bytes an export writes of an image that ``holds_private_metadata`` (``private``) or
+    not: its own, or cleaned of private metadata unless ``keep_image_metadata``."""
+    return without_private_metadata(data) if private and not keep_image_metadata else data
+
+
 def holds_private_metadata(data: bytes, image: Image.Image) -> bool:
     """Whether ``without_private_metadata`` would change ``data``, judged on the already opened,
     not yet loaded ``image`` (validation opens every image anyway, so the export need not open

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import itertools
@@ -18,13 +19,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple, cast
 
+import PIL
 from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from .errors import OcrDatasetsError, OptionError
-from .images import expected_format, frame_count, opened_format, reading_problem
+from .images import expected_format, frame_count, identify, opened_format, reading_problem
 from .packed import BLOCK_SIZE, PackedSamples
-from .privacy import holds_private_metadata
+from .privacy import bytes_to_export, holds_private_metadata
 from .problems import (
     CONFIDENCE_NOT_NUMBER,
     CONFIDENCE_OUT_OF_RANGE,
@@ -55,34 +57,61 @@ from .problems import (
     Problem,
 )
 from .samples import SampleError, TrainingSample
+from .verdicts import Verdict, VerdictCache
 from .workers import worker_count
 
 # Smaller than this, an image holds no legible text: a mis-crop or a placeholder.
 MIN_IMAGE_SIDE = 4
 
 
+# The version of the rules that decide whether an image passes: verdicts cached under another
+# version are not used. Raise it whenever an image check is added or changed.
+IMAGE_RULES_VERSION = 1
+
+
 @dataclass(frozen=True, slots=True)
 class CheckedSample:
     """A sample that passed validation, its texts normalised, with what validation learnt of its
-    image (so the export reads the image's bytes again but need not parse them again)."""
+    image, and ``row``: its place among the samples validation checked, which is where
+    ``keep_image`` received its image's bytes."""
 
     sample: TrainingSample
-    width: int
-    height: int
     image_sha256: str
-    image_format: str
-    holds_private_metadata: bool
+    image: Verdict
+    row: int
+
+    @property
+    def width(self) -> int:
+        return self.image.width
+
+    @property
+    def height(self) -> int:
+        return self.image.height
 
 
-class ImageFacts(NamedTuple):
-    """What validation learnt of an image that passed: a tuple, so that it pickles cheaply from
-    the workers that decode images."""
+@dataclass(frozen=True)
+class ImageCheck:
+    """How images are checked, sent to the worker processes with their samples: whether private
+    metadata is kept, whether the checked bytes come back to the main process (the bytes an
+    export writes), and the verdict cache to consult."""
 
-    width: int
-    height: int
-    sha256: str
-    format: str
-    holds_private_metadata: bool
+    keep_image_metadata: bool = False
+    send_bytes: bool = False
+    verdicts: VerdictCache | None = None
+
+    def context(self) -> str:
+        """What a verdict depends on besides the image's bytes."""
+        return f"rules {IMAGE_RULES_VERSION}; Pillow {PIL.__version__}; keep_image_metadata {self.keep_image_metadata}"
+
+
+class _ImageResult(NamedTuple):
+    """A checked image: its verdict or problem, its sha256, the bytes an export writes (if they
+    were asked for), and whether it was decoded (or its verdict came from the cache)."""
+
+    outcome: Verdict | Problem
+    sha256: str | None = None
+    exported: bytes | None = None
+    decoded: bool = False
 
 
 @dataclass
@@ -95,6 +124,9 @@ class ValidationReport:
     # (id of the dropped sample, id of the identical sample that is exported)
     duplicates: list[tuple[str, str]] = field(default_factory=list)
     input_count: int = 0
+    # Images decoded, and images whose verdict the cache gave instead.
+    images_decoded: int = 0
+    verdicts_reused: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
@@ -160,6 +192,9 @@ def validate(
     keep_duplicates: bool = False,
     group_by: str | None = None,
     num_proc: int | None = None,
+    keep_image_metadata: bool = False,
+    verdicts: VerdictCache | None = None,
+    keep_image: Callable[[CheckedSample, bytes, bool], None] | None = None,
 ) -> ValidationReport:
     """Check every sample (see the README's validation table) and de-duplicate.
 
@@ -168,7 +203,13 @@ def validate(
     (unless ``keep_duplicates``); the same image with different texts is a conflict, and every
     sample of it is rejected, since picking one would be a silent guess. Images are decoded in
     ``num_proc`` processes (``None``: one per core), at most one per 500 images, since decoding
-    is most of validation's time.
+    is most of validation's time. An image whose verdict ``verdicts`` holds is not decoded again
+    (``images_decoded`` and ``verdicts_reused`` of the report count both).
+
+    Each image is read once. ``keep_image`` receives every sample that passed its checks, in
+    order, with the bytes an export writes (the very bytes that were checked, cleaned of private
+    metadata unless ``keep_image_metadata``) and whether they were decoded now (so that their
+    verdict, ``CheckedSample.image``, is new to the cache).
 
     ``items`` is read a window at a time and the accepted samples are held packed
     (``PackedSamples``), so a source of a million samples is never in memory at once.
@@ -184,20 +225,29 @@ def validate(
     first_window = next(windows, [])
     # The pool is sized by the first window, and started before the progress bar's thread.
     first_count = sum(not isinstance(item, SampleError) for item in first_window)
+    check = ImageCheck(keep_image_metadata, send_bytes=keep_image is not None, verdicts=verdicts)
     with (
-        _image_checker(num_proc, first_count) as check_images,
+        _image_checker(num_proc, first_count, check) as check_images,
         tqdm(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
         for window in itertools.chain([first_window], windows):
-            for item, result in zip(
-                window, _checked_window(window, check_images, normalize, group_by, seen_ids), strict=True
+            for item, (result, image) in zip(
+                window,
+                _checked_window(window, check_images, normalize, group_by, seen_ids, first_row=len(checked)),
+                strict=True,
             ):
                 report.input_count += item.sample_count if isinstance(item, SampleError) else 1
+                if image is not None and image.sha256 is not None:
+                    report.images_decoded += image.decoded
+                    report.verdicts_reused += not image.decoded
                 if isinstance(result, SampleError):
                     report.rejected.append(result)
-                else:
-                    images.add(len(checked), result)
-                    checked.append(result)
+                    continue
+                if keep_image is not None:
+                    assert image is not None and image.exported is not None
+                    keep_image(result, image.exported, image.decoded)
+                images.add(len(checked), result)
+                checked.append(result)
             group_key.see(item for item in window if isinstance(item, TrainingSample))
             progress.update(len(window))
     seen_ids.clear()
@@ -219,13 +269,15 @@ def _windows(items: Iterable) -> Iterator[list]:
 
 def _checked_window(
     window: list,
-    check_images: Callable[[list[TrainingSample]], Iterable],
+    check_images: Callable[[list[TrainingSample]], Iterable[_ImageResult]],
     form: str,
     group_by: str | None,
     seen_ids: dict[str, str | None],
-) -> list[CheckedSample | SampleError]:
-    """Each item of ``window`` checked: its fields here, in order (ids are compared with those
-    before them), and the images of the window's samples together, in the pool."""
+    first_row: int,
+) -> list[tuple[CheckedSample | SampleError, _ImageResult | None]]:
+    """Each item of ``window`` checked, with its image's result (None: not checked): its fields
+    here, in order (ids are compared with those before them), and the images of the window's
+    samples together, in the pool. The samples that pass are numbered from ``first_row``."""
     fields = [
         None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen_ids) for item in window
     ]
@@ -238,14 +290,16 @@ def _checked_window(
         if item_fields is not None and item_fields.image_checkable
     ]
     images = iter(check_images(checkable))
-    results: list[CheckedSample | SampleError] = []
+    results: list[tuple[CheckedSample | SampleError, _ImageResult | None]] = []
+    row = first_row
     for item, item_fields in zip(window, fields, strict=True):
         if item_fields is None:
-            results.append(item)
-        elif item_fields.image_checkable:
-            results.append(_checked_sample(item, item_fields, next(images)))
-        else:
-            results.append(_checked_sample(item, item_fields, None))
+            results.append((item, None))
+            continue
+        image = next(images) if item_fields.image_checkable else None
+        result = _checked_sample(item, item_fields, image, row)
+        row += isinstance(result, CheckedSample)
+        results.append((result, image))
     return results
 
 
@@ -280,12 +334,15 @@ _MIN_IMAGES_PER_PROCESS = 500
 
 
 @contextmanager
-def _image_checker(num_proc: int | None, sample_count: int) -> Iterator[Callable[[list[TrainingSample]], Iterable]]:
+def _image_checker(
+    num_proc: int | None, sample_count: int, check: ImageCheck
+) -> Iterator[Callable[[list[TrainingSample]], Iterable[_ImageResult]]]:
     """A function giving the results of ``_checked_image`` for a window of samples, in order,
     from a pool of processes if ``sample_count`` samples pay for one."""
+    checked_image = functools.partial(_checked_image, check=check)
     processes = worker_count(num_proc, sample_count // _MIN_IMAGES_PER_PROCESS)
     if processes < 2:
-        yield lambda samples: map(_checked_image, samples)
+        yield lambda samples: map(checked_image, samples)
         return
     # The platform's start method, or the one the program chose: fork on Linux (before Python
     # 3.14), spawn on macOS (where a forked process may crash in system frameworks) and on
@@ -293,7 +350,7 @@ def _image_checker(num_proc: int | None, sample_count: int) -> Iterator[Callable
     # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
     # its CropOptions too), so neither may depend on what the parent process holds.
     with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
-        yield lambda samples: pool.imap(_checked_image, samples, chunksize=64)
+        yield lambda samples: pool.imap(checked_image, samples, chunksize=64)
 
 
 def _leave_interrupts_to_the_main_process() -> None:
@@ -441,15 +498,17 @@ def _checked_fields(
 
 
 def _checked_sample(
-    sample: TrainingSample, fields: _Fields, image: ImageFacts | Problem | None
+    sample: TrainingSample, fields: _Fields, image: _ImageResult | None, row: int
 ) -> CheckedSample | SampleError:
     """The sample checked, from its fields and its image (None: not checked, for the fields' problems)."""
-    problems = [*fields.problems, image] if isinstance(image, Problem) else fields.problems
+    problems = fields.problems
+    if image is not None and isinstance(image.outcome, Problem):
+        problems = [*problems, image.outcome]
     if problems:
         sample_id = sample.id if isinstance(sample.id, str) else _shown(sample.id)
         return SampleError.from_problems(sample_id, problems, location=sample.source)
     # Only a sample whose fields have problems goes unchecked (None): this one's image was checked.
-    assert isinstance(image, ImageFacts)
+    assert image is not None and isinstance(image.outcome, Verdict) and image.sha256 is not None
     # Copied only where validation changed something: most samples pass unchanged.
     changed = {
         name: value
@@ -457,12 +516,7 @@ def _checked_sample(
         if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)
     }
     return CheckedSample(
-        dataclasses.replace(sample, **changed) if changed else sample,
-        width=image.width,
-        height=image.height,
-        image_sha256=image.sha256,
-        image_format=image.format,
-        holds_private_metadata=image.holds_private_metadata,
+        dataclasses.replace(sample, **changed) if changed else sample, image.sha256, image.outcome, row
     )
 
 
@@ -579,22 +633,52 @@ def _open_image(data: bytes, named: str | None) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
-def _checked_image(sample: TrainingSample) -> ImageFacts | Problem:
-    """What validation learns of a fully decodable image of a sane size, else its problem."""
+def _checked_image(sample: TrainingSample, check: ImageCheck) -> _ImageResult:
+    """The image of ``sample`` read once, and its verdict: from the cache if it knows these bytes,
+    else from decoding them in full; or its problem."""
     try:
         data = sample.read_image_bytes()
     except SampleError as error:
         # Reading an image fails for one reason: its error has one code.
-        return Problem(error.codes[0], error.problem, error.fix)
-    replace = "replace the image with a valid one"
+        return _ImageResult(Problem(error.codes[0], error.problem, error.fix))
     if not data:
-        return Problem(IMAGE_EMPTY, "image file is empty (0 bytes)", replace)
+        return _ImageResult(Problem(IMAGE_EMPTY, "image file is empty (0 bytes)", _REPLACE_IMAGE))
+    sha256 = hashlib.sha256(data).hexdigest()
     named = expected_format(sample.image_path)
+    verdict = check.verdicts.lookup(sha256) if check.verdicts is not None else None
+    exported = None
+    if verdict is not None:
+        exported = bytes_to_export(data, verdict.holds_private_metadata, check.keep_image_metadata)
+        if hashlib.sha256(exported).hexdigest() != verdict.exported_sha256:
+            # Cleaned otherwise than when the verdict was made: decided afresh.
+            verdict = None
+    decoded = verdict is None
+    if verdict is None:
+        outcome = _image_verdict(data, named, check.keep_image_metadata)
+        if isinstance(outcome, Problem):
+            return _ImageResult(outcome, sha256, decoded=True)
+        verdict, exported = outcome
+    if named and named != verdict.format:
+        problem = Problem(
+            IMAGE_MISNAMED,
+            f"image file is named as {named} but holds {verdict.format}",
+            "rename the file to its real format, or convert it",
+        )
+        return _ImageResult(problem, sha256, decoded=decoded)
+    return _ImageResult(verdict, sha256, exported if check.send_bytes else None, decoded)
+
+
+_REPLACE_IMAGE = "replace the image with a valid one"
+
+
+def _image_verdict(data: bytes, named: str | None, keep_image_metadata: bool) -> tuple[Verdict, bytes] | Problem:
+    """The verdict on a fully decodable image of a sane size and the bytes an export writes of
+    it, else its problem: what depends on the bytes alone, and so can be cached by their hash."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _open_image(data, named) as image:
-                image_format, (width, height) = opened_format(image), image.size
+                image_format, (width, height), mode = opened_format(image), image.size, image.mode
                 frames = frame_count(image)
                 if frames > 1:
                     # Only the first frame would be decoded and exported: a broken or private
@@ -607,26 +691,23 @@ def _checked_image(sample: TrainingSample) -> ImageFacts | Problem:
                     )
                 private = holds_private_metadata(data, image)
                 image.load()
+            exported = bytes_to_export(data, private, keep_image_metadata)
     except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
         return Problem(
             IMAGE_DECOMPRESSION_BOMB, f"image is a decompression bomb: {error}", "crop or downscale the image"
         )
     except UnidentifiedImageError:
-        return Problem(IMAGE_NOT_AN_IMAGE, "image file is not an image Pillow can read", replace)
+        return Problem(IMAGE_NOT_AN_IMAGE, "image file is not an image Pillow can read", _REPLACE_IMAGE)
     except (OSError, SyntaxError, ValueError) as error:
-        return Problem(IMAGE_DAMAGED, f"image is damaged or truncated ({reading_problem(error)})", replace)
+        return Problem(IMAGE_DAMAGED, f"image is damaged or truncated ({reading_problem(error)})", _REPLACE_IMAGE)
     if image_format == "MPO":
         image_format = "JPEG"  # a JPEG with pictures appended, which the export drops (see frame_count)
-    if named and named != image_format:
-        return Problem(
-            IMAGE_MISNAMED,
-            f"image file is named as {named} but holds {image_format}",
-            "rename the file to its real format, or convert it",
-        )
     if min(width, height) < MIN_IMAGE_SIDE:
         return Problem(
             IMAGE_TOO_SMALL,
             f"image is {width}x{height} pixels, too small to hold a line of text",
             f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels",
         )
-    return ImageFacts(width, height, hashlib.sha256(data).hexdigest(), image_format, private)
+    exported_format = image_format if exported is data else identify(exported, "").format
+    verdict = Verdict(width, height, mode, image_format, private, hashlib.sha256(exported).hexdigest(), exported_format)
+    return verdict, exported

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import itertools
 import json
 import os
 import re
@@ -12,19 +14,21 @@ import secrets
 import shutil
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import suppress
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from datasets.arrow_writer import get_parquet_column_options
+from datasets.utils.py_utils import convert_file_size_to_int
 from datasets.utils.tqdm import tqdm
 from filelock import BaseFileLock, FileLock, Timeout
 
 from .adapters import ADAPTERS, FormatAdapter, ViewImage
-from .builders import OcrSamples
+from .canonical import CANONICAL_FEATURES, RowsFingerprint, canonical_batch
 from .card import dataset_card
 from .errors import BatchExistsError, ExportWriteError
 from .images import data_url
@@ -34,8 +38,21 @@ from .options import ExportOptions
 from .packed import PackedSamples
 from .samples import SampleError
 from .validation import CheckedSample
+from .verdicts import Verdict, VerdictCache
 
-VIEW_ROWS_PER_BATCH = 256
+# Rows written together (a batch of the spool, a projection): small enough that memory stays
+# flat, large enough that Arrow works in bulk.
+ROWS_PER_WRITE = 256
+# Rows of a parquet row group: as datasets writes image datasets (its
+# ARROW_RECORD_BATCH_SIZE_FOR_IMAGE_DATASETS), so a reader holds ~100 images at a time.
+ROWS_PER_ROW_GROUP = 100
+# The spool of canonical rows in the first format's staging folder; removed before publishing.
+SPOOL_NAME = ".canonical.arrow"
+# Verdicts on the images this export decoded, for the cache once the batch is complete.
+NEW_VERDICTS_NAME = ".new-verdicts.jsonl"
+VERDICTS_PER_STORE = 10_000
+_SPOOLED_SHA256 = "image_sha256"
+_SPOOL_SCHEMA = CANONICAL_FEATURES.arrow_schema.append(pa.field(_SPOOLED_SHA256, pa.string()))
 # Everything one export leaves in the export folder while it runs carries the export's random
 # token, and is live exactly while the export's lock is held (by a process that is running):
 # - in each format folder, its staging folder ".<batch>.<token>.partial", and the old batch that
@@ -69,6 +86,8 @@ class BatchContents:
     counts: dict[str, int]
     rejected: list[SampleError]
     duplicates: list[tuple[str, str]]
+    # How the images were checked: decoded, or their verdicts from the cache.
+    image_checks: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -119,51 +138,128 @@ def _check_batch_folders(batch_folders: list[Path], overwrite: bool) -> None:
             )
 
 
-def write_batches(
-    contents: BatchContents,
-    *,
-    adapters: list[FormatAdapter],
-    batch_id: str,
-    export_root: Path,
-    options: ExportOptions,
-    num_proc: int | None = None,
-    overwrite: bool = False,
-) -> list[ExportResult]:
-    """Write one batch folder per format, ``export_root/<format folder>/batch_id``, and return
-    their results. The batches are published all together or not at all.
+class BatchWriter:
+    """Writes one batch folder per format, ``export_root/<format folder>/batch_id``, all published
+    together or none.
 
-    Every batch is built in a hidden staging folder beside its final place; only when all are
+    Entered before validation: it claims the export (its token and lock) and a staging folder,
+    where ``keep_image`` spools the canonical row of every sample validation passes, with the
+    very bytes validation checked (so each image is read once). ``write`` then writes every
+    format's parquet, views and images from the spool in one pass, and only when all are
     complete are they renamed into place (``_publish``). Whatever goes wrong before, every
     staging folder is removed and nothing was written.
     """
-    check_batch_id(batch_id)
-    staged: list[_Staged] = []
-    manifests: list[dict[str, Any]] = []
-    where = export_root / adapters[0].folder
-    lock = None
-    try:
-        token, lock, staging = _claim(export_root, where, batch_id)
-        for adapter in adapters:
-            where = export_root / adapter.folder
-            if staged:
-                staging = _new_staging(where, batch_id, token)
-            staged.append(_Staged(staging, where / batch_id))
-            manifests.append(_fill_staging(staging, contents, adapter, batch_id, options, num_proc))
-        where = export_root
-        _publish(export_root, token, batch_id, staged, overwrite)
-    except BaseException as error:
-        for batch in staged:
-            shutil.rmtree(batch.staging, ignore_errors=True)
-        if isinstance(error, OSError) and not isinstance(error, FileExistsError):
-            raise _write_error(error, batch_id, where) from error
-        raise
-    finally:
-        if lock is not None:
-            _release(lock)
-    return [
-        result_from_manifest(batch.final / MANIFEST_NAME, manifest)
-        for batch, manifest in zip(staged, manifests, strict=True)
-    ]
+
+    def __init__(
+        self,
+        export_root: Path,
+        adapters: list[FormatAdapter],
+        batch_id: str,
+        options: ExportOptions,
+        verdicts: VerdictCache | None = None,
+    ):
+        self.export_root = export_root
+        self.adapters = adapters
+        self.batch_id = check_batch_id(batch_id)
+        self.options = options
+        self.verdicts = verdicts
+        self._new_verdicts: TextIO | None = None
+        self._staged: list[_Staged] = []
+        self._lock: BaseFileLock | None = None
+        self._made_folders: list[Path] = []
+        self._token = ""
+        self._spool: _Spool | None = None
+
+    def __enter__(self) -> BatchWriter:
+        first = self.export_root / self.adapters[0].folder
+        # Made for this export: removed again if it fails, so that a failed export leaves nothing.
+        self._made_folders = [folder for folder in (self.export_root, first) if not folder.exists()]
+        try:
+            self._claim(first)
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    def _claim(self, first: Path) -> None:
+        with self._errors_named(first):
+            self._token, self._lock, staging = _claim(self.export_root, first, self.batch_id)
+            self._staged.append(_Staged(staging, first / self.batch_id))
+            self._spool = _Spool(staging / SPOOL_NAME)
+            if self.verdicts is not None:
+                self._new_verdicts = (staging / NEW_VERDICTS_NAME).open("w", encoding="utf-8")
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        # Closed before their folder is removed (Windows removes no open file); a disk that is
+        # full fails their last write, which matters no more once the export has failed.
+        for file in (self._new_verdicts, self._spool):
+            if file is not None:
+                with suppress(OSError):
+                    file.close()
+        if error is not None:
+            for batch in self._staged:
+                shutil.rmtree(batch.staging, ignore_errors=True)
+        if self._lock is not None:
+            _release(self._lock)
+        if error is not None:
+            for folder in reversed(self._made_folders):
+                with suppress(OSError):
+                    folder.rmdir()  # only if still empty
+
+    def keep_image(self, checked: CheckedSample, data: bytes, decoded: bool) -> None:
+        """Spool the canonical row of a sample that passed its checks, and note its image's
+        verdict for the cache if it was ``decoded`` now (``validate``'s ``keep_image``)."""
+        assert self._spool is not None, "a BatchWriter keeps images only once entered"
+        with self._errors_named(self._staged[0].staging.parent):
+            self._spool.append(checked, data)
+            if decoded and self._new_verdicts is not None:
+                self._new_verdicts.write(json.dumps([checked.image_sha256, *checked.image]) + "\n")
+
+    def write(self, contents: BatchContents) -> list[ExportResult]:
+        """Write every format's batch from the spool and publish them; their results."""
+        assert self._spool is not None, "a BatchWriter writes only once entered"
+        with self._errors_named(self.export_root):
+            for adapter in self.adapters[1:]:
+                where = self.export_root / adapter.folder
+                self._staged.append(_Staged(_new_staging(where, self.batch_id, self._token), where / self.batch_id))
+            outputs = [
+                _FormatOutput(batch.staging, adapter, self.options)
+                for batch, adapter in zip(self._staged, self.adapters, strict=True)
+            ]
+            samples_digest = _write_rows(self._spool, contents.splits, outputs)
+            self._spool.remove()
+            self._store_new_verdicts()
+            manifests = [
+                _finish_staging(output, contents, self.batch_id, self.options, samples_digest) for output in outputs
+            ]
+            _publish(self.export_root, self._token, self.batch_id, self._staged, self.options.overwrite)
+        return [
+            result_from_manifest(batch.final / MANIFEST_NAME, manifest)
+            for batch, manifest in zip(self._staged, manifests, strict=True)
+        ]
+
+    def _store_new_verdicts(self) -> None:
+        """Add the verdicts on the images decoded by this export to the cache, a window at a time
+        (so a million of them are never in memory together), once the batch is complete."""
+        if self._new_verdicts is None or self.verdicts is None:
+            return
+        self._new_verdicts.close()
+        path = self._staged[0].staging / NEW_VERDICTS_NAME
+        with path.open(encoding="utf-8") as lines:
+            while window := list(itertools.islice(lines, VERDICTS_PER_STORE)):
+                entries = [json.loads(line) for line in window]
+                self.verdicts.store((sha256, Verdict(*values)) for sha256, *values in entries)
+        path.unlink()
+
+    @contextmanager
+    def _errors_named(self, where: Path) -> Iterator[None]:
+        """A disk's ``OSError`` as an ``ExportWriteError`` naming the batch and ``where``."""
+        try:
+            yield
+        except OSError as error:
+            if isinstance(error, FileExistsError):
+                raise
+            raise _write_error(error, self.batch_id, where) from error
 
 
 def _claim(export_root: Path, format_root: Path, batch_id: str) -> tuple[str, BaseFileLock, Path]:
@@ -208,27 +304,21 @@ def _release(lock: BaseFileLock) -> None:
         Path(lock.lock_file).unlink(missing_ok=True)
 
 
-def _fill_staging(
-    staging: Path,
-    contents: BatchContents,
-    adapter: FormatAdapter,
-    batch_id: str,
-    options: ExportOptions,
-    num_proc: int | None,
+def _finish_staging(
+    output: _FormatOutput, contents: BatchContents, batch_id: str, options: ExportOptions, samples_digest: str
 ) -> dict:
-    """Write one format's batch into ``staging`` and return its manifest."""
+    """Complete one format's batch, whose rows are written: the lists of rejected and dropped
+    samples, the card and the manifest (the checksums of the files written so far are known
+    from writing them); its manifest."""
+    staging, adapter = output.staging, output.adapter
     created_at = datetime.now(UTC).isoformat(timespec="microseconds")
-    splits = {name: samples for name, samples in contents.splits.items() if samples}
-    data_files = _write_parquet(staging, splits, adapter, options, num_proc)
-    image_log = staging / IMAGE_CHECKSUM_LOG
-    if options.copy_images or options.include_base64:
-        with image_log.open("w", encoding="utf-8") as log:
-            _write_views(staging, adapter, data_files, options, log)
     _write_jsonl(staging / REJECTED_NAME, [_rejection_record(problem) for problem in contents.rejected])
     _write_jsonl(
         staging / DUPLICATES_NAME, [{"id": dropped, "duplicate_of": kept} for dropped, kept in contents.duplicates]
     )
-    fingerprint = content_fingerprint(staging, data_files)
+    fingerprint = hashlib.sha256(
+        json.dumps([adapter.name, asdict(options.view()), samples_digest], sort_keys=True).encode()
+    ).hexdigest()
     config_name = f"{adapter.folder}-{batch_id}-{fingerprint[:12]}"
     split_counts = {split: len(samples) for split, samples in contents.splits.items()}
     (staging / "README.md").write_text(
@@ -236,7 +326,7 @@ def _fill_staging(
             adapter=adapter,
             batch_id=batch_id,
             config_name=config_name,
-            data_files=data_files,
+            data_files=output.data_files,
             created_at=created_at,
             counts=contents.counts,
             statistics=contents.statistics,
@@ -251,6 +341,7 @@ def _fill_staging(
         config_name=config_name,
         fingerprint=fingerprint,
         counts=contents.counts,
+        image_checks=contents.image_checks,
         splits=split_counts,
         statistics=contents.statistics,
         options=options.recorded(),
@@ -258,8 +349,8 @@ def _fill_staging(
         files=files,
         rejection_reasons=_rejection_reasons(contents.rejected),
     )
-    write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, image_log))
-    image_log.unlink(missing_ok=True)
+    write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, output.checksums, output.image_log))
+    output.image_log.unlink(missing_ok=True)
     return manifest
 
 
@@ -438,95 +529,241 @@ def batch_exists_error(batch_path: Path) -> BatchExistsError:
     )
 
 
-def _write_parquet(
-    staging: Path,
-    splits: dict[str, PackedSamples[CheckedSample]],
-    adapter: FormatAdapter,
-    options: ExportOptions,
-    num_proc: int | None,
-) -> dict[str, list[str]]:
-    """Let the ``datasets`` builder write the parquet shards, then give them the batch's names."""
-    build_dir, cache_dir = staging / ".build", staging / ".cache"
-    builder = OcrSamples(
-        cache_dir=str(cache_dir), config_name=adapter.name, export_format=adapter.name, options=options, splits=splits
-    )
-    builder.prepare(
-        output_dir=str(build_dir), file_format="parquet", num_proc=num_proc, max_shard_size=options.max_shard_size
-    )
-    data_dir = staging / "data"
-    data_dir.mkdir()
-    data_files: dict[str, list[str]] = {}
-    for split in splits:
-        pattern = re.compile(re.escape(f"{builder.dataset_name}-{split}") + r"(-\d{5}-of-\d{5})?\.parquet")
-        shards = sorted(path for path in build_dir.iterdir() if pattern.fullmatch(path.name))
-        data_files[split] = []
-        for number, shard in enumerate(shards):
-            relative = f"data/{split}-{number:05d}-of-{len(shards):05d}.parquet"
-            shard.rename(staging / relative)
-            data_files[split].append(relative)
-    # datasets leaves its cache, build folder and lock files behind; none belongs in the batch.
-    for leftover in staging.iterdir():
-        if leftover.name.startswith(".") or leftover.suffix == ".lock":
-            shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
-    return data_files
+class _Spool:
+    """The canonical rows of the samples validation passed, in the order it checked them, each
+    with the sha256 of its image's bytes: an Arrow IPC file in the staging folder, so that the
+    images are held on disk, not in memory, until the splits are decided."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._writer = pa.ipc.new_file(str(path), _SPOOL_SCHEMA)
+        self._pending: list[tuple[CheckedSample, bytes]] = []
+        self._closed = False
+        self.rows = 0
+
+    def append(self, checked: CheckedSample, data: bytes) -> None:
+        self._pending.append((checked, data))
+        self.rows += 1
+        if len(self._pending) == ROWS_PER_WRITE:
+            self._flush()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._flush()
+            self._writer.close()
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        """The rows spooled, a batch at a time, read from the file as they are needed."""
+        self.close()
+        with pa.OSFile(str(self.path)) as file:
+            reader = pa.ipc.open_file(file)
+            for index in range(reader.num_record_batches):
+                yield reader.get_batch(index)
+
+    def remove(self) -> None:
+        self.path.unlink()
+
+    def _flush(self) -> None:
+        if self._pending:
+            rows = canonical_batch(self._pending)
+            digests = pa.array([checked.image.exported_sha256 for checked, _ in self._pending], pa.string())
+            self._writer.write_batch(rows.append_column(_SPOOLED_SHA256, digests))
+            self._pending = []
 
 
-def content_fingerprint(folder: Path, data_files: dict[str, list[str]]) -> str:
-    """sha256 of the batch's rows, whatever shards hold them: a serial and a ``num_proc`` build
-    of the same samples agree, though their parquet files differ.
+def _write_rows(spool: _Spool, splits: dict[str, PackedSamples[CheckedSample]], outputs: list[_FormatOutput]) -> str:
+    """Every format's rows, split by split, from one pass over the spool; the rows' fingerprint."""
+    # Which split each spooled row goes to (its number plus one), 0 for rows not exported
+    # (duplicates, conflicts): a byte a row, however many rows there are.
+    split_names = [name for name, samples in splits.items() if samples]
+    destination = bytearray(spool.rows)
+    fingerprint = RowsFingerprint()
+    for name, samples in splits.items():
+        fingerprint.add_split(name)
+        code = split_names.index(name) + 1 if samples else 0
+        for item in samples:
+            destination[item.row] = code
+            fingerprint.add(item)
+    total = sum(len(splits[name]) for name in split_names)
+    formats = ", ".join(output.adapter.name for output in outputs)
+    with tqdm(total=total, desc=f"Writing {formats}", unit=" samples") as progress:
+        start = 0
+        for rows in spool.batches():
+            codes = destination[start : start + rows.num_rows]
+            start += rows.num_rows
+            for number, name in enumerate(split_names, start=1):
+                taken = [index for index, code in enumerate(codes) if code == number]
+                if taken:
+                    chosen = rows.take(pa.array(taken, pa.int32()))
+                    for output in outputs:
+                        output.add(name, chosen)
+                    progress.update(len(taken))
+            # pyarrow's allocator keeps freed pages until asked to return them.
+            pa.default_memory_pool().release_unused()
+    for output in outputs:
+        output.close(split_names)
+    return fingerprint.hexdigest()
 
-    Rows are regrouped into fixed batches of ``VIEW_ROWS_PER_BATCH`` and each is hashed in
-    Arrow's IPC form, which lays a batch out the same way however it was read.
-    """
-    digest = hashlib.sha256()
-    for split, paths in data_files.items():
-        digest.update(split.encode())
-        pending: list[pa.Table] = []
-        for path in paths:
-            for rows in _row_batches(folder / path):
-                pending.append(pa.Table.from_batches([rows]))
-                table = pa.concat_tables(pending)
-                while table.num_rows >= VIEW_ROWS_PER_BATCH:
-                    _hash_rows(digest, table.slice(0, VIEW_ROWS_PER_BATCH))
-                    table = table.slice(VIEW_ROWS_PER_BATCH)
-                pending = [table] if table.num_rows else []
-        if pending:
-            _hash_rows(digest, pa.concat_tables(pending))
-    return digest.hexdigest()
+
+class _FormatOutput:
+    """One format's batch being written: per split its parquet shards (rolled at
+    ``max_shard_size``) and its JSONL view, and the images the views point to. The checksums of
+    the parquet files are taken as they are written, those of the images are known from
+    validation (``image_log``), so nothing is read back."""
+
+    def __init__(self, staging: Path, adapter: FormatAdapter, options: ExportOptions):
+        self.staging = staging
+        self.adapter = adapter
+        self.options = options
+        self.data_files: dict[str, list[str]] = {}
+        self.checksums: dict[str, dict[str, object]] = {}
+        self.image_log = staging / IMAGE_CHECKSUM_LOG
+        self._view_options = options.view()
+        self._max_shard_bytes = convert_file_size_to_int(options.max_shard_size)
+        self._schema = adapter.features.arrow_schema
+        self._parquet_options = get_parquet_column_options(adapter.features, self._schema)
+        self._splits: dict[str, _SplitOutput] = {}
+        self._used_names: set[str] = set()
+        self._views = options.copy_images or options.include_base64
+        self._images_folder = os.fspath(staging / IMAGES_FOLDER)
+        (staging / "data").mkdir()
+        if options.copy_images:
+            (staging / IMAGES_FOLDER).mkdir()
+        self._log = self.image_log.open("w", encoding="utf-8") if options.copy_images else None
+
+    def add(self, split: str, canonical: pa.RecordBatch) -> None:
+        output = self._splits.get(split)
+        if output is None:
+            output = self._splits[split] = _SplitOutput()
+            if self._views:
+                output.view = (self.staging / self.adapter.view_name(split)).open("w", encoding="utf-8")
+        output.pending.append(canonical)
+        output.pending_rows += canonical.num_rows
+        if output.pending_rows >= ROWS_PER_WRITE:
+            self._write(split, output)
+
+    def close(self, split_names: list[str]) -> None:
+        """Write what is pending and number the shards; ``split_names`` in the batch's order."""
+        for split in split_names:
+            output = self._splits[split]
+            self._write(split, output)
+            self._close_shard(output)
+            if output.view is not None:
+                output.view.close()
+                if self.adapter.json_array_view:
+                    view_path = self.staging / self.adapter.view_name(split)
+                    _write_json_array(view_path, view_path.with_suffix(".json"))
+            # Shards are numbered once their count is known.
+            count = len(output.shards)
+            self.data_files[split] = []
+            for number, shard in enumerate(output.shards):
+                relative = f"data/{split}-{number:05d}-of-{count:05d}.parquet"
+                (self.staging / shard).rename(self.staging / relative)
+                self.data_files[split].append(relative)
+                self.checksums[relative] = self.checksums.pop(shard)
+        if self._log is not None:
+            self._log.close()
+
+    def _write(self, split: str, output: _SplitOutput) -> None:
+        if not output.pending:
+            return
+        canonical = pa.Table.from_batches(output.pending)
+        output.pending, output.pending_rows = [], 0
+        digests = canonical.column(_SPOOLED_SHA256).to_pylist()
+        columns = canonical.drop_columns([_SPOOLED_SHA256]).to_pydict()
+        projected = self.adapter.project(columns, self._view_options)
+        if output.writer is None:
+            shard = f"data/.{split}-{len(output.shards):05d}.parquet"
+            output.shards.append(shard)
+            output.file = _HashingFile(self.staging / shard)
+            output.writer = pq.ParquetWriter(output.file, self._schema, **self._parquet_options)
+        output.writer.write_table(pa.Table.from_pydict(projected, schema=self._schema), ROWS_PER_ROW_GROUP)
+        assert output.file is not None
+        if output.view is not None:
+            # The views' images are the canonical rows' own byte objects, so their sha256 is the
+            # one validation took (told by identity; anything else is hashed).
+            known = {id(cell["bytes"]): digest for cell, digest in zip(columns["image"], digests, strict=True)}
+            for values in zip(*projected.values(), strict=True):
+                row = dict(zip(projected, values, strict=True))
+                images = self._place_images(row, known)
+                output.view.write(
+                    json.dumps(self.adapter.view_record(row, images, self._view_options), ensure_ascii=False) + "\n"
+                )
+        if output.file.size >= self._max_shard_bytes:
+            self._close_shard(output)
+
+    def _close_shard(self, output: _SplitOutput) -> None:
+        if output.writer is not None and output.file is not None:
+            output.writer.close()
+            output.file.close()
+            self.checksums[output.shards[-1]] = {"sha256": output.file.digest.hexdigest(), "bytes": output.file.size}
+            output.writer = output.file = None
+
+    def _place_images(self, row: dict, known: dict[int, str]) -> list[ViewImage]:
+        placed = []
+        for image in self.adapter.images(row):
+            data = image["bytes"]
+            relative = None
+            if self._log is not None:
+                name = image["path"]
+                # Ids that differ only in case would share a file once the batch is copied to a
+                # case-insensitive disk (Windows, macOS): the later one gets the id's digest too.
+                if name.casefold() in self._used_names:
+                    stem, dot, suffix = name.rpartition(".")
+                    digest = hashlib.sha256(row["id"].encode("utf-8", "surrogatepass")).hexdigest()[:12]
+                    name = f"{stem}-{digest}{dot}{suffix}"
+                self._used_names.add(name.casefold())
+                relative = f"{IMAGES_FOLDER}/{name}"
+                # "x" mode: two rows never silently share one file. (A path as text: pathlib's
+                # objects cost more than writing a small image.)
+                with open(os.path.join(self._images_folder, name), "xb") as file:
+                    file.write(data)
+                sha256 = known.get(id(data)) or hashlib.sha256(data).hexdigest()
+                self._log.write(json.dumps([relative, sha256, len(data)], ensure_ascii=False) + "\n")
+            url = data_url(data, row["id"]) if self.options.include_base64 else None
+            placed.append(ViewImage(path=relative, data_url=url))
+        return placed
 
 
-def _hash_rows(digest, table: pa.Table) -> None:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as stream:
-        stream.write_table(table.combine_chunks())
-    digest.update(sink.getvalue())
+@dataclass
+class _SplitOutput:
+    """One split of a format being written: rows waiting to be written, the parquet shard being
+    written, the shards so far, and the JSONL view."""
+
+    pending: list[pa.RecordBatch] = field(default_factory=list)
+    pending_rows: int = 0
+    writer: pq.ParquetWriter | None = None
+    file: _HashingFile | None = None
+    shards: list[str] = field(default_factory=list)
+    view: TextIO | None = None
 
 
-def _write_views(
-    staging: Path, adapter: FormatAdapter, data_files: dict[str, list[str]], options: ExportOptions, image_log: TextIO
-) -> None:
-    """JSONL views (and ``images/``) for tools outside the Hugging Face world, read back from
-    the parquet; each image's checksum goes to ``image_log``."""
-    images_dir = staging / IMAGES_FOLDER
-    if options.copy_images:
-        images_dir.mkdir()
-    total = sum(pq.ParquetFile(staging / path).metadata.num_rows for paths in data_files.values() for path in paths)
-    used_names: set[str] = set()
-    view_options = options.view()
-    with tqdm(total=total, desc=f"Writing {adapter.name} views", unit=" samples") as progress:
-        for split, paths in data_files.items():
-            view_path = staging / adapter.view_name(split)
-            with view_path.open("w", encoding="utf-8") as view:
-                for path in paths:
-                    for batch in _row_batches(staging / path):
-                        for row in batch.to_pylist():
-                            images = _place_images(row, adapter, images_dir, options, used_names, image_log)
-                            view.write(
-                                json.dumps(adapter.view_record(row, images, view_options), ensure_ascii=False) + "\n"
-                            )
-                        progress.update(batch.num_rows)
-            if adapter.json_array_view:
-                _write_json_array(view_path, view_path.with_suffix(".json"))
+class _HashingFile(io.RawIOBase):
+    """A new file that takes the sha256 and size of what is written to it as it is written."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self._file = path.open("xb")
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        view = memoryview(data)
+        self.digest.update(view)
+        self._file.write(view)
+        self.size += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self.size
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def _write_json_array(lines_path: Path, array_path: Path) -> None:
@@ -539,47 +776,6 @@ def _write_json_array(lines_path: Path, array_path: Path) -> None:
             array.write(separator + line.rstrip("\n"))
             separator = ",\n"
         array.write("]\n" if separator == "\n" else "\n]\n")
-
-
-def _row_batches(path: Path):
-    # pre_buffer (pyarrow's default) keeps every buffer it has read, and mimalloc (pyarrow's
-    # default allocator) keeps freed pages until asked to return them: either made memory grow
-    # with the batch (30,000 lines: 320 MB peak in the view pass, 247 MB with both avoided).
-    for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=VIEW_ROWS_PER_BATCH):
-        yield batch
-        pa.default_memory_pool().release_unused()
-
-
-def _place_images(
-    row: dict, adapter: FormatAdapter, images_dir: Path, options: ExportOptions, used_names: set[str], image_log: TextIO
-) -> list[ViewImage]:
-    placed = []
-    for image in adapter.images(row):
-        relative = None
-        if options.copy_images:
-            name = image["path"]
-            # Ids that differ only in case would share a file once the batch is copied to a
-            # case-insensitive disk (Windows, macOS): the later one gets the id's digest too.
-            if name.casefold() in used_names:
-                stem, dot, suffix = name.rpartition(".")
-                name = (
-                    f"{stem}-{hashlib.sha256(row['id'].encode('utf-8', 'surrogatepass')).hexdigest()[:12]}{dot}{suffix}"
-                )
-            used_names.add(name.casefold())
-            relative = f"{IMAGES_FOLDER}/{name}"
-            # "x" mode: two rows never silently share one file.
-            with (images_dir / name).open("xb") as file:
-                file.write(image["bytes"])
-            image_log.write(
-                json.dumps(
-                    [relative, hashlib.sha256(image["bytes"]).hexdigest(), len(image["bytes"])], ensure_ascii=False
-                )
-                + "\n"
-            )
-        placed.append(
-            ViewImage(path=relative, data_url=data_url(image["bytes"], row["id"]) if options.include_base64 else None)
-        )
-    return placed
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
@@ -619,11 +815,15 @@ def _relative_files(folder: Path, leaving_out: str) -> list[str]:
     return sorted(name for name in files if name != leaving_out)
 
 
-def _checksums(folder: Path, files: list[str], image_log: Path) -> Iterator[tuple[str, dict[str, object]]]:
-    """sha256 and size of ``files``: images from the log the view pass kept while writing them
-    (so they are not read back), every other file read now."""
+def _checksums(
+    folder: Path, files: list[str], known: dict[str, dict[str, object]], image_log: Path
+) -> Iterator[tuple[str, dict[str, object]]]:
+    """sha256 and size of ``files``: those taken while writing them (``known``: the parquet
+    files; ``image_log``: the images), every other file read now."""
     for name in files:
-        if not name.startswith(IMAGES_FOLDER + "/"):
+        if name in known:
+            yield name, known[name]
+        elif not name.startswith(IMAGES_FOLDER + "/"):
             with open(folder / name, "rb") as file:
                 yield (
                     name,

@@ -16,7 +16,7 @@ from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 FORMAT_FOLDERS = {name: get_adapter(name).folder for name in FORMAT_NAMES}
 MANIFEST_FIELDS = ("id", "image_path", "ground_truth", "ocr_text", "ocr_confidence", "metadata")
 # What tqdm's bars print (the carriage returns they redraw with become newlines in text mode).
-PROGRESS_MARKS = ("%|", "examples/s")
+PROGRESS_MARKS = ("%|", "samples/s")
 
 
 def list_json(*args, **kwargs) -> list[dict]:
@@ -73,7 +73,7 @@ def test_example_writes_the_input_layout_export_reads(exported_all):
 
 def test_export_all_writes_one_batch_per_format_and_says_how_to_load_each(exported_all):
     root, stdout = exported_all["root"], exported_all["export"].stdout
-    assert sorted(path.name for path in root.iterdir()) == sorted(FORMAT_FOLDERS.values())
+    assert sorted(path.name for path in root.iterdir()) == sorted([".ocr-datasets", *FORMAT_FOLDERS.values()])
     for export_format, folder in FORMAT_FOLDERS.items():
         batch = root / folder / "b1"
         assert manifest_of(batch)["format"] == export_format
@@ -86,7 +86,7 @@ def test_export_without_quiet_shows_progress_on_stderr(exported_all):
     # The counterpart of the --quiet test: proves the marks it looks for are the ones bars print.
     stderr = exported_all["export"].stderr
     assert all(mark in stderr for mark in PROGRESS_MARKS), stderr
-    assert "Writing trocr views" in stderr
+    assert "Validating samples" in stderr and "Writing trocr, llama_vision, generic" in stderr
 
 
 def test_list_prints_one_row_per_batch(exported_all):

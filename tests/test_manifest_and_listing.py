@@ -192,7 +192,9 @@ def test_list_exports_of_a_root_without_batches_is_empty(layout, tmp_path):
 def test_export_leaves_only_the_batch_in_the_format_folder(export_format, source_manifest, tmp_path):
     root = tmp_path / "exports"
     batch = export_batch(source_manifest, export_format, root)
-    assert [path.name for path in root.iterdir()] == [batch.parent.name]
+    # Beside the format folder only the verdict cache, which holds nothing but verdicts.
+    assert sorted(path.name for path in root.iterdir()) == sorted([".ocr-datasets", batch.parent.name])
+    assert all(path.name.startswith("verdicts.sqlite") for path in (root / ".ocr-datasets").iterdir())
     assert [path.name for path in batch.parent.iterdir()] == ["b1"]
     leftovers = [name for name in batch_files(batch) if name.startswith(".") or "/." in name or name.endswith(".lock")]
     assert leftovers == []
