@@ -7,7 +7,7 @@ import io
 import pickle
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -26,7 +26,8 @@ class PackedSamples(Sequence[Item], Generic[Item]):
     An export holds every sample from validation until its rows are written. As Python objects
     a line costs about 1.3 KB; pickled and compressed in blocks, about 0.1 KB, so 100,000 lines
     do not take a hundred megabytes more than 10,000 do. Appending seals a block once it is full;
-    iterating unpickles one block at a time, so each pass yields fresh copies of the samples.
+    iterating unpickles one block at a time, so each pass yields fresh copies of the samples,
+    in which a ``pathlib.Path`` comes back as its text.
     """
 
     def __init__(self, items: Iterable[Item] = ()):
@@ -68,18 +69,11 @@ class PackedSamples(Sequence[Item], Generic[Item]):
         return f"<PackedSamples of {len(self)}>"
 
 
-def _path_from_text(path_type: type[PurePath], text: str) -> PurePath:
-    return path_type(text)
-
-
-def _reduced_path(path: PurePath):
-    return _path_from_text, (type(path), str(path))
-
-
 # A path pickles as its parts, each parsed again when unpickled: 5 µs a path of five parts, most
-# of the time each pass over a block took. As one string it is parsed once.
+# of the time a pass over the samples took. Held packed, a path is its text (a sample's
+# image_path may be either: every reader of it takes os.fspath).
 _DISPATCH_TABLE = copyreg.dispatch_table.copy()
-_DISPATCH_TABLE[type(Path())] = _reduced_path
+_DISPATCH_TABLE[type(Path())] = lambda path: (str, (str(path),))
 
 
 def _pack(items: list) -> bytes:

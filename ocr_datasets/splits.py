@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from collections import Counter
@@ -37,6 +36,20 @@ def split_of(key: str, ratios: Mapping[str, float], seed: int) -> str:
     return name  # only reached when rounding leaves the ratios' sum a hair under 1
 
 
+def split_of_sample(
+    ratios: Mapping[str, float], group_by: str | None, seed: int, strategy: str
+) -> Callable[[TrainingSample], str] | None:
+    """The split of each sample, decided from the sample alone, if the strategy allows it (one
+    split, or ``hash``); None for ``balanced``, which needs every group first."""
+    check_split_strategy(strategy)
+    if len(ratios) == 1:
+        [only] = ratios
+        return lambda sample: only
+    if strategy == "hash":
+        return lambda sample: split_of(group_key(sample, group_by), ratios, seed)
+    return None
+
+
 def assign_splits(
     checked: PackedSamples[CheckedSample],
     ratios: Mapping[str, float],
@@ -59,18 +72,16 @@ def assign_splits(
       below its ratio, so every split is within one group of its target; adding samples can move
       groups that come later in hash order.
     """
-    check_split_strategy(strategy)
     if len(ratios) == 1:
         return {name: checked for name in ratios}
-    split_for: Callable[[str], str]
-    if strategy == "hash":
-        split_for = functools.partial(split_of, ratios=ratios, seed=seed)
-    else:
-        split_for = _balanced(Counter(group_key(item.sample, group_by) for item in checked), ratios, seed).__getitem__
+    split_for = split_of_sample(ratios, group_by, seed, strategy)
+    if split_for is None:
+        balanced = _balanced(Counter(group_key(item.sample, group_by) for item in checked), ratios, seed)
+        split_for = lambda sample: balanced[group_key(sample, group_by)]  # noqa: E731
     # Packed as they are assigned: every sample is held until the batch is written.
     splits: dict[str, PackedSamples[CheckedSample]] = {name: PackedSamples() for name in ratios}
     for item in checked:
-        splits[split_for(group_key(item.sample, group_by))].append(item)
+        splits[split_for(item.sample)].append(item)
     empty = [name for name, samples in splits.items() if not samples]
     if empty:
         # load_dataset does not show an empty split: training code asking for it fails later.

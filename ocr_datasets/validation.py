@@ -194,7 +194,7 @@ def validate(
     num_proc: int | None = None,
     keep_image_metadata: bool = False,
     verdicts: VerdictCache | None = None,
-    keep_image: Callable[[CheckedSample, bytes, bool], None] | None = None,
+    keep_image: Callable[[CheckedSample, bytes, bool, bool], None] | None = None,
 ) -> ValidationReport:
     """Check every sample (see the README's validation table) and de-duplicate.
 
@@ -208,8 +208,9 @@ def validate(
 
     Each image is read once. ``keep_image`` receives every sample that passed its checks, in
     order, with the bytes an export writes (the very bytes that were checked, cleaned of private
-    metadata unless ``keep_image_metadata``) and whether they were decoded now (so that their
-    verdict, ``CheckedSample.image``, is new to the cache).
+    metadata unless ``keep_image_metadata``), whether they were decoded now (so that their
+    verdict, ``CheckedSample.image``, is new to the cache), and whether the sample is the first
+    of its image (a later one is a duplicate, or in conflict, unless ``keep_duplicates``).
 
     ``items`` is read a window at a time and the accepted samples are held packed
     (``PackedSamples``), so a source of a million samples is never in memory at once.
@@ -243,10 +244,10 @@ def validate(
                 if isinstance(result, SampleError):
                     report.rejected.append(result)
                     continue
+                first_of_image = images.add(len(checked), result)
                 if keep_image is not None:
                     assert image is not None and image.exported is not None
-                    keep_image(result, image.exported, image.decoded)
-                images.add(len(checked), result)
+                    keep_image(result, image.exported, image.decoded, first_of_image)
                 checked.append(result)
             group_key.see(item for item in window if isinstance(item, TrainingSample))
             progress.update(len(window))
@@ -372,12 +373,14 @@ class _SharedImages:
         self._text_digests: array = array("Q")
         self._conflicted: set[int] = set()
 
-    def add(self, index: int, item: CheckedSample) -> None:
+    def add(self, index: int, item: CheckedSample) -> bool:
+        """Remember the sample ``index``; whether it is the first of its image."""
         first = self._first_of_image.setdefault(bytes.fromhex(item.image_sha256[:32]), index)
         self._first.append(first)
         self._text_digests.append(_text_digest(item.sample.ground_truth))
         if self._text_digests[index] != self._text_digests[first]:
             self._conflicted.add(first)
+        return first == index
 
     def sort_out(self, checked: PackedSamples[CheckedSample], report: ValidationReport, keep_duplicates: bool) -> None:
         """Fill ``report.accepted`` in input order, rejecting conflicts and dropping duplicates."""

@@ -13,7 +13,7 @@ import re
 import secrets
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -37,6 +37,7 @@ from .names import check_batch_id
 from .options import ExportOptions
 from .packed import PackedSamples
 from .samples import SampleError
+from .splits import split_of_sample
 from .validation import CheckedSample
 from .verdicts import Verdict, VerdictCache
 
@@ -169,11 +170,19 @@ class BatchWriter:
         self._made_folders: list[Path] = []
         self._token = ""
         self._spool: _Spool | None = None
+        self._outputs: list[_FormatOutput] = []
+        # With the split of every sample known as it arrives (one split, or the hash strategy),
+        # rows are written while validation runs, overlapping the decoding in worker processes.
+        # ExportOptions reads split into its ratios (parse_split_spec) when it is made.
+        assert isinstance(options.split, Mapping)
+        self._split_of = split_of_sample(options.split, options.group_by, options.seed, options.split_strategy)
+        self._split_names = list(options.split)
 
     def __enter__(self) -> BatchWriter:
         first = self.export_root / self.adapters[0].folder
         # Made for this export: removed again if it fails, so that a failed export leaves nothing.
-        self._made_folders = [folder for folder in (self.export_root, first) if not folder.exists()]
+        folders = [self.export_root, *(self.export_root / adapter.folder for adapter in self.adapters)]
+        self._made_folders = [folder for folder in folders if not folder.exists()]
         try:
             self._claim(first)
         except BaseException as error:
@@ -185,9 +194,19 @@ class BatchWriter:
         with self._errors_named(first):
             self._token, self._lock, staging = _claim(self.export_root, first, self.batch_id)
             self._staged.append(_Staged(staging, first / self.batch_id))
-            self._spool = _Spool(staging / SPOOL_NAME)
+            for adapter in self.adapters[1:]:
+                where = self.export_root / adapter.folder
+                self._staged.append(_Staged(_new_staging(where, self.batch_id, self._token), where / self.batch_id))
+            self._outputs = self._new_outputs()
+            self._spool = _Spool(staging / SPOOL_NAME, self._split_names, self._outputs if self._split_of else [])
             if self.verdicts is not None:
                 self._new_verdicts = (staging / NEW_VERDICTS_NAME).open("w", encoding="utf-8")
+
+    def _new_outputs(self) -> list[_FormatOutput]:
+        return [
+            _FormatOutput(batch.staging, adapter, self.options)
+            for batch, adapter in zip(self._staged, self.adapters, strict=True)
+        ]
 
     def __exit__(self, error_type, error, traceback) -> None:
         # Closed before their folder is removed (Windows removes no open file); a disk that is
@@ -196,6 +215,8 @@ class BatchWriter:
             if file is not None:
                 with suppress(OSError):
                     file.close()
+        for output in self._outputs:
+            output.close_files()
         if error is not None:
             for batch in self._staged:
                 shutil.rmtree(batch.staging, ignore_errors=True)
@@ -206,12 +227,16 @@ class BatchWriter:
                 with suppress(OSError):
                     folder.rmdir()  # only if still empty
 
-    def keep_image(self, checked: CheckedSample, data: bytes, decoded: bool) -> None:
-        """Spool the canonical row of a sample that passed its checks, and note its image's
-        verdict for the cache if it was ``decoded`` now (``validate``'s ``keep_image``)."""
+    def keep_image(self, checked: CheckedSample, data: bytes, decoded: bool, first_of_image: bool) -> None:
+        """Spool the canonical row of a sample that passed its checks, and write it to its split
+        now if that is known (``validate``'s ``keep_image``); note its image's verdict for the
+        cache if it was ``decoded`` now."""
         assert self._spool is not None, "a BatchWriter keeps images only once entered"
         with self._errors_named(self._staged[0].staging.parent):
-            self._spool.append(checked, data)
+            split = 0
+            if self._split_of is not None and (first_of_image or self.options.keep_duplicates):
+                split = self._split_names.index(self._split_of(checked.sample)) + 1
+            self._spool.append(checked, data, split)
             if decoded and self._new_verdicts is not None:
                 self._new_verdicts.write(json.dumps([checked.image_sha256, *checked.image]) + "\n")
 
@@ -219,14 +244,19 @@ class BatchWriter:
         """Write every format's batch from the spool and publish them; their results."""
         assert self._spool is not None, "a BatchWriter writes only once entered"
         with self._errors_named(self.export_root):
-            for adapter in self.adapters[1:]:
-                where = self.export_root / adapter.folder
-                self._staged.append(_Staged(_new_staging(where, self.batch_id, self._token), where / self.batch_id))
-            outputs = [
-                _FormatOutput(batch.staging, adapter, self.options)
-                for batch, adapter in zip(self._staged, self.adapters, strict=True)
-            ]
-            samples_digest = _write_rows(self._spool, contents.splits, outputs)
+            destination, samples_digest = _destinations(contents.splits, self._split_names, self._spool.rows)
+            self._spool.close()
+            if destination != self._spool.streamed:
+                # Written while validating, but not as the batch is to be (a conflict rejected
+                # rows already written, or the balanced strategy decided the splits only now):
+                # written again from the spool.
+                for output in self._outputs:
+                    output.discard()
+                self._outputs = self._new_outputs()
+                _write_rows(self._spool, destination, self._split_names, self._outputs)
+            for output in self._outputs:
+                output.close(self._split_names)
+            outputs = self._outputs
             self._spool.remove()
             self._store_new_verdicts()
             manifests = [
@@ -534,15 +564,21 @@ class _Spool:
     with the sha256 of its image's bytes: an Arrow IPC file in the staging folder, so that the
     images are held on disk, not in memory, until the splits are decided."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, split_names: list[str], outputs: list[_FormatOutput]):
         self.path = path
         self._writer = pa.ipc.new_file(str(path), _SPOOL_SCHEMA)
         self._pending: list[tuple[CheckedSample, bytes]] = []
         self._closed = False
         self.rows = 0
+        # The split each row was written to as it was spooled (see _destinations).
+        self.streamed = bytearray()
+        self._split_names = split_names
+        self._outputs = outputs
 
-    def append(self, checked: CheckedSample, data: bytes) -> None:
+    def append(self, checked: CheckedSample, data: bytes, split: int) -> None:
+        """Spool a row, and hand it to ``split`` of the outputs (0: to none for now)."""
         self._pending.append((checked, data))
+        self.streamed.append(split if self._outputs else 0)
         self.rows += 1
         if len(self._pending) == ROWS_PER_WRITE:
             self._flush()
@@ -568,42 +604,54 @@ class _Spool:
         if self._pending:
             rows = canonical_batch(self._pending)
             digests = pa.array([checked.image.exported_sha256 for checked, _ in self._pending], pa.string())
-            self._writer.write_batch(rows.append_column(_SPOOLED_SHA256, digests))
+            spooled = rows.append_column(_SPOOLED_SHA256, digests)
+            self._writer.write_batch(spooled)
+            if self._outputs:
+                _route(spooled, self.streamed[self.rows - len(self._pending) :], self._split_names, self._outputs)
             self._pending = []
 
 
-def _write_rows(spool: _Spool, splits: dict[str, PackedSamples[CheckedSample]], outputs: list[_FormatOutput]) -> str:
-    """Every format's rows, split by split, from one pass over the spool; the rows' fingerprint."""
-    # Which split each spooled row goes to (its number plus one), 0 for rows not exported
-    # (duplicates, conflicts): a byte a row, however many rows there are.
-    split_names = [name for name, samples in splits.items() if samples]
-    destination = bytearray(spool.rows)
+def _destinations(
+    splits: dict[str, PackedSamples[CheckedSample]], split_names: list[str], rows: int
+) -> tuple[bytearray, str]:
+    """Which split each spooled row goes to (the number of its name in ``split_names``, from 1;
+    0 for rows not exported: duplicates, conflicts), a byte a row however many rows there are;
+    and the rows' fingerprint."""
+    destination = bytearray(rows)
     fingerprint = RowsFingerprint()
     for name, samples in splits.items():
         fingerprint.add_split(name)
-        code = split_names.index(name) + 1 if samples else 0
+        code = split_names.index(name) + 1
         for item in samples:
             destination[item.row] = code
             fingerprint.add(item)
-    total = sum(len(splits[name]) for name in split_names)
+    return destination, fingerprint.hexdigest()
+
+
+def _write_rows(spool: _Spool, destination: bytearray, split_names: list[str], outputs: list[_FormatOutput]) -> None:
+    """Every format's rows, split by split, from one pass over the spool."""
     formats = ", ".join(output.adapter.name for output in outputs)
-    with tqdm(total=total, desc=f"Writing {formats}", unit=" samples") as progress:
+    with tqdm(total=sum(map(bool, destination)), desc=f"Writing {formats}", unit=" samples") as progress:
         start = 0
         for rows in spool.batches():
             codes = destination[start : start + rows.num_rows]
             start += rows.num_rows
-            for number, name in enumerate(split_names, start=1):
-                taken = [index for index, code in enumerate(codes) if code == number]
-                if taken:
-                    chosen = rows.take(pa.array(taken, pa.int32()))
-                    for output in outputs:
-                        output.add(name, chosen)
-                    progress.update(len(taken))
-            # pyarrow's allocator keeps freed pages until asked to return them.
-            pa.default_memory_pool().release_unused()
-    for output in outputs:
-        output.close(split_names)
-    return fingerprint.hexdigest()
+            progress.update(_route(rows, codes, split_names, outputs))
+
+
+def _route(rows: pa.RecordBatch, codes: bytes | bytearray, split_names: list[str], outputs: list[_FormatOutput]) -> int:
+    """Hand each of ``rows`` to its split (``codes``: see ``_destinations``) in every format; how many were."""
+    routed = 0
+    for number, name in enumerate(split_names, start=1):
+        taken = [index for index, code in enumerate(codes) if code == number]
+        if taken:
+            chosen = rows.take(pa.array(taken, pa.int32()))
+            for output in outputs:
+                output.add(name, chosen)
+            routed += len(taken)
+    # pyarrow's allocator keeps freed pages until asked to return them.
+    pa.default_memory_pool().release_unused()
+    return routed
 
 
 class _FormatOutput:
@@ -643,10 +691,31 @@ class _FormatOutput:
         if output.pending_rows >= ROWS_PER_WRITE:
             self._write(split, output)
 
+    def discard(self) -> None:
+        """Drop what was written, leaving the staging folder as it was before."""
+        self.close_files()
+        for name in ("data", IMAGES_FOLDER):
+            shutil.rmtree(self.staging / name, ignore_errors=True)
+        for split in self._splits:
+            (self.staging / self.adapter.view_name(split)).unlink(missing_ok=True)
+        self.image_log.unlink(missing_ok=True)
+
+    def close_files(self) -> None:
+        """Close every file without completing the batch (it failed, or is discarded)."""
+        for output in self._splits.values():
+            for file in (output.writer, output.file, output.view):
+                if file is not None:
+                    with suppress(OSError):
+                        file.close()
+        if self._log is not None:
+            self._log.close()
+
     def close(self, split_names: list[str]) -> None:
         """Write what is pending and number the shards; ``split_names`` in the batch's order."""
         for split in split_names:
-            output = self._splits[split]
+            output = self._splits.get(split)
+            if output is None:
+                continue
             self._write(split, output)
             self._close_shard(output)
             if output.view is not None:
