@@ -1,0 +1,98 @@
+"""Rows are written while validation runs when each sample's split is known from the sample alone;
+when validation ends otherwise (a later conflict rejects rows already written, the balanced
+strategy decides splits only at the end), the batch is written again from the spool. Either way
+the batch is the one the validated samples make."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from PIL import Image, ImageDraw
+
+from ocr_datasets import TrainingSample, export, verify_batch
+from ocr_datasets.adapters import get_adapter
+
+
+def line_png(number: int) -> bytes:
+    picture = Image.new("L", (90, 20), 255)
+    ImageDraw.Draw(picture).text((2, 4), f"Zeile {number}", fill=0)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def samples(count: int) -> list[TrainingSample]:
+    return [
+        TrainingSample(
+            id=f"line-{number:03d}",
+            image_path=f"line-{number:03d}.png",
+            image_bytes=line_png(number),
+            ground_truth=f"Zeile {number}",
+            metadata={"page": number // 10},
+        )
+        for number in range(count)
+    ]
+
+
+def exported_rows(result) -> dict[str, list[str]]:
+    """The ids of each split, in order, as the parquet files hold them."""
+    batch = Path(result.export_path)
+    data_files = {}
+    for path in sorted((batch / "data").glob("*.parquet")):
+        data_files.setdefault(path.name.split("-")[0], []).extend(pq.read_table(path, columns=["id"])["id"].to_pylist())
+    return data_files
+
+
+def view_ids(result, split: str) -> list[str]:
+    adapter = get_adapter(result.export_format)
+    lines = (Path(result.export_path) / adapter.view_name(split)).read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["id"] for line in lines]
+
+
+def test_a_conflict_found_after_its_first_sample_was_written_leaves_both_out(tmp_path):
+    lines = samples(600)
+    # The last sample repeats the first one's image with another text: by the time it arrives,
+    # the first has long been written.
+    lines.append(TrainingSample(id="late", image_path="late.png", image_bytes=line_png(0), ground_truth="anders"))
+    result = export(lines, "trocr", "b1", tmp_path / "exports", progress=False, skip_invalid=True, num_proc=1)
+
+    rows = exported_rows(result)["train"]
+    assert "line-000" not in rows and "late" not in rows
+    assert rows == [sample.id for sample in lines[1:600]] == view_ids(result, "train")
+    assert not (Path(result.export_path) / "images" / "line-000.png").exists()
+    assert verify_batch(result.export_path) == []
+
+
+def test_duplicates_are_never_written(tmp_path):
+    lines = samples(300)
+    twin = TrainingSample(id="twin", image_path="twin.png", image_bytes=line_png(5), ground_truth="Zeile 5")
+    result = export([*lines, twin], "trocr", "b1", tmp_path / "exports", progress=False, num_proc=1)
+    assert exported_rows(result)["train"] == [sample.id for sample in lines]
+    assert result.read_manifest()["counts"]["duplicates"] == 1
+    assert verify_batch(result.export_path) == []
+
+
+@pytest.mark.parametrize("strategy", ["hash", "balanced"])
+def test_splits_written_as_they_come_or_at_the_end_hold_the_same_rows_as_assigned(strategy, tmp_path):
+    lines = samples(400)
+    result = export(
+        lines,
+        "generic",
+        "b1",
+        tmp_path / "exports",
+        progress=False,
+        split="train=0.6,validation=0.2,test=0.2",
+        group_by="page",
+        split_strategy=strategy,
+    )
+    rows = exported_rows(result)
+    assert sorted(rows) == ["test", "train", "validation"]
+    for split, ids in rows.items():
+        assert ids == sorted(ids) and ids == view_ids(result, split)
+        assert len({int(sample_id.split("-")[1]) // 10 for sample_id in ids}) == len(ids) // 10
+    assert sorted(ids for split_ids in rows.values() for ids in split_ids) == [sample.id for sample in lines]
+    assert verify_batch(result.export_path) == []
