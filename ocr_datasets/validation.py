@@ -14,9 +14,11 @@ import signal
 import unicodedata
 import warnings
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.pool import AsyncResult
 from typing import Literal, NamedTuple, cast
 
 import PIL
@@ -222,86 +224,89 @@ def validate(
     images = _SharedImages()
     group_key = _GroupKeyWatch(group_by)
     total = len(items) if isinstance(items, Sized) else None
-    windows = _windows(items)
-    first_window = next(windows, [])
-    # The pool is sized by the first window, and started before the progress bar's thread.
-    first_count = sum(not isinstance(item, SampleError) for item in first_window)
+    pending = iter(items)
+    first_items = list(itertools.islice(pending, _WINDOW))
+    # The pool is sized by the first items, and started before the progress bar's thread.
+    first_count = sum(not isinstance(item, SampleError) for item in first_items)
     check = ImageCheck(keep_image_metadata, send_bytes=keep_image is not None, verdicts=verdicts)
     with (
         _image_checker(num_proc, first_count, check) as check_images,
         tqdm(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
-        for window in itertools.chain([first_window], windows):
-            for item, (result, image) in zip(
-                window,
-                _checked_window(window, check_images, normalize, group_by, seen_ids, first_row=len(checked)),
-                strict=True,
-            ):
-                report.input_count += item.sample_count if isinstance(item, SampleError) else 1
-                if image is not None and image.sha256 is not None:
-                    report.images_decoded += image.decoded
-                    report.verdicts_reused += not image.decoded
-                if isinstance(result, SampleError):
-                    report.rejected.append(result)
-                    continue
-                first_of_image = images.add(len(checked), result)
-                if keep_image is not None:
-                    assert image is not None and image.exported is not None
-                    keep_image(result, image.exported, image.decoded, first_of_image)
-                checked.append(result)
-            group_key.see(item for item in window if isinstance(item, TrainingSample))
-            progress.update(len(window))
+        checked_items = _checked_items(
+            itertools.chain(first_items, pending), check_images, normalize, group_by, seen_ids
+        )
+        for item, fields, image in checked_items:
+            progress.update(1)
+            if isinstance(item, SampleError):
+                report.input_count += item.sample_count
+                report.rejected.append(item)
+                continue
+            assert fields is not None
+            report.input_count += 1
+            group_key.see(item)
+            if image is not None and image.sha256 is not None:
+                report.images_decoded += image.decoded
+                report.verdicts_reused += not image.decoded
+            result = _checked_sample(item, fields, image, len(checked))
+            if isinstance(result, SampleError):
+                report.rejected.append(result)
+                continue
+            first_of_image = images.add(len(checked), result)
+            if keep_image is not None:
+                assert image is not None and image.exported is not None
+                keep_image(result, image.exported, image.decoded, first_of_image)
+            checked.append(result)
     seen_ids.clear()
     group_key.check()
     images.sort_out(checked, report, keep_duplicates)
     return report
 
 
-# Samples read and checked together: a few tables' worth, so every process stays busy.
+# Samples read before the pool is started, to size it.
 _WINDOW = 4 * BLOCK_SIZE
+# Images are sent to the pool in chunks, a bounded number of chunks ahead of the one whose
+# results are being used: enough that no worker waits while the main process writes, few
+# enough that the images waiting to be written stay a few megabytes.
+_CHUNK = 128
+_CHUNKS_AHEAD = 6
 
 
-def _windows(items: Iterable) -> Iterator[list]:
-    """``items`` in lists of ``_WINDOW``: a generator of a million samples is never held whole."""
-    pending = iter(items)
-    while window := list(itertools.islice(pending, _WINDOW)):
-        yield window
-
-
-def _checked_window(
-    window: list,
-    check_images: Callable[[list[TrainingSample]], Iterable[_ImageResult]],
+def _checked_items(
+    items: Iterable[TrainingSample | SampleError],
+    check_images: Callable[[Iterator[TrainingSample]], Iterable[_ImageResult]],
     form: str,
     group_by: str | None,
     seen_ids: dict[str, str | None],
-    first_row: int,
-) -> list[tuple[CheckedSample | SampleError, _ImageResult | None]]:
-    """Each item of ``window`` checked, with its image's result (None: not checked): its fields
-    here, in order (ids are compared with those before them), and the images of the window's
-    samples together, in the pool. The samples that pass are numbered from ``first_row``."""
-    fields = [
-        None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen_ids) for item in window
-    ]
-    # A sample whose metadata cannot be stored may not even pickle for a worker process (nested
-    # hundreds deep, or holding objects), and image_bytes that are not bytes cannot be opened:
-    # such samples are rejected for that without their image decoded.
-    checkable = [
-        item
-        for item, item_fields in zip(window, fields, strict=True)
-        if item_fields is not None and item_fields.image_checkable
-    ]
-    images = iter(check_images(checkable))
-    results: list[tuple[CheckedSample | SampleError, _ImageResult | None]] = []
-    row = first_row
-    for item, item_fields in zip(window, fields, strict=True):
-        if item_fields is None:
-            results.append((item, None))
-            continue
-        image = next(images) if item_fields.image_checkable else None
-        result = _checked_sample(item, item_fields, image, row)
-        row += isinstance(result, CheckedSample)
-        results.append((result, image))
-    return results
+) -> Iterator[tuple[TrainingSample | SampleError, _Fields | None, _ImageResult | None]]:
+    """Each item in order with its fields checked (None for a source's ``SampleError``) and its
+    image's result (None if it was not checked). Fields are checked here, in order (ids are
+    compared with those before them); images by ``check_images``, which reads the samples whose
+    image can be checked as it needs them."""
+    waiting: deque[tuple[TrainingSample | SampleError, _Fields | None, bool]] = deque()
+
+    def checkable() -> Iterator[TrainingSample]:
+        for item in items:
+            fields = None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen_ids)
+            # A sample whose metadata cannot be stored may not even pickle for a worker process
+            # (nested hundreds deep, or holding objects), and image_bytes that are not bytes
+            # cannot be opened: such samples are rejected for that without their image decoded.
+            image_checkable = fields is not None and fields.image_checkable
+            waiting.append((item, fields, image_checkable))
+            if image_checkable:
+                assert isinstance(item, TrainingSample)
+                yield item
+
+    for image in check_images(checkable()):
+        while True:
+            item, fields, image_checkable = waiting.popleft()
+            if image_checkable:
+                yield item, fields, image
+                break
+            yield item, fields, None
+    while waiting:
+        item, fields, _ = waiting.popleft()
+        yield item, fields, None
 
 
 class _GroupKeyWatch:
@@ -314,13 +319,12 @@ class _GroupKeyWatch:
         self.samples_seen = False
         self.keys: set[str] = set()
 
-    def see(self, samples: Iterable[TrainingSample]) -> None:
-        if self.found:
+    def see(self, sample: TrainingSample) -> None:
+        if self.found or not isinstance(sample.metadata, dict):
             return
-        for metadata in (sample.metadata for sample in samples if isinstance(sample.metadata, dict)):
-            self.samples_seen = True
-            self.found = self.found or self.group_by in metadata
-            self.keys.update(metadata)
+        self.samples_seen = True
+        self.found = self.group_by in sample.metadata
+        self.keys.update(sample.metadata)
 
     def check(self) -> None:
         if not self.found and self.samples_seen:
@@ -337,9 +341,9 @@ _MIN_IMAGES_PER_PROCESS = 500
 @contextmanager
 def _image_checker(
     num_proc: int | None, sample_count: int, check: ImageCheck
-) -> Iterator[Callable[[list[TrainingSample]], Iterable[_ImageResult]]]:
-    """A function giving the results of ``_checked_image`` for a window of samples, in order,
-    from a pool of processes if ``sample_count`` samples pay for one."""
+) -> Iterator[Callable[[Iterator[TrainingSample]], Iterable[_ImageResult]]]:
+    """A function giving the results of ``_checked_image`` for samples, in order, from a pool of
+    processes if ``sample_count`` samples pay for one."""
     checked_image = functools.partial(_checked_image, check=check)
     processes = worker_count(num_proc, sample_count // _MIN_IMAGES_PER_PROCESS)
     if processes < 2:
@@ -351,7 +355,17 @@ def _image_checker(
     # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
     # its CropOptions too), so neither may depend on what the parent process holds.
     with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
-        yield lambda samples: pool.imap(checked_image, samples, chunksize=64)
+
+        def pooled(samples: Iterator[TrainingSample]) -> Iterator[_ImageResult]:
+            ahead: deque[AsyncResult] = deque()
+            while chunk := list(itertools.islice(samples, _CHUNK)):
+                ahead.append(pool.map_async(checked_image, chunk, chunksize=len(chunk)))
+                if len(ahead) > _CHUNKS_AHEAD:
+                    yield from ahead.popleft().get()
+            while ahead:
+                yield from ahead.popleft().get()
+
+        yield pooled
 
 
 def _leave_interrupts_to_the_main_process() -> None:
@@ -652,12 +666,13 @@ def _checked_image(sample: TrainingSample, check: ImageCheck) -> _ImageResult:
     exported = None
     if verdict is not None:
         exported = bytes_to_export(data, verdict.holds_private_metadata, check.keep_image_metadata)
-        if hashlib.sha256(exported).hexdigest() != verdict.exported_sha256:
+        exported_sha256 = sha256 if exported is data else hashlib.sha256(exported).hexdigest()
+        if exported_sha256 != verdict.exported_sha256:
             # Cleaned otherwise than when the verdict was made: decided afresh.
             verdict = None
     decoded = verdict is None
     if verdict is None:
-        outcome = _image_verdict(data, named, check.keep_image_metadata)
+        outcome = _image_verdict(data, sha256, named, check.keep_image_metadata)
         if isinstance(outcome, Problem):
             return _ImageResult(outcome, sha256, decoded=True)
         verdict, exported = outcome
@@ -674,7 +689,9 @@ def _checked_image(sample: TrainingSample, check: ImageCheck) -> _ImageResult:
 _REPLACE_IMAGE = "replace the image with a valid one"
 
 
-def _image_verdict(data: bytes, named: str | None, keep_image_metadata: bool) -> tuple[Verdict, bytes] | Problem:
+def _image_verdict(
+    data: bytes, sha256: str, named: str | None, keep_image_metadata: bool
+) -> tuple[Verdict, bytes] | Problem:
     """The verdict on a fully decodable image of a sane size and the bytes an export writes of
     it, else its problem: what depends on the bytes alone, and so can be cached by their hash."""
     try:
@@ -712,5 +729,6 @@ def _image_verdict(data: bytes, named: str | None, keep_image_metadata: bool) ->
             f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels",
         )
     exported_format = image_format if exported is data else identify(exported, "").format
-    verdict = Verdict(width, height, mode, image_format, private, hashlib.sha256(exported).hexdigest(), exported_format)
+    exported_sha256 = sha256 if exported is data else hashlib.sha256(exported).hexdigest()
+    verdict = Verdict(width, height, mode, image_format, private, exported_sha256, exported_format)
     return verdict, exported
