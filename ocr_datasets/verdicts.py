@@ -77,8 +77,8 @@ class VerdictCache:
         self._unwritable = False
 
     def __reduce__(self):
-        # A connection cannot be pickled: a worker process opens its own.
-        return VerdictCache, (self.path, self.context)
+        # A connection cannot be pickled: a worker process opens its own, once.
+        return _in_this_process, (self.path, self.context)
 
     def lookup(self, image_sha256: str) -> Verdict | None:
         """The verdict on the image of this sha256 in this context, or None (unknown, damaged,
@@ -168,6 +168,18 @@ class VerdictCache:
             with suppress(sqlite3.Error):
                 self._reader.close()
             self._reader = None
+
+
+# The caches a worker process was sent, by path and context: each chunk of work arrives with its
+# own pickled copy, and one connection serves them all.
+_OPENED: dict[tuple[Path, str], VerdictCache] = {}
+
+
+def _in_this_process(path: Path, context: str) -> VerdictCache:
+    cache = _OPENED.get((path, context))
+    if cache is None:
+        cache = _OPENED[path, context] = VerdictCache(path, context)
+    return cache
 
 
 def _digest(image_sha256: str, context: str, verdict: Verdict) -> bytes:

@@ -1,5 +1,6 @@
-"""The only module that touches the export folder: a batch per format, each built aside, all renamed
-into place together."""
+"""The only module that writes batches into the export folder: a batch per format, each built
+aside, all renamed into place together. (Beside them, the verdict cache keeps its own file,
+stored through ``verdicts.py`` when a batch is complete.)"""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from datasets.utils.tqdm import tqdm
 from filelock import BaseFileLock, FileLock, Timeout
 
 from .adapters import ADAPTERS, FormatAdapter, ViewImage
-from .canonical import CANONICAL_FEATURES, RowsFingerprint, canonical_batch
+from .canonical import CANONICAL_SCHEMA, RowsFingerprint, canonical_batch
 from .card import dataset_card
 from .errors import BatchExistsError, ExportWriteError
 from .images import data_url
@@ -53,7 +54,7 @@ SPOOL_NAME = ".canonical.arrow"
 NEW_VERDICTS_NAME = ".new-verdicts.jsonl"
 VERDICTS_PER_STORE = 10_000
 _SPOOLED_SHA256 = "image_sha256"
-_SPOOL_SCHEMA = CANONICAL_FEATURES.arrow_schema.append(pa.field(_SPOOLED_SHA256, pa.string()))
+_SPOOL_SCHEMA = CANONICAL_SCHEMA.append(pa.field(_SPOOLED_SHA256, pa.string()))
 # Everything one export leaves in the export folder while it runs carries the export's random
 # token, and is live exactly while the export's lock is held (by a process that is running):
 # - in each format folder, its staging folder ".<batch>.<token>.partial", and the old batch that
