@@ -53,27 +53,29 @@ def canonical_batch(items: Sequence[tuple[CheckedSample, bytes]]) -> pa.RecordBa
     return pa.RecordBatch.from_pydict(columns, schema=CANONICAL_SCHEMA)
 
 
-def canonical_table(checked: Sequence[CheckedSample], keep_image_metadata: bool = False) -> pa.Table:
-    """Read each sample's image again and lay the samples out as one Arrow table (what
-    ``build_dataset``'s builder writes; an export writes the bytes validation read).
+def exported_image_bytes(item: CheckedSample, keep_image_metadata: bool) -> bytes:
+    """The image of a checked sample read again, as an export writes it (cleaned of private
+    metadata unless ``keep_image_metadata``, only where validation found any).
 
-    Each image must be the one validation checked (the same sha256): a file replaced or cut
-    short in between would otherwise be exported unchecked. Unless ``keep_image_metadata``,
-    EXIF orientation is applied and private metadata dropped (only where validation found any:
-    clean images are passed on without being parsed again).
+    It must be the image validation checked (the same sha256): a file replaced or cut short in
+    between would otherwise be exported unchecked.
     """
-    items = []
-    for item in checked:
-        data = item.sample.read_image_bytes()
-        if hashlib.sha256(data).hexdigest() != item.image_sha256:
-            raise SampleError(
-                item.sample.id,
-                "the image changed after validation (replaced or rewritten while the export ran)",
-                "export again",
-                location=item.sample.source,
-                code=IMAGE_CHANGED_AFTER_VALIDATION,
-            )
-        items.append((item, bytes_to_export(data, item.image.holds_private_metadata, keep_image_metadata)))
+    data = item.sample.read_image_bytes()
+    if hashlib.sha256(data).hexdigest() != item.image_sha256:
+        raise SampleError(
+            item.sample.id,
+            "the image changed after validation (replaced or rewritten while the export ran)",
+            "export again",
+            location=item.sample.source,
+            code=IMAGE_CHANGED_AFTER_VALIDATION,
+        )
+    return bytes_to_export(data, item.image.holds_private_metadata, keep_image_metadata)
+
+
+def canonical_table(checked: Sequence[CheckedSample], keep_image_metadata: bool = False) -> pa.Table:
+    """Each sample's image read again (``exported_image_bytes``) and the samples laid out as one
+    Arrow table: what ``build_dataset``'s builder writes."""
+    items = [(item, exported_image_bytes(item, keep_image_metadata)) for item in checked]
     return pa.Table.from_batches([canonical_batch(items)], schema=CANONICAL_SCHEMA)
 
 

@@ -14,7 +14,7 @@ import re
 import secrets
 import shutil
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +29,7 @@ from datasets.utils.tqdm import tqdm
 from filelock import BaseFileLock, FileLock, Timeout
 
 from .adapters import ADAPTERS, FormatAdapter, ViewImage
-from .canonical import CANONICAL_SCHEMA, RowsFingerprint, canonical_batch
+from .canonical import CANONICAL_SCHEMA, RowsFingerprint, canonical_batch, exported_image_bytes
 from .card import dataset_card
 from .errors import BatchExistsError, ExportWriteError
 from .images import data_url
@@ -48,7 +48,8 @@ ROWS_PER_WRITE = 256
 # Rows of a parquet row group: as datasets writes image datasets (its
 # ARROW_RECORD_BATCH_SIZE_FOR_IMAGE_DATASETS), so a reader holds ~100 images at a time.
 ROWS_PER_ROW_GROUP = 100
-# The spool of canonical rows in the first format's staging folder; removed before publishing.
+# The spool of canonical rows in the first format's staging folder, when the splits are decided
+# only after validation; removed before publishing.
 SPOOL_NAME = ".canonical.arrow"
 # Verdicts on the images this export decoded, for the cache once the batch is complete.
 NEW_VERDICTS_NAME = ".new-verdicts.jsonl"
@@ -144,12 +145,14 @@ class BatchWriter:
     """Writes one batch folder per format, ``export_root/<format folder>/batch_id``, all published
     together or none.
 
-    Entered before validation: it claims the export (its token and lock) and a staging folder,
-    where ``keep_image`` spools the canonical row of every sample validation passes, with the
-    very bytes validation checked (so each image is read once). ``write`` then writes every
-    format's parquet, views and images from the spool in one pass, and only when all are
-    complete are they renamed into place (``_publish``). Whatever goes wrong before, every
-    staging folder is removed and nothing was written.
+    Entered before validation: it claims the export (its token and lock) and its staging
+    folders. ``keep_image`` receives the canonical row of every sample validation passes, with
+    the very bytes validation checked (so each image is read once), and writes it to its split
+    in every format at once when the split follows from the sample alone (one split, or the
+    ``hash`` strategy); otherwise (``balanced``) it spools the rows to a file in the staging
+    folder, and ``write`` writes them once the splits are decided. Only when every format's
+    batch is complete are they renamed into place (``_publish``). Whatever goes wrong before,
+    every staging folder is removed and nothing was written.
     """
 
     def __init__(
@@ -170,7 +173,7 @@ class BatchWriter:
         self._lock: BaseFileLock | None = None
         self._made_folders: list[Path] = []
         self._token = ""
-        self._spool: _Spool | None = None
+        self._rows: _Rows | None = None
         self._outputs: list[_FormatOutput] = []
         # With the split of every sample known as it arrives (one split, or the hash strategy),
         # rows are written while validation runs, overlapping the decoding in worker processes.
@@ -199,7 +202,11 @@ class BatchWriter:
                 where = self.export_root / adapter.folder
                 self._staged.append(_Staged(_new_staging(where, self.batch_id, self._token), where / self.batch_id))
             self._outputs = self._new_outputs()
-            self._spool = _Spool(staging / SPOOL_NAME, self._split_names, self._outputs if self._split_of else [])
+            self._rows = (
+                _Rows(None, self._split_names, self._outputs)
+                if self._split_of is not None
+                else _Rows(staging / SPOOL_NAME, self._split_names, [])
+            )
             if self.verdicts is not None:
                 self._new_verdicts = (staging / NEW_VERDICTS_NAME).open("w", encoding="utf-8")
 
@@ -212,10 +219,11 @@ class BatchWriter:
     def __exit__(self, error_type, error, traceback) -> None:
         # Closed before their folder is removed (Windows removes no open file); a disk that is
         # full fails their last write, which matters no more once the export has failed.
-        for file in (self._new_verdicts, self._spool):
-            if file is not None:
-                with suppress(OSError):
-                    file.close()
+        if self._new_verdicts is not None:
+            with suppress(OSError):
+                self._new_verdicts.close()
+        if self._rows is not None:
+            self._rows.abandon()
         for output in self._outputs:
             output.close_files()
         if error is not None:
@@ -232,33 +240,35 @@ class BatchWriter:
         """Spool the canonical row of a sample that passed its checks, and write it to its split
         now if that is known (``validate``'s ``keep_image``); note its image's verdict for the
         cache if it was ``decoded`` now."""
-        assert self._spool is not None, "a BatchWriter keeps images only once entered"
+        assert self._rows is not None, "a BatchWriter keeps images only once entered"
         with self._errors_named(self._staged[0].staging.parent):
             split = 0
             if self._split_of is not None and (first_of_image or self.options.keep_duplicates):
                 split = self._split_names.index(self._split_of(checked.sample)) + 1
-            self._spool.append(checked, data, split)
+            self._rows.append(checked, data, split)
             if decoded and self._new_verdicts is not None:
                 self._new_verdicts.write(json.dumps([checked.image_sha256, *checked.image]) + "\n")
 
     def write(self, contents: BatchContents) -> list[ExportResult]:
-        """Write every format's batch from the spool and publish them; their results."""
-        assert self._spool is not None, "a BatchWriter writes only once entered"
+        """Complete every format's batch and publish them; their results."""
+        assert self._rows is not None, "a BatchWriter writes only once entered"
         with self._errors_named(self.export_root):
-            destination, samples_digest = _destinations(contents.splits, self._split_names, self._spool.rows)
-            self._spool.close()
-            if destination != self._spool.streamed:
-                # Written while validating, but not as the batch is to be (a conflict rejected
-                # rows already written, or the balanced strategy decided the splits only now):
-                # written again from the spool.
+            destination, samples_digest = _destinations(contents.splits, self._split_names, self._rows.count)
+            self._rows.close()
+            if self._rows.spool is not None:
+                _write_rows(self._rows.spooled(destination), destination, self._split_names, self._outputs)
+                self._rows.spool.unlink()
+            elif destination != self._rows.written:
+                # A conflict found after its first sample was written rejects rows written
+                # already: the batch is written again, each image read once more from its source.
                 for output in self._outputs:
                     output.discard()
                 self._outputs = self._new_outputs()
-                _write_rows(self._spool, destination, self._split_names, self._outputs)
+                rows = _read_again(contents.splits, self._split_names, self.options.keep_image_metadata)
+                _write_rows(rows, destination, self._split_names, self._outputs)
             for output in self._outputs:
                 output.close(self._split_names)
             outputs = self._outputs
-            self._spool.remove()
             self._store_new_verdicts()
             manifests = [
                 _finish_staging(output, contents, self.batch_id, self.options, samples_digest) for output in outputs
@@ -560,27 +570,29 @@ def batch_exists_error(batch_path: Path) -> BatchExistsError:
     )
 
 
-class _Spool:
-    """The canonical rows of the samples validation passed, in the order it checked them, each
-    with the sha256 of its image's bytes: an Arrow IPC file in the staging folder, so that the
-    images are held on disk, not in memory, until the splits are decided."""
+class _Rows:
+    """The canonical rows of the samples validation passes, in the order it checks them, each
+    with the sha256 of its image's bytes, gathered ``ROWS_PER_WRITE`` at a time: handed to
+    ``outputs`` at once (each to the split ``append`` names), or, with a ``spool`` path, written
+    to that Arrow IPC file, so that the images are held on disk, not in memory, until the
+    splits are decided."""
 
-    def __init__(self, path: Path, split_names: list[str], outputs: list[_FormatOutput]):
-        self.path = path
-        self._writer = pa.ipc.new_file(str(path), _SPOOL_SCHEMA)
+    def __init__(self, spool: Path | None, split_names: list[str], outputs: list[_FormatOutput]):
+        self.spool = spool
+        self._spool_writer = pa.ipc.new_file(str(spool), _SPOOL_SCHEMA) if spool is not None else None
         self._pending: list[tuple[CheckedSample, bytes]] = []
         self._closed = False
-        self.rows = 0
-        # The split each row was written to as it was spooled (see _destinations).
-        self.streamed = bytearray()
+        self.count = 0
+        # The split each row was handed to (see _destinations).
+        self.written = bytearray()
         self._split_names = split_names
         self._outputs = outputs
 
     def append(self, checked: CheckedSample, data: bytes, split: int) -> None:
-        """Spool a row, and hand it to ``split`` of the outputs (0: to none for now)."""
+        """Take a row, to be handed to ``split`` of the outputs (0: to none)."""
         self._pending.append((checked, data))
-        self.streamed.append(split if self._outputs else 0)
-        self.rows += 1
+        self.written.append(split if self._outputs else 0)
+        self.count += 1
         if len(self._pending) == ROWS_PER_WRITE:
             self._flush()
 
@@ -588,28 +600,54 @@ class _Spool:
         if not self._closed:
             self._closed = True
             self._flush()
-            self._writer.close()
+            if self._spool_writer is not None:
+                self._spool_writer.close()
 
-    def batches(self) -> Iterator[pa.RecordBatch]:
-        """The rows spooled, a batch at a time, read from the file as they are needed."""
+    def abandon(self) -> None:
+        """Close the spool, if open, without writing what is pending (the export failed, or is done)."""
+        if not self._closed and self._spool_writer is not None:
+            self._closed = True
+            with suppress(OSError):
+                self._spool_writer.close()
+
+    def spooled(self, destination: bytearray) -> Iterator[tuple[pa.RecordBatch, bytes | bytearray]]:
+        """The rows spooled, a batch at a time as they are needed, each with its destinations."""
+        assert self.spool is not None
         self.close()
-        with pa.OSFile(str(self.path)) as file:
+        start = 0
+        with pa.OSFile(str(self.spool)) as file:
             reader = pa.ipc.open_file(file)
             for index in range(reader.num_record_batches):
-                yield reader.get_batch(index)
-
-    def remove(self) -> None:
-        self.path.unlink()
+                rows = reader.get_batch(index)
+                yield rows, destination[start : start + rows.num_rows]
+                start += rows.num_rows
 
     def _flush(self) -> None:
         if self._pending:
-            rows = canonical_batch(self._pending)
-            digests = pa.array([checked.image.exported_sha256 for checked, _ in self._pending], pa.string())
-            spooled = rows.append_column(_SPOOLED_SHA256, digests)
-            self._writer.write_batch(spooled)
+            rows = _rows_with_digests(self._pending)
+            if self._spool_writer is not None:
+                self._spool_writer.write_batch(rows)
             if self._outputs:
-                _route(spooled, self.streamed[self.rows - len(self._pending) :], self._split_names, self._outputs)
+                _route(rows, self.written[self.count - len(self._pending) :], self._split_names, self._outputs)
             self._pending = []
+
+
+def _rows_with_digests(items: list[tuple[CheckedSample, bytes]]) -> pa.RecordBatch:
+    digests = pa.array([checked.image.exported_sha256 for checked, _ in items], pa.string())
+    return canonical_batch(items).append_column(_SPOOLED_SHA256, digests)
+
+
+def _read_again(
+    splits: dict[str, PackedSamples[CheckedSample]], split_names: list[str], keep_image_metadata: bool
+) -> Iterator[tuple[pa.RecordBatch, bytes]]:
+    """The rows of ``splits`` with each image read again (and refused if it is not what
+    validation checked), a batch at a time, each with its destination."""
+    for name, samples in splits.items():
+        code = bytes([split_names.index(name) + 1])
+        items = iter(samples)
+        while chunk := list(itertools.islice(items, ROWS_PER_WRITE)):
+            rows = _rows_with_digests([(item, exported_image_bytes(item, keep_image_metadata)) for item in chunk])
+            yield rows, code * rows.num_rows
 
 
 def _destinations(
@@ -629,15 +667,17 @@ def _destinations(
     return destination, fingerprint.hexdigest()
 
 
-def _write_rows(spool: _Spool, destination: bytearray, split_names: list[str], outputs: list[_FormatOutput]) -> None:
-    """Every format's rows, split by split, from one pass over the spool."""
+def _write_rows(
+    rows: Iterable[tuple[pa.RecordBatch, bytes | bytearray]],
+    destination: bytearray,
+    split_names: list[str],
+    outputs: list[_FormatOutput],
+) -> None:
+    """Every format's ``rows``, each batch with its destinations (see ``_destinations``)."""
     formats = ", ".join(output.adapter.name for output in outputs)
     with tqdm(total=sum(map(bool, destination)), desc=f"Writing {formats}", unit=" samples") as progress:
-        start = 0
-        for rows in spool.batches():
-            codes = destination[start : start + rows.num_rows]
-            start += rows.num_rows
-            progress.update(_route(rows, codes, split_names, outputs))
+        for batch, codes in rows:
+            progress.update(_route(batch, codes, split_names, outputs))
 
 
 def _route(rows: pa.RecordBatch, codes: bytes | bytearray, split_names: list[str], outputs: list[_FormatOutput]) -> int:

@@ -1,5 +1,5 @@
-"""Memory that does not grow with the corpus: validation reads its input a window at a time,
-and the samples it accepts are held packed (pickled and compressed in blocks) until written."""
+"""Memory that does not grow with the corpus: validation reads its input as it checks it, and the
+samples it accepts are held packed (pickled and compressed in blocks) until written."""
 
 from __future__ import annotations
 
@@ -64,11 +64,11 @@ def test_packed_samples_with_images_in_memory_round_trip():
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
-def test_a_generator_is_validated_window_by_window_with_duplicates_and_conflicts_found_across_windows(
-    monkeypatch, num_proc
-):
+def test_a_generator_is_validated_as_it_is_read_with_duplicates_and_conflicts_found_far_apart(monkeypatch, num_proc):
+    # A pool for the first 50 samples' worth of images, fed a few images at a time.
     monkeypatch.setattr(validation, "_WINDOW", 50)
     monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 10)
+    monkeypatch.setattr(validation, "_CHUNK", 4)
     pulled = []
 
     def source():

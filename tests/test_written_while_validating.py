@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image, ImageDraw
 
-from ocr_datasets import TrainingSample, export, verify_batch
+from ocr_datasets import SampleError, TrainingSample, export, validation, verify_batch
 from ocr_datasets.adapters import get_adapter
 
 
@@ -96,3 +96,26 @@ def test_splits_written_as_they_come_or_at_the_end_hold_the_same_rows_as_assigne
         assert len({int(sample_id.split("-")[1]) // 10 for sample_id in ids}) == len(ids) // 10
     assert sorted(ids for split_ids in rows.values() for ids in split_ids) == [sample.id for sample in lines]
     assert verify_batch(result.export_path) == []
+
+
+def test_rows_written_again_after_a_conflict_refuse_an_image_changed_since_validation(tmp_path, monkeypatch):
+    # Validation reads this many samples before it checks the first (to size its pool).
+    monkeypatch.setattr(validation, "_WINDOW", 10)
+    folder = tmp_path / "input"
+    folder.mkdir()
+    lines = []
+    for number in range(300):
+        image = folder / f"line-{number:03d}.png"
+        image.write_bytes(line_png(number))
+        lines.append(TrainingSample(id=f"line-{number:03d}", image_path=image, ground_truth=f"Zeile {number}"))
+
+    def changing():
+        yield from lines
+        # Validated and written long ago, then replaced; a conflict at the end makes the export
+        # write every row again, reading each image once more.
+        lines[10].image_path.write_bytes(line_png(999))
+        yield TrainingSample(id="late", image_path="late.png", image_bytes=line_png(0), ground_truth="anders")
+
+    with pytest.raises(SampleError, match=r"'line-010'.*changed after validation"):
+        export(changing(), "trocr", "b1", tmp_path / "exports", progress=False, skip_invalid=True, num_proc=1)
+    assert not (tmp_path / "exports" / "trocr" / "b1").exists()
