@@ -743,13 +743,11 @@ class _FormatOutput:
 
     def close_files(self) -> None:
         """Close every file without completing the batch (it failed, or is discarded)."""
-        for output in self._splits.values():
-            for file in (output.writer, output.file, output.view):
-                if file is not None:
-                    with suppress(OSError):
-                        file.close()
-        if self._log is not None:
-            self._log.close()
+        files = [file for output in self._splits.values() for file in (output.writer, output.file, output.view)]
+        for file in (*files, self._log):
+            if file is not None:
+                with suppress(OSError):
+                    file.close()
 
     def close(self, split_names: list[str]) -> None:
         """Write what is pending and number the shards; ``split_names`` in the batch's order."""

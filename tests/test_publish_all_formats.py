@@ -22,6 +22,7 @@ from test_atomic_batches import export_in_a_small_mount
 from ocr_datasets import export_all, list_exports, read_manifest, verify_batch
 from ocr_datasets.cli import main
 from ocr_datasets.example import write_example_manifest
+from ocr_datasets.verdicts import CACHE_FOLDER
 from ocr_datasets.writer import STAGING_SUFFIX, clean_leftovers
 
 # Kills, interrupts and full disks in subprocesses: a minute in all.
@@ -97,7 +98,9 @@ def whole_set(root: Path, batch_id: str, before: dict[str, bytes | None]) -> str
 
 
 def hidden_leftovers(root: Path) -> list[str]:
-    return sorted(str(path.relative_to(root)) for path in [*root.glob(".*"), *root.glob("*/.*")])
+    """What exports left hidden under ``root``, but the verdict cache, which is meant to stay."""
+    hidden = [*root.glob(".*"), *root.glob("*/.*")]
+    return sorted(str(path.relative_to(root)) for path in hidden if path.relative_to(root).parts[0] != CACHE_FOLDER)
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +111,11 @@ def corpus(tmp_path_factory) -> Path:
 def writing(root: Path, folder: str = "*") -> bool:
     """Whether an export is writing under ``root`` (into ``folder``): a staging folder exists."""
     return any(root.glob(f"{folder}/.*{STAGING_SUFFIX}"))
+
+
+def rows_written(root: Path, folder: str = "*") -> bool:
+    """Whether an export has written rows under ``root`` (into ``folder``): a parquet file exists."""
+    return any(root.glob(f"{folder}/.*{STAGING_SUFFIX}/data/*"))
 
 
 def wait_until(process: subprocess.Popen, condition) -> bool:
@@ -225,16 +233,14 @@ def allocated_bytes(folder: Path) -> int:
     return sum(path.stat().st_blocks * 512 for path in folder.rglob("*"))
 
 
-def test_a_full_disk_during_the_third_format_publishes_none(corpus, tmp_path):
+def test_a_full_disk_while_the_formats_are_written_publishes_none(corpus, tmp_path):
     measured = tmp_path / "measured"
     timed_run(export_all_command(corpus, measured, "b1"))
-    sizes = [allocated_bytes(measured / folder) for folder in FOLDERS]
-    # Room for the first two formats and half the third.
-    room = sizes[0] + sizes[1] + sizes[2] // 2
+    # Room for half of the three formats, which are written side by side.
+    room = sum(allocated_bytes(measured / folder) for folder in FOLDERS) // 2
     completed = export_in_a_small_mount(tmp_path, corpus, f"size={room // 1024}k", "all")
     assert completed.returncode == 2, completed.stderr
     assert "No space left on device" in completed.stderr and "nothing was written" in completed.stderr
-    assert "/generic" in completed.stderr, "the disk should fill during the third format"
     assert "Traceback" not in completed.stderr
     assert [
         line
@@ -276,9 +282,9 @@ def worker_processes(process: subprocess.Popen) -> int:
 @pytest.mark.parametrize(
     "moment",
     [
-        pytest.param(lambda root: not writing(root), id="validating"),
-        pytest.param(lambda root: writing(root, "trocr"), id="writing the first format"),
-        pytest.param(lambda root: writing(root, "generic"), id="writing the third format"),
+        pytest.param(lambda root: not rows_written(root), id="validating"),
+        pytest.param(lambda root: rows_written(root, "trocr"), id="writing the first format"),
+        pytest.param(lambda root: rows_written(root, "generic"), id="writing the third format"),
     ],
 )
 def test_ctrl_c_while_worker_processes_run_prints_one_line_and_exits_130(moment, many_lines, tmp_path):
