@@ -5,7 +5,6 @@ image pass."""
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import sqlite3
 from dataclasses import dataclass
@@ -13,22 +12,13 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from PIL import Image, ImageDraw
+from support.data import line_png
 
 from ocr_datasets import TrainingSample, ValidationError, export, export_all
 from ocr_datasets import validation as validation_module
 from ocr_datasets.cli import main as cli_main
 from ocr_datasets.validation import ImageCheck
 from ocr_datasets.verdicts import Verdict, VerdictCache, cache_path
-
-
-def line_png(number: int) -> bytes:
-    """A small line image of its own: no two numbers give the same bytes."""
-    picture = Image.new("L", (80, 20), 255)
-    ImageDraw.Draw(picture).text((2, 4), f"Zeile {number}", fill=0)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @dataclass(slots=True)

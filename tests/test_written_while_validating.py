@@ -5,24 +5,15 @@ the batch is the one the validated samples make."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from PIL import Image, ImageDraw
+from support.data import line_png
 
 from ocr_datasets import SampleError, TrainingSample, export, validation, verify_batch
 from ocr_datasets.adapters import get_adapter
-
-
-def line_png(number: int) -> bytes:
-    picture = Image.new("L", (90, 20), 255)
-    ImageDraw.Draw(picture).text((2, 4), f"Zeile {number}", fill=0)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def samples(count: int) -> list[TrainingSample]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -10,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from PIL import Image, ImageDraw
 
 from ocr_datasets import TrainingSample
 
@@ -65,3 +67,12 @@ def loaded_texts(result, cache_dir: Path) -> dict[str, str]:
 
     rows = datasets.load_dataset(result.export_path, split="train", cache_dir=str(cache_dir))
     return {row["id"]: get_adapter(result.export_format).transcription(row) for row in rows}
+
+
+def line_png(number: int) -> bytes:
+    """A small PNG line image reading "Zeile <number>": no two numbers give the same bytes."""
+    picture = Image.new("L", (90, 20), 255)
+    ImageDraw.Draw(picture).text((2, 4), f"Zeile {number}", fill=0)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return buffer.getvalue()
