@@ -148,7 +148,7 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
         VerdictCache(cache_path(root), ImageCheck(options.keep_image_metadata).context()) if options.cache else None
     )
     with _progress_bars(progress), BatchWriter(root, adapters, batch_id, options, verdicts) as writer:
-        report = _validated(samples, options, verdicts=verdicts, keep_image=writer.keep_image)
+        report = _validated(samples, options, verdicts=verdicts, keep_image=writer.keep_image, scratch=writer.scratch)
         checked_splits = assign_splits(
             report.accepted,
             options.split,
@@ -156,6 +156,7 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
             options.seed,
             options.split_strategy,
             options.allow_empty_splits,
+            spill_to=writer.scratch,
         )
         contents = BatchContents(
             splits=checked_splits,

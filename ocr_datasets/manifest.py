@@ -55,7 +55,7 @@ def build_manifest(
     statistics: dict[str, dict],
     options: dict[str, Any],
     model_config: dict[str, Any],
-    files: list[str],
+    files: Iterable[str],
     rejection_reasons: dict[str, int],
 ) -> dict[str, Any]:
     """The first seven keys are the original service's, with the same meaning. ``checksums``

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import copyreg
 import io
+import os
 import pickle
+import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from array import array
+from collections.abc import Iterable, Iterator, MutableSequence, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
@@ -25,13 +28,14 @@ class PackedSamples(Sequence[Item], Generic[Item]):
 
     An export holds every sample from validation until its rows are written. As Python objects
     a line costs about 1.3 KB; pickled and compressed in blocks, about 0.1 KB, so 100,000 lines
-    do not take a hundred megabytes more than 10,000 do. Appending seals a block once it is full;
-    iterating unpickles one block at a time, so each pass yields fresh copies of the samples,
-    in which a ``pathlib.Path`` comes back as its text.
+    do not take a hundred megabytes more than 10,000 do; with ``spill_to`` (a folder), the
+    sealed blocks go to a file there and only their ends stay in memory, 8 bytes a block.
+    Appending seals a block once it is full; iterating unpickles one block at a time, so each
+    pass yields fresh copies of the samples, in which a ``pathlib.Path`` comes back as its text.
     """
 
-    def __init__(self, items: Iterable[Item] = ()):
-        self._blocks: list[bytes] = []
+    def __init__(self, items: Iterable[Item] = (), spill_to: Path | None = None):
+        self._blocks: MutableSequence[bytes] | _BlockFile = [] if spill_to is None else _BlockFile(spill_to)
         self._open: list[Item] = []
         for item in items:
             self.append(item)
@@ -74,6 +78,38 @@ class PackedSamples(Sequence[Item], Generic[Item]):
 # image_path may be either: every reader of it takes os.fspath).
 _DISPATCH_TABLE = copyreg.dispatch_table.copy()
 _DISPATCH_TABLE[type(Path())] = lambda path: (str, (str(path),))
+
+
+class _BlockFile:
+    """Blocks appended to a new file in ``folder``; only where each ends is kept in memory. The
+    file is opened for each access, so no handle stays open (Windows removes no open file)."""
+
+    def __init__(self, folder: Path):
+        handle, name = tempfile.mkstemp(dir=folder, prefix="packed-", suffix=".bin")
+        os.close(handle)
+        self.path = Path(name)
+        self._ends = array("Q")
+
+    def append(self, block: bytes) -> None:
+        with self.path.open("ab") as file:
+            file.write(block)
+        self._ends.append((self._ends[-1] if self._ends else 0) + len(block))
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __getitem__(self, index: int) -> bytes:
+        start = self._ends[index - 1] if index else 0
+        with self.path.open("rb") as file:
+            file.seek(start)
+            return file.read(self._ends[index] - start)
+
+    def __iter__(self) -> Iterator[bytes]:
+        with self.path.open("rb") as file:
+            start = 0
+            for end in self._ends:
+                yield file.read(end - start)
+                start = end
 
 
 def _pack(items: list) -> bytes:

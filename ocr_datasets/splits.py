@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from .errors import OptionError
 from .notices import warn
@@ -57,9 +58,11 @@ def assign_splits(
     seed: int,
     strategy: str = "hash",
     allow_empty: bool = False,
+    spill_to: Path | None = None,
 ) -> dict[str, PackedSamples[CheckedSample]]:
     """The samples of each split, in input order; every group wholly in one split. A split
-    that comes out empty raises ``ValueError`` (with ``allow_empty``, a warning).
+    that comes out empty raises ``ValueError`` (with ``allow_empty``, a warning). The splits
+    are held packed, in files in ``spill_to`` if given (see ``PackedSamples``).
 
     No assignment can both keep every group where it was when groups are added and hit the
     ratios on every corpus (a group's split would have to depend on its key alone, and a sum of
@@ -79,7 +82,7 @@ def assign_splits(
         balanced = _balanced(Counter(group_key(item.sample, group_by) for item in checked), ratios, seed)
         split_for = lambda sample: balanced[group_key(sample, group_by)]  # noqa: E731
     # Packed as they are assigned: every sample is held until the batch is written.
-    splits: dict[str, PackedSamples[CheckedSample]] = {name: PackedSamples() for name in ratios}
+    splits: dict[str, PackedSamples[CheckedSample]] = {name: PackedSamples(spill_to=spill_to) for name in ratios}
     for item in checked:
         splits[split_for(item.sample)].append(item)
     empty = [name for name, samples in splits.items() if not samples]

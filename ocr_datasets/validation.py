@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import AsyncResult
+from pathlib import Path
 from typing import Literal, NamedTuple, cast
 
 import PIL
@@ -27,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .errors import OcrDatasetsError, OptionError
 from .images import expected_format, frame_count, identify, opened_format, reading_problem
+from .ledger import Ledger
 from .packed import BLOCK_SIZE, PackedSamples
 from .privacy import bytes_to_export, holds_private_metadata
 from .problems import (
@@ -62,6 +64,8 @@ from .samples import SampleError, TrainingSample
 from .verdicts import Verdict, VerdictCache
 from .workers import worker_count
 
+# What validation remembers of every sample, in its scratch folder.
+LEDGER_NAME = "seen.sqlite"
 # Smaller than this, an image holds no legible text: a mis-crop or a placeholder.
 MIN_IMAGE_SIDE = 4
 
@@ -197,6 +201,7 @@ def validate(
     keep_image_metadata: bool = False,
     verdicts: VerdictCache | None = None,
     keep_image: Callable[[CheckedSample, bytes, bool, bool], None] | None = None,
+    scratch: Path | None = None,
 ) -> ValidationReport:
     """Check every sample (see the README's validation table) and de-duplicate.
 
@@ -214,14 +219,18 @@ def validate(
     verdict, ``CheckedSample.image``, is new to the cache), and whether the sample is the first
     of its image (a later one is a duplicate, or in conflict, unless ``keep_duplicates``).
 
-    ``items`` is read a window at a time and the accepted samples are held packed
-    (``PackedSamples``), so a source of a million samples is never in memory at once.
+    ``items`` is read as it is checked and the accepted samples are held packed
+    (``PackedSamples``), so a source of a million samples is never in memory at once. With a
+    ``scratch`` folder (an export's staging folder), what validation remembers of every sample
+    (its id, its image, the packed samples) is kept in files there, and memory stays flat
+    however many samples there are.
     """
     report = ValidationReport()
-    # id -> where its first sample was read from, named when another sample repeats the id.
-    seen_ids: dict[str, str | None] = {}
-    checked: PackedSamples[CheckedSample] = PackedSamples()
-    images = _SharedImages()
+    # Each id with where its first sample was read from (named when another sample repeats the
+    # id), and each image with its first sample: on disk in ``scratch`` if given.
+    seen = Ledger(None if scratch is None else scratch / LEDGER_NAME)
+    checked: PackedSamples[CheckedSample] = PackedSamples(spill_to=scratch)
+    images = _SharedImages(seen)
     group_key = _GroupKeyWatch(group_by)
     total = len(items) if isinstance(items, Sized) else None
     pending = iter(items)
@@ -233,9 +242,7 @@ def validate(
         _image_checker(num_proc, first_count, check) as check_images,
         tqdm(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
-        checked_items = _checked_items(
-            itertools.chain(first_items, pending), check_images, normalize, group_by, seen_ids
-        )
+        checked_items = _checked_items(itertools.chain(first_items, pending), check_images, normalize, group_by, seen)
         for item, fields, image in checked_items:
             progress.update(1)
             if isinstance(item, SampleError):
@@ -257,9 +264,9 @@ def validate(
                 assert image is not None and image.exported is not None
                 keep_image(result, image.exported, image.decoded, first_of_image)
             checked.append(result)
-    seen_ids.clear()
+    seen.close()
     group_key.check()
-    images.sort_out(checked, report, keep_duplicates)
+    images.sort_out(checked, report, keep_duplicates, scratch)
     return report
 
 
@@ -277,7 +284,7 @@ def _checked_items(
     check_images: Callable[[Iterator[TrainingSample]], Iterable[_ImageResult]],
     form: str,
     group_by: str | None,
-    seen_ids: dict[str, str | None],
+    seen: Ledger,
 ) -> Iterator[tuple[TrainingSample | SampleError, _Fields | None, _ImageResult | None]]:
     """Each item in order with its fields checked (None for a source's ``SampleError``) and its
     image's result (None if it was not checked). Fields are checked here, in order (ids are
@@ -287,7 +294,7 @@ def _checked_items(
 
     def checkable() -> Iterator[TrainingSample]:
         for item in items:
-            fields = None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen_ids)
+            fields = None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen)
             # A sample whose metadata cannot be stored may not even pickle for a worker process
             # (nested hundreds deep, or holding objects), and image_bytes that are not bytes
             # cannot be opened: such samples are rejected for that without their image decoded.
@@ -380,25 +387,31 @@ class _SharedImages:
     sample the first sample of its image and a digest of its text. The samples of an image
     either all have the text of its first sample, or the image is in conflict."""
 
-    def __init__(self):
-        # Keyed by the first 16 bytes of the image's sha256: a third of the memory of its hex text.
-        self._first_of_image: dict[bytes, int] = {}
+    def __init__(self, ledger: Ledger):
+        # Each image (the first 16 bytes of its sha256) with its first sample, in ``ledger``.
+        self._ledger = ledger
         self._first: array = array("q")
         self._text_digests: array = array("Q")
         self._conflicted: set[int] = set()
 
     def add(self, index: int, item: CheckedSample) -> bool:
         """Remember the sample ``index``; whether it is the first of its image."""
-        first = self._first_of_image.setdefault(bytes.fromhex(item.image_sha256[:32]), index)
+        _, first = self._ledger.remember("images", bytes.fromhex(item.image_sha256[:32]), index)
         self._first.append(first)
         self._text_digests.append(_text_digest(item.sample.ground_truth))
         if self._text_digests[index] != self._text_digests[first]:
             self._conflicted.add(first)
         return first == index
 
-    def sort_out(self, checked: PackedSamples[CheckedSample], report: ValidationReport, keep_duplicates: bool) -> None:
-        """Fill ``report.accepted`` in input order, rejecting conflicts and dropping duplicates."""
-        self._first_of_image.clear()
+    def sort_out(
+        self,
+        checked: PackedSamples[CheckedSample],
+        report: ValidationReport,
+        keep_duplicates: bool,
+        scratch: Path | None,
+    ) -> None:
+        """Fill ``report.accepted`` in input order, rejecting conflicts and dropping duplicates
+        (held in ``scratch`` if given, as ``checked`` is)."""
         # The first samples of images that other samples share.
         shared = {first for index, first in enumerate(self._first) if first != index}
         if not self._conflicted and (keep_duplicates or not shared):
@@ -410,6 +423,7 @@ class _SharedImages:
                 if self._first[index] in self._conflicted:
                     in_conflict.setdefault(self._first[index], []).append(item)
         kept_ids: dict[int, str] = {}
+        report.accepted = PackedSamples(spill_to=scratch)
         for index, item in enumerate(checked):
             first = self._first[index]
             if first in in_conflict:
@@ -445,9 +459,7 @@ class _Fields:
     image_checkable: bool
 
 
-def _checked_fields(
-    sample: TrainingSample, form: str, group_by: str | None, seen_ids: dict[str, str | None]
-) -> _Fields:
+def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, seen: Ledger) -> _Fields:
     problems: list[Problem] = []
     if not isinstance(sample.id, str):
         problems.append(
@@ -461,17 +473,16 @@ def _checked_fields(
         problems.append(Problem(ID_EMPTY, "id is empty", "give every sample a non-empty id"))
     elif _SURROGATES.search(sample.id):
         problems.append(_surrogate_problem(ID_LONE_SURROGATE, sample.id, "id"))
-    elif sample.id in seen_ids:
-        first = seen_ids[sample.id]
-        problems.append(
-            Problem(
-                ID_REPEATED,
-                f"id is used by an earlier sample{f' ({first})' if first else ''}",
-                "give every sample its own id",
-            )
-        )
     else:
-        seen_ids[sample.id] = sample.source
+        new, first = seen.remember("ids", sample.id, sample.source)
+        if not new:
+            problems.append(
+                Problem(
+                    ID_REPEATED,
+                    f"id is used by an earlier sample{f' ({first})' if first else ''}",
+                    "give every sample its own id",
+                )
+            )
 
     ground_truth, problem = _checked_text(sample.ground_truth, form, "ground_truth")
     if problem:

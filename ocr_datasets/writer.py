@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import heapq
 import io
 import itertools
 import json
@@ -13,8 +14,9 @@ import os
 import re
 import secrets
 import shutil
+import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -33,6 +35,7 @@ from .canonical import CANONICAL_SCHEMA, RowsFingerprint, canonical_batch, expor
 from .card import dataset_card
 from .errors import BatchExistsError, ExportWriteError
 from .images import data_url
+from .ledger import Ledger
 from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest, write_manifest
 from .names import check_batch_id
 from .options import ExportOptions
@@ -51,6 +54,8 @@ ROWS_PER_ROW_GROUP = 100
 # The spool of canonical rows in the first format's staging folder, when the splits are decided
 # only after validation; removed before publishing.
 SPOOL_NAME = ".canonical.arrow"
+# What the export remembers of every sample while it runs, in the first format's staging folder.
+SCRATCH_NAME = ".scratch"
 # Verdicts on the images this export decoded, for the cache once the batch is complete.
 NEW_VERDICTS_NAME = ".new-verdicts.jsonl"
 VERDICTS_PER_STORE = 10_000
@@ -198,6 +203,7 @@ class BatchWriter:
         with self._errors_named(first):
             self._token, self._lock, staging = _claim(self.export_root, first, self.batch_id)
             self._staged.append(_Staged(staging, first / self.batch_id))
+            self.scratch.mkdir()
             for adapter in self.adapters[1:]:
                 where = self.export_root / adapter.folder
                 self._staged.append(_Staged(_new_staging(where, self.batch_id, self._token), where / self.batch_id))
@@ -210,9 +216,15 @@ class BatchWriter:
             if self.verdicts is not None:
                 self._new_verdicts = (staging / NEW_VERDICTS_NAME).open("w", encoding="utf-8")
 
+    @property
+    def scratch(self) -> Path:
+        """A folder for what the export remembers of every sample until its batches are written
+        (validation's ``scratch``), so that memory does not grow with the corpus."""
+        return self._staged[0].staging / SCRATCH_NAME
+
     def _new_outputs(self) -> list[_FormatOutput]:
         return [
-            _FormatOutput(batch.staging, adapter, self.options)
+            _FormatOutput(batch.staging, adapter, self.options, self.scratch)
             for batch, adapter in zip(self._staged, self.adapters, strict=True)
         ]
 
@@ -273,6 +285,9 @@ class BatchWriter:
             manifests = [
                 _finish_staging(output, contents, self.batch_id, self.options, samples_digest) for output in outputs
             ]
+            for output in outputs:
+                output.close_files()
+            shutil.rmtree(self.scratch)
             _publish(self.export_root, self._token, self.batch_id, self._staged, self.options.overwrite)
         return [
             result_from_manifest(batch.final / MANIFEST_NAME, manifest)
@@ -374,7 +389,7 @@ def _finish_staging(
         ),
         encoding="utf-8",
     )
-    files = _relative_files(staging, leaving_out=IMAGE_CHECKSUM_LOG)
+    files = _BatchFiles(staging, output.image_files)
     manifest = build_manifest(
         export_format=adapter.name,
         batch_id=batch_id,
@@ -701,7 +716,7 @@ class _FormatOutput:
     the parquet files are taken as they are written, those of the images are known from
     validation (``image_log``), so nothing is read back."""
 
-    def __init__(self, staging: Path, adapter: FormatAdapter, options: ExportOptions):
+    def __init__(self, staging: Path, adapter: FormatAdapter, options: ExportOptions, scratch: Path):
         self.staging = staging
         self.adapter = adapter
         self.options = options
@@ -713,7 +728,8 @@ class _FormatOutput:
         self._schema = adapter.features.arrow_schema
         self._parquet_options = get_parquet_column_options(adapter.features, self._schema)
         self._splits: dict[str, _SplitOutput] = {}
-        self._used_names: set[str] = set()
+        # The image file names given so far, told apart as a case-insensitive disk would.
+        self._names = Ledger(scratch / f"names-{adapter.name}.sqlite")
         self._views = options.copy_images or options.include_base64
         self._images_folder = os.fspath(staging / IMAGES_FOLDER)
         (staging / "data").mkdir()
@@ -744,10 +760,14 @@ class _FormatOutput:
     def close_files(self) -> None:
         """Close every file without completing the batch (it failed, or is discarded)."""
         files = [file for output in self._splits.values() for file in (output.writer, output.file, output.view)]
-        for file in (*files, self._log):
+        for file in (*files, self._log, self._names):
             if file is not None:
-                with suppress(OSError):
+                with suppress(OSError, sqlite3.Error):
                     file.close()
+
+    def image_files(self) -> Iterator[str]:
+        """The paths of the images written, in order."""
+        return self._names.keys("paths")
 
     def close(self, split_names: list[str]) -> None:
         """Write what is pending and number the shards; ``split_names`` in the batch's order."""
@@ -817,12 +837,14 @@ class _FormatOutput:
                 name = image["path"]
                 # Ids that differ only in case would share a file once the batch is copied to a
                 # case-insensitive disk (Windows, macOS): the later one gets the id's digest too.
-                if name.casefold() in self._used_names:
+                new, _ = self._names.remember("names", name.casefold())
+                if not new:
                     stem, dot, suffix = name.rpartition(".")
                     digest = hashlib.sha256(row["id"].encode("utf-8", "surrogatepass")).hexdigest()[:12]
                     name = f"{stem}-{digest}{dot}{suffix}"
-                self._used_names.add(name.casefold())
+                    self._names.remember("names", name.casefold())
                 relative = f"{IMAGES_FOLDER}/{name}"
+                self._names.remember("paths", relative)
                 # "x" mode: two rows never silently share one file. (A path as text: pathlib's
                 # objects cost more than writing a small image.)
                 with open(os.path.join(self._images_folder, name), "xb") as file:
@@ -912,19 +934,32 @@ def _rejection_record(problem: SampleError) -> dict:
     }
 
 
-def _relative_files(folder: Path, leaving_out: str) -> list[str]:
-    """Every file in ``folder`` but ``leaving_out``, as sorted relative POSIX paths."""
-    files: list[str] = []
-    # os.walk rather than Path.rglob: a batch may hold 100,000 image files, and pathlib's
-    # per-path objects cost more than the walk itself.
-    for directory, _folders, names in os.walk(folder):
-        prefix = os.path.relpath(directory, folder).replace(os.sep, "/")
-        files += (name if prefix == "." else f"{prefix}/{name}" for name in names)
-    return sorted(name for name in files if name != leaving_out)
+class _BatchFiles:
+    """The files of a batch, as sorted relative POSIX paths, listed anew each time they are
+    iterated: every file but the manifest and the export's own working files, with the images as the writer
+    noted them (``images``: their paths in order), so that the names of a million images are
+    never in memory together."""
+
+    def __init__(self, folder: Path, images: Callable[[], Iterator[str]]):
+        self.folder = folder
+        self.images = images
+
+    def __iter__(self) -> Iterator[str]:
+        others: list[str] = []
+        # os.walk rather than Path.rglob: pathlib's per-path objects cost more than the walk.
+        for directory, folders, names in os.walk(self.folder):
+            prefix = os.path.relpath(directory, self.folder).replace(os.sep, "/")
+            if prefix == ".":
+                folders[:] = [name for name in folders if name not in (IMAGES_FOLDER, SCRATCH_NAME)]
+                # The manifest lists the batch's files, not itself (it is being written as they are listed).
+                others += (name for name in names if name not in (IMAGE_CHECKSUM_LOG, MANIFEST_NAME))
+            else:
+                others += (f"{prefix}/{name}" for name in names)
+        return heapq.merge(sorted(others), self.images())
 
 
 def _checksums(
-    folder: Path, files: list[str], known: dict[str, dict[str, object]], image_log: Path
+    folder: Path, files: Iterable[str], known: dict[str, dict[str, object]], image_log: Path
 ) -> Iterator[tuple[str, dict[str, object]]]:
     """sha256 and size of ``files``: those taken while writing them (``known``: the parquet
     files; ``image_log``: the images), every other file read now."""

@@ -11,6 +11,7 @@ from PIL import Image
 
 import ocr_datasets.validation as validation
 from ocr_datasets import TrainingSample, validate
+from ocr_datasets.ledger import Ledger
 from ocr_datasets.packed import BLOCK_SIZE, PackedSamples, unpack_block
 
 
@@ -33,9 +34,12 @@ def sample(number: int, *, image: bytes | None = None, text: str | None = None) 
     )
 
 
-def test_packed_samples_hold_every_sample_in_order_across_blocks():
+@pytest.mark.parametrize("spilled", [False, True], ids=["in memory", "in a scratch folder"])
+def test_packed_samples_hold_every_sample_in_order_across_blocks(spilled, tmp_path):
     samples = [sample(number) for number in range(2 * BLOCK_SIZE + 17)]
-    packed = PackedSamples(samples)
+    packed = PackedSamples(samples, spill_to=tmp_path if spilled else None)
+    # Spilled, the sealed blocks are in one file there.
+    assert len(list(tmp_path.iterdir())) == spilled
 
     assert len(packed) == len(samples)
     assert list(packed) == samples
@@ -61,6 +65,23 @@ def test_packed_samples_with_images_in_memory_round_trip():
         packed = PackedSamples(samples)
         assert list(packed) == samples
         assert [item for block in packed.blocks() for item in unpack_block(block)] == samples
+
+
+def test_with_a_scratch_folder_validation_keeps_what_it_remembers_there_and_judges_the_same(tmp_path):
+    lines = [sample(number) for number in range(2 * BLOCK_SIZE + 5)]
+    repeated = [dataclasses.replace(lines[7], ground_truth="anders"), dataclasses.replace(lines[3], id="twin")]
+    repeated.append(dataclasses.replace(lines[9], id=lines[2].id))
+    in_memory = validate([*lines, *repeated])
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    kept = validate([*lines, *repeated], scratch=scratch)
+
+    assert [item.sample for item in kept.accepted] == [item.sample for item in in_memory.accepted]
+    assert [str(problem) for problem in kept.rejected] == [str(problem) for problem in in_memory.rejected]
+    assert kept.duplicates == in_memory.duplicates == [("twin", lines[3].id)]
+    assert "id is used by an earlier sample" in str(kept.rejected[-1])
+    # The samples stay packed in files there; the table of ids and images is gone.
+    assert sorted(path.suffix for path in scratch.iterdir()) == [".bin", ".bin"]
 
 
 @pytest.mark.parametrize("num_proc", [1, 2])
@@ -97,3 +118,16 @@ def test_a_generator_is_validated_as_it_is_read_with_duplicates_and_conflicts_fo
     assert [item.sample for item in listed.accepted] == [item.sample for item in report.accepted]
     assert [str(problem) for problem in listed.rejected] == [str(problem) for problem in report.rejected]
     assert listed.duplicates == report.duplicates
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_a_ledger_remembers_each_key_with_its_first_value(on_disk, tmp_path):
+    ledger = Ledger(tmp_path / "seen.sqlite" if on_disk else None)
+    assert ledger.remember("ids", "a", "samples.jsonl:1") == (True, "samples.jsonl:1")
+    assert ledger.remember("ids", "b", None) == (True, None)
+    assert ledger.remember("ids", "a", "samples.jsonl:9") == (False, "samples.jsonl:1")
+    assert ledger.remember("images", b"\x00" * 16, 4) == (True, 4)
+    assert ledger.remember("images", b"\x00" * 16, 8) == (False, 4)
+    assert ledger.remember("ids", b"a", 1) == (True, 1)  # bytes and text are different keys
+    ledger.close()
+    assert list(tmp_path.iterdir()) == []
