@@ -6,6 +6,7 @@ import inspect
 import json
 import os
 from collections.abc import Iterable, Mapping
+from contextlib import closing, nullcontext
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -147,7 +148,11 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
     verdicts = (
         VerdictCache(cache_path(root), ImageCheck(options.keep_image_metadata).context()) if options.cache else None
     )
-    with _progress_bars(progress), BatchWriter(root, adapters, batch_id, options, verdicts) as writer:
+    with (
+        _progress_bars(progress),
+        closing(verdicts) if verdicts is not None else nullcontext(),
+        BatchWriter(root, adapters, batch_id, options, verdicts) as writer,
+    ):
         report = _validated(samples, options, verdicts=verdicts, keep_image=writer.keep_image, scratch=writer.scratch)
         checked_splits = assign_splits(
             report.accepted,

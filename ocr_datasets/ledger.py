@@ -35,11 +35,11 @@ class Ledger:
         [first] = self._db.execute(f"SELECT value FROM {table} WHERE key = ?", (key,)).fetchone()
         return False, first
 
-    def keys(self, table: str) -> Iterator[Any]:
-        """The keys of ``table`` in sqlite's binary order (for text: Python's order of ``str``),
-        read as they are needed."""
+    def items(self, table: str) -> Iterator[tuple[Any, Any]]:
+        """The keys of ``table`` with their values, in sqlite's binary order of the keys (for
+        text: Python's order of ``str``), read as they are needed."""
         if table in self._tables:
-            yield from (key for (key,) in self._db.execute(f"SELECT key FROM {table} ORDER BY key"))
+            yield from self._db.execute(f"SELECT key, value FROM {table} ORDER BY key")
 
     def close(self) -> None:
         self._db.close()

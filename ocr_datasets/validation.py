@@ -16,7 +16,7 @@ import warnings
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
@@ -228,9 +228,8 @@ def validate(
     report = ValidationReport()
     # Each id with where its first sample was read from (named when another sample repeats the
     # id), and each image with its first sample: on disk in ``scratch`` if given.
-    seen = Ledger(None if scratch is None else scratch / LEDGER_NAME)
     checked: PackedSamples[CheckedSample] = PackedSamples(spill_to=scratch)
-    images = _SharedImages(seen)
+    images = _SharedImages()
     group_key = _GroupKeyWatch(group_by)
     total = len(items) if isinstance(items, Sized) else None
     pending = iter(items)
@@ -239,6 +238,7 @@ def validate(
     first_count = sum(not isinstance(item, SampleError) for item in first_items)
     check = ImageCheck(keep_image_metadata, send_bytes=keep_image is not None, verdicts=verdicts)
     with (
+        closing(Ledger(None if scratch is None else scratch / LEDGER_NAME)) as seen,
         _image_checker(num_proc, first_count, check) as check_images,
         tqdm(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
@@ -259,12 +259,11 @@ def validate(
             if isinstance(result, SampleError):
                 report.rejected.append(result)
                 continue
-            first_of_image = images.add(len(checked), result)
+            first_of_image = images.add(len(checked), result, seen)
             if keep_image is not None:
                 assert image is not None and image.exported is not None
                 keep_image(result, image.exported, image.decoded, first_of_image)
             checked.append(result)
-    seen.close()
     group_key.check()
     images.sort_out(checked, report, keep_duplicates, scratch)
     return report
@@ -387,16 +386,15 @@ class _SharedImages:
     sample the first sample of its image and a digest of its text. The samples of an image
     either all have the text of its first sample, or the image is in conflict."""
 
-    def __init__(self, ledger: Ledger):
-        # Each image (the first 16 bytes of its sha256) with its first sample, in ``ledger``.
-        self._ledger = ledger
+    def __init__(self):
         self._first: array = array("q")
         self._text_digests: array = array("Q")
         self._conflicted: set[int] = set()
 
-    def add(self, index: int, item: CheckedSample) -> bool:
-        """Remember the sample ``index``; whether it is the first of its image."""
-        _, first = self._ledger.remember("images", bytes.fromhex(item.image_sha256[:32]), index)
+    def add(self, index: int, item: CheckedSample, seen: Ledger) -> bool:
+        """Remember the sample ``index``, its image (the first 16 bytes of its sha256) with its
+        first sample in ``seen``; whether it is the first of its image."""
+        _, first = seen.remember("images", bytes.fromhex(item.image_sha256[:32]), index)
         self._first.append(first)
         self._text_digests.append(_text_digest(item.sample.ground_truth))
         if self._text_digests[index] != self._text_digests[first]:
@@ -677,8 +675,7 @@ def _checked_image(sample: TrainingSample, check: ImageCheck) -> _ImageResult:
     exported = None
     if verdict is not None:
         exported = bytes_to_export(data, verdict.holds_private_metadata, check.keep_image_metadata)
-        exported_sha256 = sha256 if exported is data else hashlib.sha256(exported).hexdigest()
-        if exported_sha256 != verdict.exported_sha256:
+        if _sha256_of(exported, data, sha256) != verdict.exported_sha256:
             # Cleaned otherwise than when the verdict was made: decided afresh.
             verdict = None
     decoded = verdict is None
@@ -740,6 +737,11 @@ def _image_verdict(
             f"crop at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} pixels",
         )
     exported_format = image_format if exported is data else identify(exported, "").format
-    exported_sha256 = sha256 if exported is data else hashlib.sha256(exported).hexdigest()
-    verdict = Verdict(width, height, mode, image_format, private, exported_sha256, exported_format)
+    verdict = Verdict(width, height, mode, image_format, private, _sha256_of(exported, data, sha256), exported_format)
     return verdict, exported
+
+
+def _sha256_of(exported: bytes, data: bytes, sha256: str) -> str:
+    """The sha256 of the bytes an export writes of ``data`` (whose sha256 is known): the same
+    unless they were cleaned."""
+    return sha256 if exported is data else hashlib.sha256(exported).hexdigest()

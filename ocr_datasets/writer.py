@@ -78,8 +78,6 @@ _SET_APART = re.compile(
 _JOURNAL = re.compile(rf"\.publish-(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})\.(?P<state>swapping|committed)")
 _LOCK_FILE = re.compile(rf"\.export-(?P<token>[0-9a-f]{{{2 * TOKEN_BYTES}}})\.lock")
 IMAGES_FOLDER = "images"
-# Where the view pass notes each image's checksum as it writes it; removed before the batch is published.
-IMAGE_CHECKSUM_LOG = ".image-checksums.jsonl"
 REJECTED_NAME = "rejected.jsonl"
 DUPLICATES_NAME = "duplicates.jsonl"
 
@@ -280,12 +278,12 @@ class BatchWriter:
                 _write_rows(rows, destination, self._split_names, self._outputs)
             for output in self._outputs:
                 output.close(self._split_names)
-            outputs = self._outputs
             self._store_new_verdicts()
             manifests = [
-                _finish_staging(output, contents, self.batch_id, self.options, samples_digest) for output in outputs
+                _finish_staging(output, contents, self.batch_id, self.options, samples_digest)
+                for output in self._outputs
             ]
-            for output in outputs:
+            for output in self._outputs:
                 output.close_files()
             shutil.rmtree(self.scratch)
             _publish(self.export_root, self._token, self.batch_id, self._staged, self.options.overwrite)
@@ -389,7 +387,7 @@ def _finish_staging(
         ),
         encoding="utf-8",
     )
-    files = _BatchFiles(staging, output.image_files)
+    files = _BatchFiles(staging, output.images)
     manifest = build_manifest(
         export_format=adapter.name,
         batch_id=batch_id,
@@ -405,8 +403,7 @@ def _finish_staging(
         files=files,
         rejection_reasons=_rejection_reasons(contents.rejected),
     )
-    write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, output.checksums, output.image_log))
-    output.image_log.unlink(missing_ok=True)
+    write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, output.checksums, output.images()))
     return manifest
 
 
@@ -606,7 +603,7 @@ class _Rows:
     def append(self, checked: CheckedSample, data: bytes, split: int) -> None:
         """Take a row, to be handed to ``split`` of the outputs (0: to none)."""
         self._pending.append((checked, data))
-        self.written.append(split if self._outputs else 0)
+        self.written.append(split)
         self.count += 1
         if len(self._pending) == ROWS_PER_WRITE:
             self._flush()
@@ -714,7 +711,7 @@ class _FormatOutput:
     """One format's batch being written: per split its parquet shards (rolled at
     ``max_shard_size``) and its JSONL view, and the images the views point to. The checksums of
     the parquet files are taken as they are written, those of the images are known from
-    validation (``image_log``), so nothing is read back."""
+    validation, so nothing is read back."""
 
     def __init__(self, staging: Path, adapter: FormatAdapter, options: ExportOptions, scratch: Path):
         self.staging = staging
@@ -722,7 +719,6 @@ class _FormatOutput:
         self.options = options
         self.data_files: dict[str, list[str]] = {}
         self.checksums: dict[str, dict[str, object]] = {}
-        self.image_log = staging / IMAGE_CHECKSUM_LOG
         self._view_options = options.view()
         self._max_shard_bytes = convert_file_size_to_int(options.max_shard_size)
         self._schema = adapter.features.arrow_schema
@@ -735,7 +731,6 @@ class _FormatOutput:
         (staging / "data").mkdir()
         if options.copy_images:
             (staging / IMAGES_FOLDER).mkdir()
-        self._log = self.image_log.open("w", encoding="utf-8") if options.copy_images else None
 
     def add(self, split: str, canonical: pa.RecordBatch) -> None:
         output = self._splits.get(split)
@@ -755,19 +750,20 @@ class _FormatOutput:
             shutil.rmtree(self.staging / name, ignore_errors=True)
         for split in self._splits:
             (self.staging / self.adapter.view_name(split)).unlink(missing_ok=True)
-        self.image_log.unlink(missing_ok=True)
 
     def close_files(self) -> None:
         """Close every file without completing the batch (it failed, or is discarded)."""
         files = [file for output in self._splits.values() for file in (output.writer, output.file, output.view)]
-        for file in (*files, self._log, self._names):
+        for file in (*files, self._names):
             if file is not None:
                 with suppress(OSError, sqlite3.Error):
                     file.close()
 
-    def image_files(self) -> Iterator[str]:
-        """The paths of the images written, in order."""
-        return self._names.keys("paths")
+    def images(self) -> Iterator[tuple[str, str, int]]:
+        """The images written, in the order of their paths: path, sha256, size."""
+        for path, checksum in self._names.items("paths"):
+            sha256, size = json.loads(checksum)
+            yield path, sha256, size
 
     def close(self, split_names: list[str]) -> None:
         """Write what is pending and number the shards; ``split_names`` in the batch's order."""
@@ -790,8 +786,6 @@ class _FormatOutput:
                 (self.staging / shard).rename(self.staging / relative)
                 self.data_files[split].append(relative)
                 self.checksums[relative] = self.checksums.pop(shard)
-        if self._log is not None:
-            self._log.close()
 
     def _write(self, split: str, output: _SplitOutput) -> None:
         if not output.pending:
@@ -833,7 +827,7 @@ class _FormatOutput:
         for image in self.adapter.images(row):
             data = image["bytes"]
             relative = None
-            if self._log is not None:
+            if self.options.copy_images:
                 name = image["path"]
                 # Ids that differ only in case would share a file once the batch is copied to a
                 # case-insensitive disk (Windows, macOS): the later one gets the id's digest too.
@@ -844,13 +838,12 @@ class _FormatOutput:
                     name = f"{stem}-{digest}{dot}{suffix}"
                     self._names.remember("names", name.casefold())
                 relative = f"{IMAGES_FOLDER}/{name}"
-                self._names.remember("paths", relative)
                 # "x" mode: two rows never silently share one file. (A path as text: pathlib's
                 # objects cost more than writing a small image.)
                 with open(os.path.join(self._images_folder, name), "xb") as file:
                     file.write(data)
                 sha256 = known.get(id(data)) or hashlib.sha256(data).hexdigest()
-                self._log.write(json.dumps([relative, sha256, len(data)], ensure_ascii=False) + "\n")
+                self._names.remember("paths", relative, json.dumps([sha256, len(data)]))
             url = data_url(data, row["id"]) if self.options.include_base64 else None
             placed.append(ViewImage(path=relative, data_url=url))
         return placed
@@ -936,11 +929,11 @@ def _rejection_record(problem: SampleError) -> dict:
 
 class _BatchFiles:
     """The files of a batch, as sorted relative POSIX paths, listed anew each time they are
-    iterated: every file but the manifest and the export's own working files, with the images as the writer
-    noted them (``images``: their paths in order), so that the names of a million images are
-    never in memory together."""
+    iterated: every file but the manifest and the export's own working files, with the images
+    as the writer noted them (``images``: path, sha256 and size, in the order of their paths),
+    so that the names of a million images are never in memory together."""
 
-    def __init__(self, folder: Path, images: Callable[[], Iterator[str]]):
+    def __init__(self, folder: Path, images: Callable[[], Iterator[tuple[str, str, int]]]):
         self.folder = folder
         self.images = images
 
@@ -952,17 +945,17 @@ class _BatchFiles:
             if prefix == ".":
                 folders[:] = [name for name in folders if name not in (IMAGES_FOLDER, SCRATCH_NAME)]
                 # The manifest lists the batch's files, not itself (it is being written as they are listed).
-                others += (name for name in names if name not in (IMAGE_CHECKSUM_LOG, MANIFEST_NAME))
+                others += (name for name in names if name != MANIFEST_NAME)
             else:
                 others += (f"{prefix}/{name}" for name in names)
-        return heapq.merge(sorted(others), self.images())
+        return heapq.merge(sorted(others), (path for path, _, _ in self.images()))
 
 
 def _checksums(
-    folder: Path, files: Iterable[str], known: dict[str, dict[str, object]], image_log: Path
+    folder: Path, files: Iterable[str], known: dict[str, dict[str, object]], images: Iterable[tuple[str, str, int]]
 ) -> Iterator[tuple[str, dict[str, object]]]:
     """sha256 and size of ``files``: those taken while writing them (``known``: the parquet
-    files; ``image_log``: the images), every other file read now."""
+    files; ``images``: path, sha256 and size of each image), every other file read now."""
     for name in files:
         if name in known:
             yield name, known[name]
@@ -975,8 +968,5 @@ def _checksums(
                         "bytes": os.fstat(file.fileno()).st_size,
                     },
                 )
-    if image_log.exists():
-        with image_log.open(encoding="utf-8") as log:
-            for line in log:
-                name, digest, size = json.loads(line)
-                yield name, {"sha256": digest, "bytes": size}
+    for name, sha256, size in images:
+        yield name, {"sha256": sha256, "bytes": size}

@@ -131,3 +131,13 @@ def test_a_ledger_remembers_each_key_with_its_first_value(on_disk, tmp_path):
     assert ledger.remember("ids", b"a", 1) == (True, 1)  # bytes and text are different keys
     ledger.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_validation_that_fails_midway_leaves_no_ledger_in_its_scratch_folder(tmp_path):
+    def failing(checked, data, decoded, first_of_image):
+        if checked.row == 5:
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        validate([sample(number) for number in range(20)], keep_image=failing, scratch=tmp_path)
+    assert [path.suffix for path in tmp_path.iterdir()] == [".bin"]
