@@ -97,7 +97,8 @@ class OcrSamples(datasets.ArrowBasedBuilder):
 
     def _info(self) -> datasets.DatasetInfo:
         adapter = self._projection
-        return datasets.DatasetInfo(features=CANONICAL_FEATURES if adapter is None else adapter.features)
+        features = CANONICAL_FEATURES if adapter is None else adapter.features
+        return datasets.DatasetInfo(features=features.to_datasets())
 
     def _split_generators(self, dl_manager) -> list[datasets.SplitGenerator]:
         return [

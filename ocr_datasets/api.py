@@ -10,12 +10,9 @@ from contextlib import closing, nullcontext
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
-
-import datasets
-from datasets.utils.tqdm import are_progress_bars_disabled
+from typing import TYPE_CHECKING
 
 from .adapters import ADAPTERS, ALL_FORMATS, FORMAT_NAMES, get_adapter
-from .builders import OcrSamples
 from .canonical import rows_fingerprint
 from .errors import OptionError
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
@@ -23,12 +20,16 @@ from .names import check_batch_id
 from .notices import warn
 from .offline import offline
 from .options import ExportOptions, options_of
+from .progress import progress_bars
 from .samples import SampleError, TrainingSample
 from .splits import assign_splits
 from .statistics import split_statistics
 from .validation import ImageCheck, ValidationError, ValidationReport, validate
 from .verdicts import VerdictCache, cache_path
 from .writer import BatchContents, BatchWriter, prepare_batches
+
+if TYPE_CHECKING:
+    import datasets
 
 DEFAULT_OUTPUT_DIR = "ocr-exports"
 
@@ -56,8 +57,10 @@ def build_dataset(
     default) under a name derived from the validated samples, so the same samples are built once
     and changed ones anew. Memory stays flat: images are read a table at a time.
     """
+    from .builders import OcrSamples  # imports datasets, which an export does without
+
     settings = options_of(ExportOptions, options, where="build_dataset", only_build=True)
-    with _progress_bars(progress):
+    with progress_bars(progress):
         report = _validated(samples, settings)
         if report.rejected:
             warn(f"left out {report.counts['rejected']} invalid sample(s): {'; '.join(map(str, report.rejected[:5]))}")
@@ -71,7 +74,6 @@ def build_dataset(
     return builder.as_dataset(split="train")
 
 
-@offline
 def export(
     samples: Iterable[TrainingSample | SampleError],
     export_format: str,
@@ -118,7 +120,6 @@ def export(
     return result
 
 
-@offline
 def export_all(
     samples: Iterable[TrainingSample | SampleError],
     batch_id: str | None = None,
@@ -149,7 +150,7 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
         VerdictCache(cache_path(root), ImageCheck(options.keep_image_metadata).context()) if options.cache else None
     )
     with (
-        _progress_bars(progress),
+        progress_bars(progress),
         closing(verdicts) if verdicts is not None else nullcontext(),
         BatchWriter(root, adapters, batch_id, options, verdicts) as writer,
     ):
@@ -205,6 +206,8 @@ def load_batch(
     default; here the copy goes to ``cache_dir``, by default ``.load-cache`` in the batch's format
     folder (inside the export folder, where ``list_exports`` ignores it).
     """
+    import datasets
+
     batch_dir = Path(batch_dir)
     return datasets.load_dataset(str(batch_dir), cache_dir=str(cache_dir or batch_dir.parent / ".load-cache"))
 
@@ -247,19 +250,3 @@ def _validated(samples, options: ExportOptions, **validating) -> ValidationRepor
 
 def _new_batch_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
-
-
-class _progress_bars:
-    """Turn ``datasets``' (and our) progress bars off for one call, restoring the user's setting."""
-
-    def __init__(self, enabled: bool):
-        self._enabled = enabled
-
-    def __enter__(self):
-        self._was_disabled = are_progress_bars_disabled()
-        if not self._enabled:
-            datasets.disable_progress_bars()
-
-    def __exit__(self, *exc):
-        if not self._was_disabled:
-            datasets.enable_progress_bars()

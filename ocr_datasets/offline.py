@@ -4,6 +4,9 @@
 loading a local folder still asks the network (a DNS query, a download-count HEAD request).
 Setting the variable is too late once they are imported, so their flags are set directly, for
 the duration of our call only: the rest of the user's program keeps its own setting.
+
+The libraries are imported by the first call that needs them: an export uses neither (it writes
+with pyarrow; see ``features.py``), so it is not wrapped and does not pay for importing them.
 """
 
 from __future__ import annotations
@@ -12,16 +15,15 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import import_module
 from typing import ParamSpec, TypeVar
 
-import datasets.config
-import huggingface_hub.constants
-
+# (module, flag, its offline value)
 _FLAGS = [
-    (huggingface_hub.constants, "HF_HUB_OFFLINE", True),
-    (datasets.config, "HF_HUB_OFFLINE", True),
-    (datasets.config, "HF_DATASETS_OFFLINE", True),
-    (datasets.config, "HF_UPDATE_DOWNLOAD_COUNTS", False),
+    ("huggingface_hub.constants", "HF_HUB_OFFLINE", True),
+    ("datasets.config", "HF_HUB_OFFLINE", True),
+    ("datasets.config", "HF_DATASETS_OFFLINE", True),
+    ("datasets.config", "HF_UPDATE_DOWNLOAD_COUNTS", False),
 ]
 # For worker processes that start afresh and read the environment.
 _VARIABLES = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_UPDATE_DOWNLOAD_COUNTS": "0"}
@@ -33,15 +35,16 @@ Result = TypeVar("Result")
 def switch_offline() -> None:
     """Offline for the rest of the process (fine-tuning scripts), libraries already imported included."""
     for module, name, value in _FLAGS:
-        setattr(module, name, value)
+        setattr(import_module(module), name, value)
     os.environ.update(_VARIABLES | {"TRANSFORMERS_OFFLINE": "1"})
 
 
 @contextmanager
 def hugging_face_offline() -> Iterator[None]:
-    saved_flags = [(module, name, getattr(module, name)) for module, name, _ in _FLAGS]
+    flags = [(import_module(module), name, value) for module, name, value in _FLAGS]
+    saved_flags = [(module, name, getattr(module, name)) for module, name, _ in flags]
     saved_variables = {name: os.environ.get(name) for name in _VARIABLES}
-    for module, name, value in _FLAGS:
+    for module, name, value in flags:
         setattr(module, name, value)
     os.environ.update(_VARIABLES)
     try:

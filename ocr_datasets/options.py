@@ -25,7 +25,7 @@ DEFAULT_INSTRUCTION = (
 NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
 SPLIT_STRATEGIES = ("hash", "balanced")
 _SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_SHARD_SIZE = re.compile(r"\d+\s*([KMGT]i?B)?", re.IGNORECASE)
+_SHARD_SIZE = re.compile(r"(?P<number>\d+)\s*(?:(?P<prefix>[KMGT])(?P<binary>i?)B)?", re.IGNORECASE)
 
 
 def option(
@@ -233,6 +233,18 @@ class ExportOptions(ViewOptions):
             raise OptionError(
                 f"max_shard_size={self.max_shard_size!r} (--max-shard-size): give bytes or a size such as 500MB"
             )
+
+    @property
+    def max_shard_bytes(self) -> int:
+        """``max_shard_size`` in bytes: 500MB is 500 * 1000**2, 500MiB 500 * 1024**2, whatever the case."""
+        if isinstance(self.max_shard_size, int):
+            return self.max_shard_size
+        size = _SHARD_SIZE.fullmatch(self.max_shard_size)
+        assert size is not None, "checked in __post_init__"
+        if not size["prefix"]:
+            return int(size["number"])
+        base = 1024 if size["binary"] else 1000
+        return int(size["number"]) * base ** ("KMGT".index(size["prefix"].upper()) + 1)
 
     def view(self) -> ViewOptions:
         """Only what the format adapters read."""

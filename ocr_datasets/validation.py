@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Literal, NamedTuple, cast
 
 import PIL
-from datasets.utils.tqdm import tqdm
 from PIL import Image, UnidentifiedImageError
 
 from .errors import OcrDatasetsError, OptionError
@@ -60,6 +59,7 @@ from .problems import (
     TEXT_NOT_STRING,
     Problem,
 )
+from .progress import progress_bar
 from .samples import SampleError, TrainingSample
 from .verdicts import Verdict, VerdictCache
 from .workers import worker_count
@@ -240,7 +240,7 @@ def validate(
     with (
         closing(Ledger(None if scratch is None else scratch / LEDGER_NAME)) as seen,
         _image_checker(num_proc, first_count, check) as check_images,
-        tqdm(total=total, desc="Validating samples", unit=" samples") as progress,
+        progress_bar(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
         checked_items = _checked_items(itertools.chain(first_items, pending), check_images, normalize, group_by, seen)
         for item, fields, image in checked_items:

@@ -25,9 +25,6 @@ from typing import TextIO
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from datasets.arrow_writer import get_parquet_column_options
-from datasets.utils.py_utils import convert_file_size_to_int
-from datasets.utils.tqdm import tqdm
 from filelock import BaseFileLock, FileLock, Timeout
 
 from .adapters import ADAPTERS, FormatAdapter, ViewImage
@@ -40,6 +37,7 @@ from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_m
 from .names import check_batch_id
 from .options import ExportOptions
 from .packed import PackedSamples
+from .progress import progress_bar
 from .samples import SampleError
 from .splits import split_of_sample
 from .validation import CheckedSample
@@ -687,7 +685,7 @@ def _write_rows(
 ) -> None:
     """Every format's ``rows``, each batch with its destinations (see ``_destinations``)."""
     formats = ", ".join(output.adapter.name for output in outputs)
-    with tqdm(total=sum(map(bool, destination)), desc=f"Writing {formats}", unit=" samples") as progress:
+    with progress_bar(total=sum(map(bool, destination)), desc=f"Writing {formats}", unit=" samples") as progress:
         for batch, codes in rows:
             progress.update(_route(batch, codes, split_names, outputs))
 
@@ -720,9 +718,9 @@ class _FormatOutput:
         self.data_files: dict[str, list[str]] = {}
         self.checksums: dict[str, dict[str, object]] = {}
         self._view_options = options.view()
-        self._max_shard_bytes = convert_file_size_to_int(options.max_shard_size)
+        self._max_shard_bytes = options.max_shard_bytes
         self._schema = adapter.features.arrow_schema
-        self._parquet_options = get_parquet_column_options(adapter.features, self._schema)
+        self._parquet_options = adapter.features.parquet_column_options
         self._splits: dict[str, _SplitOutput] = {}
         # The image file names given so far, told apart as a case-insensitive disk would.
         self._names = Ledger(scratch / f"names-{adapter.name}.sqlite")

@@ -17,7 +17,7 @@ def test_features_and_embedded_bytes(example_manifest, tmp_path):
     dataset = build_dataset(samples, cache_dir=tmp_path / "cache")
 
     assert isinstance(dataset, Dataset)
-    assert dataset.features == CANONICAL_FEATURES
+    assert dataset.features == CANONICAL_FEATURES.to_datasets()
     assert isinstance(dataset.features["image"], Image)
     raw = dataset.cast_column("image", Image(decode=False))
     assert [row["bytes"] for row in raw["image"]] == [sample.image_path.read_bytes() for sample in samples]

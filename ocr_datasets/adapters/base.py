@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from ..features import Features
 from ..options import ViewOptions
-
-if TYPE_CHECKING:
-    from datasets import Features
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from datasets import Features, Image, List, Value
-
+from ..features import Features, Image, List, Value
 from .base import FormatAdapter
 
 _CONTENT_PART = {"type": Value("string"), "text": Value("string")}

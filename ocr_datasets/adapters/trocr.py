@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from datasets import Features, Image, Value
-
+from ..features import Features, Image, Value
 from .base import FormatAdapter
 
 
