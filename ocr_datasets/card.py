@@ -6,6 +6,7 @@ from __future__ import annotations
 import unicodedata
 
 from .adapters import FormatAdapter
+from .options import ExportOptions
 
 
 def dataset_card(
@@ -17,8 +18,9 @@ def dataset_card(
     created_at: str,
     counts: dict[str, int],
     statistics: dict[str, dict],
+    options: ExportOptions,
 ) -> str:
-    """The README.md of a batch.
+    """The README.md of a batch (``options``: those it was exported with).
 
     ``datasets`` caches a local folder by folder name and config name, so the config name carries
     the format, batch id and content fingerprint: another batch, or this batch re-exported with

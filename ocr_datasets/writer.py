@@ -382,6 +382,7 @@ def _finish_staging(
             created_at=created_at,
             counts=contents.counts,
             statistics=contents.statistics,
+            options=options,
         ),
         encoding="utf-8",
     )
