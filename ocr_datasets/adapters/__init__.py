@@ -16,6 +16,7 @@ _ADAPTER_CLASSES = {
     "trocr": ("trocr", "TrOCRAdapter"),
     "llama_vision": ("llama_vision", "LlamaVisionAdapter"),
     "generic": ("generic", "GenericAdapter"),
+    "vlm": ("vlm", "VlmAdapter"),
 }
 FORMAT_NAMES = tuple(_ADAPTER_CLASSES)
 # The format argument that means every format.
