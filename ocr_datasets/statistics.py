@@ -7,15 +7,27 @@ from array import array
 from collections import Counter
 from collections.abc import Iterable
 
+import regex
 from rapidfuzz.distance import Levenshtein
 
 from .validation import CheckedSample
 
+# An extended grapheme cluster (Unicode UAX #29): what a reader sees as one character, such as
+# u with a combining small letter e above (u + U+0364), or a letter with a decomposed accent.
+_GRAPHEME = regex.compile(r"\X")
+
+
+def graphemes(text: str) -> list[str]:
+    """``text`` cut into extended grapheme clusters."""
+    return _GRAPHEME.findall(text)
+
 
 def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | None]:
     """Character and word error rate of hypotheses against references, over the whole corpus:
-    total edit distance divided by total reference length (characters are code points of the
-    normalised text; words are whitespace-separated). ``pairs`` is read once."""
+    total edit distance divided by total reference length. ``cer`` counts code points of the
+    normalised text (u + U+0364 is two characters), ``grapheme_cer`` extended grapheme
+    clusters (u + U+0364 is one, as a reader sees it); words are whitespace-separated.
+    ``pairs`` is read once."""
     rates = _ErrorRates()
     for reference, hypothesis in pairs:
         rates.add(reference, hypothesis)
@@ -24,23 +36,29 @@ def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | None]:
 
 class _ErrorRates:
     def __init__(self):
-        self.lines = self.char_edits = self.word_edits = self.reference_chars = self.reference_words = 0
+        self.lines = self.char_edits = self.reference_chars = 0
+        self.grapheme_edits = self.reference_graphemes = self.word_edits = self.reference_words = 0
 
     def add(self, reference: str, hypothesis: str) -> None:
-        reference_words = reference.split()
+        reference_graphemes, reference_words = graphemes(reference), reference.split()
         self.lines += 1
         self.char_edits += Levenshtein.distance(reference, hypothesis)
-        self.word_edits += Levenshtein.distance(reference_words, hypothesis.split())
         self.reference_chars += len(reference)
+        self.grapheme_edits += Levenshtein.distance(reference_graphemes, graphemes(hypothesis))
+        self.reference_graphemes += len(reference_graphemes)
+        self.word_edits += Levenshtein.distance(reference_words, hypothesis.split())
         self.reference_words += len(reference_words)
 
     def figures(self) -> dict[str, float | None]:
         return {
             "lines": self.lines,
             "cer": _rate(self.char_edits, self.reference_chars),
+            "grapheme_cer": _rate(self.grapheme_edits, self.reference_graphemes),
             "wer": _rate(self.word_edits, self.reference_words),
             "char_edits": self.char_edits,
             "reference_chars": self.reference_chars,
+            "grapheme_edits": self.grapheme_edits,
+            "reference_graphemes": self.reference_graphemes,
             "word_edits": self.word_edits,
             "reference_words": self.reference_words,
         }

@@ -28,36 +28,67 @@ SPLIT_HALVES = {"train": 0.5, "test": 0.5}
 
 
 @pytest.mark.parametrize(
-    ("reference", "hypothesis", "char_edits", "reference_chars", "cer", "word_edits", "reference_words", "wer"),
+    ("reference", "hypothesis", "char_edits", "reference_chars", "cer", "grapheme_edits", "reference_graphemes",
+     "grapheme_cer", "word_edits", "reference_words", "wer"),
     [
         # c -> d: 1 edit in 3 characters; the one word is wrong.
-        pytest.param("abc", "abd", 1, 3, 1 / 3, 1, 1, 1.0, id="one-substitution"),
+        pytest.param("abc", "abd", 1, 3, 1 / 3, 1, 3, 1 / 3, 1, 1, 1.0, id="one-substitution"),
         # ß -> s plus an inserted s: 2 edits over the 6 characters of "Straße".
-        pytest.param("Straße", "Strasse", 2, 6, 2 / 6, 1, 1, 1.0, id="sharp-s-written-ss"),
+        pytest.param("Straße", "Strasse", 2, 6, 2 / 6, 2, 6, 2 / 6, 1, 1, 1.0, id="sharp-s-written-ss"),
         # r -> n: 1 edit in 14 characters; 1 of 3 words wrong.
-        pytest.param("der Hund bellt", "den Hund bellt", 1, 14, 1 / 14, 1, 3, 1 / 3, id="one-word-wrong"),
+        pytest.param(
+            "der Hund bellt", "den Hund bellt", 1, 14, 1 / 14, 1, 14, 1 / 14, 1, 3, 1 / 3, id="one-word-wrong"
+        ),
         # Nothing recognised: 4 deletions of 4 characters, 2 deletions of 2 words.
-        pytest.param("Haus Tür", "", 8, 8, 1.0, 2, 2, 1.0, id="empty-hypothesis"),
-        # NFC keeps a + U+0364 as two code points, so dropping the mark is 1 edit in 2 characters.
-        pytest.param("a\u0364", "a", 1, 2, 1 / 2, 1, 1, 1.0, id="combining-e-is-its-own-character"),
+        pytest.param("Haus Tür", "", 8, 8, 1.0, 8, 8, 1.0, 2, 2, 1.0, id="empty-hypothesis"),
+        # NFC keeps a + U+0364 as two code points, so dropping the mark is 1 edit in 2 characters;
+        # as graphemes, a with e above read as a is 1 substitution of the line's 1 character.
+        pytest.param("a\u0364", "a", 1, 2, 1 / 2, 1, 1, 1.0, 1, 1, 1.0, id="combining-e-is-its-own-code-point"),
         # ſ -> s: one substitution, however alike they look.
-        pytest.param("ſein", "sein", 1, 4, 1 / 4, 1, 1, 1.0, id="long-s-read-as-s"),
-        pytest.param("Bär", "Bär", 0, 3, 0.0, 0, 1, 0.0, id="identical"),
+        pytest.param("ſein", "sein", 1, 4, 1 / 4, 1, 4, 1 / 4, 1, 1, 1.0, id="long-s-read-as-s"),
+        pytest.param("Bär", "Bär", 0, 3, 0.0, 0, 3, 0.0, 0, 1, 0.0, id="identical"),
     ],
-)
+)  # fmt: skip
 def test_error_rates_of_one_line_match_the_hand_counted_edits(
-    reference, hypothesis, char_edits, reference_chars, cer, word_edits, reference_words, wer
+    reference,
+    hypothesis,
+    char_edits,
+    reference_chars,
+    cer,
+    grapheme_edits,
+    reference_graphemes,
+    grapheme_cer,
+    word_edits,
+    reference_words,
+    wer,
 ):
     assert unicodedata.normalize("NFC", reference) == reference, "the pairs are meant to be already normalised"
     assert error_rates([(reference, hypothesis)]) == {
         "lines": 1,
         "cer": pytest.approx(cer),
+        "grapheme_cer": pytest.approx(grapheme_cer),
         "wer": pytest.approx(wer),
         "char_edits": char_edits,
         "reference_chars": reference_chars,
+        "grapheme_edits": grapheme_edits,
+        "reference_graphemes": reference_graphemes,
         "word_edits": word_edits,
         "reference_words": reference_words,
     }
+
+
+def test_grapheme_cer_counts_a_letter_with_its_combining_marks_as_one_character():
+    # "uͤber" is u + U+0364 + b, e, r: 5 code points, 4 graphemes. Reading uͤ as ü substitutes 1
+    # grapheme but costs 2 code-point edits (U+0364 replaced by U+0308, which NFC then joins
+    # with u into the one code point ü: ü is 1 code point, so 1 substitution + 1 deletion).
+    reference, hypothesis = "u\u0364ber", unicodedata.normalize("NFC", "u\u0308ber")
+
+    rates = error_rates([(reference, hypothesis)])
+
+    assert hypothesis == "über"
+    assert (rates["char_edits"], rates["reference_chars"]) == (2, 5)
+    assert (rates["grapheme_edits"], rates["reference_graphemes"]) == (1, 4)
+    assert (rates["cer"], rates["grapheme_cer"]) == (pytest.approx(2 / 5), pytest.approx(1 / 4))
 
 
 def test_error_rates_of_several_lines_are_total_edits_over_total_reference_length():
@@ -124,12 +155,16 @@ EXPECTED_FIGURES = {
         "image_width": {"min": 40, "median": 64, "mean": 74.67, "max": 120},
         "image_height": {"min": 10, "median": 12, "mean": 12.67, "max": 16},
         # ä -> a in "Bär" and in "Häuser": 2 character edits in 22; 2 of 3 + 1 + 2 = 6 words.
+        # No combining marks: as many graphemes as code points.
         "ocr_baseline": {
             "lines": 3,
             "cer": 2 / 22,
+            "grapheme_cer": 2 / 22,
             "wer": 2 / 6,
             "char_edits": 2,
             "reference_chars": 22,
+            "grapheme_edits": 2,
+            "reference_graphemes": 22,
             "word_edits": 2,
             "reference_words": 6,
         },
