@@ -20,6 +20,7 @@ from PIL import Image
 from test_atomic_batches import export_in_a_small_mount
 
 from ocr_datasets import export_all, list_exports, read_manifest, verify_batch
+from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 from ocr_datasets.cli import main
 from ocr_datasets.example import write_example_manifest
 from ocr_datasets.verdicts import CACHE_FOLDER
@@ -28,7 +29,7 @@ from ocr_datasets.writer import STAGING_SUFFIX, clean_leftovers
 # Kills, interrupts and full disks in subprocesses: a minute in all.
 pytestmark = pytest.mark.slow
 
-FOLDERS = ("trocr", "llama-vision", "generic")
+FOLDERS = tuple(get_adapter(name).folder for name in FORMAT_NAMES)
 INTERRUPTED = "ocr-datasets: interrupted: nothing was published\n"
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
