@@ -25,6 +25,7 @@ _MODULE_OF = {
     "list_exports": "api",
     "load_batch": "api",
     "resolve_output_dir": "api",
+    "evaluate_predictions": "evaluation",
     "ExportResult": "manifest",
     "SampleError": "samples",
     "TrainingSample": "samples",
