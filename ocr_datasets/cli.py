@@ -55,6 +55,18 @@ Example:
   ocr-datasets export --input demo-input/samples.jsonl --format all --batch-id demo
 """
 
+_EVAL_EPILOG = """\
+Definitions (the batch card's): texts NFC, spaces collapsed as the export does, the predictions
+normalised like the references; rates over the whole split, total edits / total reference length.
+  CER            edits in code points: u + U+0364 (u with a small e above) counts as 2 characters
+  grapheme CER   edits in extended grapheme clusters, what a reader sees as one character: 1
+  WER            edits in whitespace-separated words
+The OCR baseline is the OCR text the batch was exported with, over the lines that had one.
+
+Example:
+  ocr-datasets eval ocr-exports/trocr/b1 --predictions runs/b1/predictions-validation.jsonl --split validation
+"""
+
 
 INTERRUPTED_EXIT_CODE = 130
 
@@ -89,9 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _python_names() -> frozenset[str]:
     """The keyword arguments of the calls the commands make, whose flags the messages give too."""
-    from . import api
+    from . import api, evaluation
 
-    calls = (api.export, api.export_all, api.build_dataset, read_samples, CropOptions)
+    calls = (api.export, api.export_all, api.build_dataset, read_samples, CropOptions, evaluation.evaluate_predictions)
     return frozenset(name for call in calls for name in inspect.signature(call).parameters)
 
 
@@ -237,6 +249,28 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("batch", help="the batch folder, e.g. ocr-exports/trocr/b1")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.set_defaults(run=_run_inspect)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="score a model's transcriptions of a split against the batch, beside its OCR baseline",
+        description="Score a model's transcriptions of one split of a batch: CER, grapheme CER and WER over\n"
+        "the split, beside the OCR baseline the batch recorded, and the 20 worst lines.",
+        epilog=_EVAL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    evaluate.add_argument("batch", help="the batch folder, e.g. ocr-exports/trocr/b1 (any format)")
+    evaluate.add_argument(
+        "--predictions",
+        required=True,
+        metavar="FILE",
+        help='JSONL, one {"id": ..., "text": ...} per line of the split: what the model read '
+        "(scripts/finetune_*.py write it for the validation split)",
+    )
+    evaluate.add_argument(
+        "--split", metavar="NAME", help="the split the predictions are for (default: test, else validation)"
+    )
+    evaluate.add_argument("--json", metavar="FILE", help="also write the figures and the worst lines to FILE as JSON")
+    evaluate.set_defaults(run=_run_eval)
 
     example = commands.add_parser(
         "example",
@@ -385,6 +419,38 @@ def _run_inspect(args: argparse.Namespace) -> int:
         )
         print(f"  alphabet ({len(stats['alphabet'])}, most frequent first): {alphabet}")
     return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_predictions
+
+    figures = evaluate_predictions(args.batch, args.predictions, args.split)
+    print(f"{figures['format']} batch {figures['batch_id']}, split {figures['split']}: {args.predictions}")
+    print(f"  {'':<12}  {'CER':>8}  {'grapheme CER':>12}  {'WER':>8}  {'lines':>7}")
+    for name, rates in (("predictions", figures["model"]), ("OCR baseline", figures["ocr_baseline"])):
+        if rates is None:
+            print(f"  {name:<12}  none: the batch's samples of this split had no ocr_text")
+            continue
+        print(
+            f"  {name:<12}  {_percent(rates.get('cer')):>8}  {_percent(rates.get('grapheme_cer')):>12}  "
+            f"{_percent(rates.get('wer')):>8}  {rates['lines']:>7}"
+        )
+    print("CER counts code points (u + U+0364 is 2 characters), grapheme CER what a reader sees as one (1).")
+    worst = figures["worst_lines"]
+    if worst:
+        print(f"\nthe {len(worst)} worst lines, highest CER first:")
+    for line in worst:
+        print(f"  {_percent(line['cer']):>8}  {line['id']}")
+        print(f"    reference:  {line['reference']}\n    prediction: {line['prediction']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"\nfigures written to {args.json}")
+    return 0
+
+
+def _percent(rate: float | None) -> str:
+    # No rate: the baseline of an older batch has no grapheme CER, and edits against empty references have none.
+    return "–" if rate is None else f"{rate:.2%}"
 
 
 def _run_example(args: argparse.Namespace) -> int:
