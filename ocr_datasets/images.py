@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import cast
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .problems import IMAGE_NOT_AN_IMAGE
 from .samples import SampleError
@@ -155,6 +155,13 @@ def png_bytes(image: Image.Image) -> bytes:
     # Pillow writes the decoded image's ICC profile into the PNG unless told not to.
     image.save(buffer, format="PNG", icc_profile=None)
     return buffer.getvalue()
+
+
+def decoded_png_bytes(data: bytes) -> bytes:
+    """The image ``data`` holds, decoded and encoded again as PNG (see ``png_bytes``), turned as
+    its orientation tag says, since the PNG keeps no metadata that could say it."""
+    with Image.open(io.BytesIO(data)) as image:
+        return png_bytes(ImageOps.exif_transpose(image))
 
 
 def expected_format(name) -> str | None:

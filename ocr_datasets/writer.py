@@ -28,9 +28,10 @@ import pyarrow.parquet as pq
 from filelock import BaseFileLock, FileLock, Timeout
 
 from .adapters import ADAPTERS, FormatAdapter, ViewImage
+from .adapters.base import LLAMAFACTORY_DATASET_INFO, llamafactory_dataset_info
 from .canonical import CANONICAL_SCHEMA, RowsFingerprint, canonical_batch, exported_image_bytes
 from .card import dataset_card
-from .errors import BatchExistsError, ExportWriteError
+from .errors import BatchExistsError, ExportWriteError, OptionError
 from .images import data_url
 from .ledger import Ledger
 from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest, write_manifest
@@ -182,6 +183,7 @@ class BatchWriter:
         assert isinstance(options.split, Mapping)
         self._split_of = split_of_sample(options.split, options.group_by, options.seed, options.split_strategy)
         self._split_names = list(options.split)
+        _check_line_folder_names(adapters, self._split_names)
 
     def __enter__(self) -> BatchWriter:
         first = self.export_root / self.adapters[0].folder
@@ -314,6 +316,18 @@ class BatchWriter:
             raise _write_error(error, self.batch_id, where) from error
 
 
+def _check_line_folder_names(adapters: list[FormatAdapter], split_names: list[str]) -> None:
+    """Refuse a split whose line folder would be one of the batch's own folders (``data/``,
+    ``images/``), as a disk that ignores case would see it."""
+    line_formats = [adapter.name for adapter in adapters if adapter.line_folder]
+    for split in split_names:
+        if line_formats and split.casefold() in ("data", IMAGES_FOLDER):
+            raise OptionError(
+                f"split name {split!r} would put the {', '.join(line_formats)} batch's line folder {split}/ "
+                f"into the batch's own {split.casefold()}/ folder: name the split otherwise (--split)"
+            )
+
+
 def _claim(export_root: Path, format_root: Path, batch_id: str) -> tuple[str, BaseFileLock, Path]:
     """A token for one export, its lock (held until the export is done), and its staging folder
     in ``format_root``."""
@@ -386,7 +400,11 @@ def _finish_staging(
         ),
         encoding="utf-8",
     )
-    files = _BatchFiles(staging, output.images)
+    if output.text_chat_views:
+        (staging / LLAMAFACTORY_DATASET_INFO).write_text(
+            json.dumps(llamafactory_dataset_info(output.text_chat_views), indent=2) + "\n", encoding="utf-8"
+        )
+    files = _BatchFiles(staging, output.images, output.noted_folders)
     manifest = build_manifest(
         export_format=adapter.name,
         batch_id=batch_id,
@@ -402,7 +420,11 @@ def _finish_staging(
         files=files,
         rejection_reasons=_rejection_reasons(contents.rejected),
     )
-    write_manifest(staging / MANIFEST_NAME, manifest, _checksums(staging, files, output.checksums, output.images()))
+    write_manifest(
+        staging / MANIFEST_NAME,
+        manifest,
+        _checksums(staging, files, output.checksums, output.images(), output.noted_folders),
+    )
     return manifest
 
 
@@ -708,9 +730,10 @@ def _route(rows: pa.RecordBatch, codes: bytes | bytearray, split_names: list[str
 
 class _FormatOutput:
     """One format's batch being written: per split its parquet shards (rolled at
-    ``max_shard_size``) and its JSONL view, and the images the views point to. The checksums of
-    the parquet files are taken as they are written, those of the images are known from
-    validation, so nothing is read back."""
+    ``max_shard_size``) and its JSONL views, and the images the views point to; or, for a
+    ``line_folder`` format, per split its folder of line files. The checksums of the parquet
+    files are taken as they are written, those of the images are known from validation (line
+    files are hashed as they are written), so nothing is read back."""
 
     def __init__(self, staging: Path, adapter: FormatAdapter, options: ExportOptions, scratch: Path):
         self.staging = staging
@@ -725,10 +748,13 @@ class _FormatOutput:
         self._splits: dict[str, _SplitOutput] = {}
         # The image file names given so far, told apart as a case-insensitive disk would.
         self._names = Ledger(scratch / f"names-{adapter.name}.sqlite")
-        self._views = options.copy_images or options.include_base64
+        self._views = (options.copy_images or options.include_base64) and not adapter.line_folder
+        # LLaMA-Factory's and ms-swift's view of a chat points to the images' files.
+        self._text_chat = options.copy_images and adapter.is_chat
+        self._line_folders = options.copy_images and adapter.line_folder
         self._images_folder = os.fspath(staging / IMAGES_FOLDER)
         (staging / "data").mkdir()
-        if options.copy_images:
+        if options.copy_images and not adapter.line_folder:
             (staging / IMAGES_FOLDER).mkdir()
 
     def add(self, split: str, canonical: pa.RecordBatch) -> None:
@@ -737,6 +763,12 @@ class _FormatOutput:
             output = self._splits[split] = _SplitOutput()
             if self._views:
                 output.view = (self.staging / self.adapter.view_name(split)).open("w", encoding="utf-8")
+            if self._text_chat:
+                output.text_chat_view = (self.staging / self.adapter.text_chat_view_name(split)).open(
+                    "w", encoding="utf-8"
+                )
+            if self._line_folders:
+                (self.staging / split).mkdir()
         output.pending.append(canonical)
         output.pending_rows += canonical.num_rows
         if output.pending_rows >= ROWS_PER_WRITE:
@@ -745,21 +777,36 @@ class _FormatOutput:
     def discard(self) -> None:
         """Drop what was written, leaving the staging folder as it was before."""
         self.close_files()
-        for name in ("data", IMAGES_FOLDER):
+        for name in ("data", IMAGES_FOLDER, *(self._splits if self._line_folders else ())):
             shutil.rmtree(self.staging / name, ignore_errors=True)
         for split in self._splits:
-            (self.staging / self.adapter.view_name(split)).unlink(missing_ok=True)
+            for view_name in (self.adapter.view_name(split), self.adapter.text_chat_view_name(split)):
+                (self.staging / view_name).unlink(missing_ok=True)
 
     def close_files(self) -> None:
         """Close every file without completing the batch (it failed, or is discarded)."""
-        files = [file for output in self._splits.values() for file in (output.writer, output.file, output.view)]
+        files = [
+            file
+            for output in self._splits.values()
+            for file in (output.writer, output.file, output.view, output.text_chat_view)
+        ]
         for file in (*files, self._names):
             if file is not None:
                 with suppress(OSError, sqlite3.Error):
                     file.close()
 
+    @property
+    def noted_folders(self) -> frozenset[str]:
+        """The batch's folders whose files the writer noted as it wrote them (see ``images``)."""
+        return frozenset({IMAGES_FOLDER, *(self._splits if self._line_folders else ())})
+
+    @property
+    def text_chat_views(self) -> dict[str, str]:
+        """The ``text_chat_record`` view of each split written, by split, in the batch's order."""
+        return {split: self.adapter.text_chat_view_name(split) for split in self._splits} if self._text_chat else {}
+
     def images(self) -> Iterator[tuple[str, str, int]]:
-        """The images written, in the order of their paths: path, sha256, size."""
+        """The images (and line files) written, in the order of their paths: path, sha256, size."""
         for path, checksum in self._names.items("paths"):
             sha256, size = json.loads(checksum)
             yield path, sha256, size
@@ -772,6 +819,8 @@ class _FormatOutput:
                 continue
             self._write(split, output)
             self._close_shard(output)
+            if output.text_chat_view is not None:
+                output.text_chat_view.close()
             if output.view is not None:
                 output.view.close()
                 if self.adapter.json_array_view:
@@ -801,16 +850,23 @@ class _FormatOutput:
             output.writer = pq.ParquetWriter(output.file, self._schema, **self._parquet_options)
         output.writer.write_table(pa.Table.from_pydict(projected, schema=self._schema), ROWS_PER_ROW_GROUP)
         assert output.file is not None
-        if output.view is not None:
+        if output.view is not None or self._line_folders:
             # The views' images are the canonical rows' own byte objects, so their sha256 is the
             # one validation took (told by identity; anything else is hashed).
             known = {id(cell["bytes"]): digest for cell, digest in zip(columns["image"], digests, strict=True)}
             for values in zip(*projected.values(), strict=True):
                 row = dict(zip(projected, values, strict=True))
+                if self._line_folders:
+                    self._write_line(split, row)
+                    continue
+                assert output.view is not None
                 images = self._place_images(row, known)
                 output.view.write(
                     json.dumps(self.adapter.view_record(row, images, self._view_options), ensure_ascii=False) + "\n"
                 )
+                if output.text_chat_view is not None:
+                    record = self.adapter.text_chat_record(row, images)
+                    output.text_chat_view.write(json.dumps(record, ensure_ascii=False) + "\n")
         if output.file.size >= self._max_shard_bytes:
             self._close_shard(output)
 
@@ -827,15 +883,7 @@ class _FormatOutput:
             data = image["bytes"]
             relative = None
             if self.options.copy_images:
-                name = image["path"]
-                # Ids that differ only in case would share a file once the batch is copied to a
-                # case-insensitive disk (Windows, macOS): the later one gets the id's digest too.
-                new, _ = self._names.remember("names", name.casefold())
-                if not new:
-                    stem, dot, suffix = name.rpartition(".")
-                    digest = hashlib.sha256(row["id"].encode("utf-8", "surrogatepass")).hexdigest()[:12]
-                    name = f"{stem}-{digest}{dot}{suffix}"
-                    self._names.remember("names", name.casefold())
+                name = self._unique_name(image["path"], row["id"])
                 relative = f"{IMAGES_FOLDER}/{name}"
                 # "x" mode: two rows never silently share one file. (A path as text: pathlib's
                 # objects cost more than writing a small image.)
@@ -846,6 +894,28 @@ class _FormatOutput:
             url = data_url(data, row["id"]) if self.options.include_base64 else None
             placed.append(ViewImage(path=relative, data_url=url))
         return placed
+
+    def _unique_name(self, name: str, sample_id: str) -> str:
+        """``name``, unless a file of the batch already has it: ids that differ only in case
+        would share a file once the batch is copied to a case-insensitive disk (Windows,
+        macOS), so the later one gets the id's digest too."""
+        new, _ = self._names.remember("names", name.casefold())
+        if not new:
+            stem, dot, suffix = name.rpartition(".")
+            digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+            name = f"{stem}-{digest}{dot}{suffix}"
+            self._names.remember("names", name.casefold())
+        return name
+
+    def _write_line(self, split: str, row: dict) -> None:
+        """A line format's row as its files in the split's folder, all named after its image."""
+        [image] = self.adapter.images(row)
+        stem = self._unique_name(image["path"], row["id"]).rpartition(".")[0]
+        for suffix, data in self.adapter.line_files(row).items():
+            relative = f"{split}/{stem}{suffix}"
+            with open(os.path.join(self.staging, split, stem + suffix), "xb") as file:
+                file.write(data)
+            self._names.remember("paths", relative, json.dumps([hashlib.sha256(data).hexdigest(), len(data)]))
 
 
 @dataclass
@@ -859,6 +929,7 @@ class _SplitOutput:
     file: _HashingFile | None = None
     shards: list[str] = field(default_factory=list)
     view: TextIO | None = None
+    text_chat_view: TextIO | None = None
 
 
 class _HashingFile(io.RawIOBase):
@@ -928,13 +999,17 @@ def _rejection_record(problem: SampleError) -> dict:
 
 class _BatchFiles:
     """The files of a batch, as sorted relative POSIX paths, listed anew each time they are
-    iterated: every file but the manifest and the export's own working files, with the images
-    as the writer noted them (``images``: path, sha256 and size, in the order of their paths),
-    so that the names of a million images are never in memory together."""
+    iterated: every file but the manifest and the export's own working files, with the files of
+    ``noted_folders`` (the images, line folders) as the writer noted them (``images``: path,
+    sha256 and size, in the order of their paths), so that the names of a million images are
+    never in memory together."""
 
-    def __init__(self, folder: Path, images: Callable[[], Iterator[tuple[str, str, int]]]):
+    def __init__(
+        self, folder: Path, images: Callable[[], Iterator[tuple[str, str, int]]], noted_folders: frozenset[str]
+    ):
         self.folder = folder
         self.images = images
+        self.noted_folders = noted_folders
 
     def __iter__(self) -> Iterator[str]:
         others: list[str] = []
@@ -942,7 +1017,7 @@ class _BatchFiles:
         for directory, folders, names in os.walk(self.folder):
             prefix = os.path.relpath(directory, self.folder).replace(os.sep, "/")
             if prefix == ".":
-                folders[:] = [name for name in folders if name not in (IMAGES_FOLDER, SCRATCH_NAME)]
+                folders[:] = [name for name in folders if name not in self.noted_folders and name != SCRATCH_NAME]
                 # The manifest lists the batch's files, not itself (it is being written as they are listed).
                 others += (name for name in names if name != MANIFEST_NAME)
             else:
@@ -951,14 +1026,19 @@ class _BatchFiles:
 
 
 def _checksums(
-    folder: Path, files: Iterable[str], known: dict[str, dict[str, object]], images: Iterable[tuple[str, str, int]]
+    folder: Path,
+    files: Iterable[str],
+    known: dict[str, dict[str, object]],
+    images: Iterable[tuple[str, str, int]],
+    noted_folders: frozenset[str],
 ) -> Iterator[tuple[str, dict[str, object]]]:
     """sha256 and size of ``files``: those taken while writing them (``known``: the parquet
-    files; ``images``: path, sha256 and size of each image), every other file read now."""
+    files; ``images``: path, sha256 and size of each file of ``noted_folders``), every other
+    file read now."""
     for name in files:
         if name in known:
             yield name, known[name]
-        elif not name.startswith(IMAGES_FOLDER + "/"):
+        elif name.partition("/")[0] not in noted_folders:
             with open(folder / name, "rb") as file:
                 yield (
                     name,

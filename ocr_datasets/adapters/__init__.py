@@ -17,6 +17,7 @@ _ADAPTER_CLASSES = {
     "llama_vision": ("llama_vision", "LlamaVisionAdapter"),
     "generic": ("generic", "GenericAdapter"),
     "vlm": ("vlm", "VlmAdapter"),
+    "line_gt": ("line_gt", "LineGtAdapter"),
 }
 FORMAT_NAMES = tuple(_ADAPTER_CLASSES)
 # The format argument that means every format.

@@ -8,6 +8,11 @@ from typing import Any, ClassVar
 from ..features import Features
 from ..options import ViewOptions
 
+# Where an image goes in a turn's text, for LLaMA-Factory and ms-swift (one per image, in order).
+IMAGE_PLACEHOLDER = "<image>"
+# LLaMA-Factory's list of the datasets in its dataset_dir (here, the batch folder).
+LLAMAFACTORY_DATASET_INFO = "dataset_info.json"
+
 
 @dataclass(frozen=True)
 class ViewImage:
@@ -27,6 +32,8 @@ class FormatAdapter:
     features: ClassVar[Features]
     image_column: ClassVar[str]
     json_array_view: ClassVar[bool] = False
+    # The format's view is a folder per split of line files (``line_files``), not a JSONL view.
+    line_folder: ClassVar[bool] = False
     model_config: ClassVar[dict[str, Any]] = {}
 
     def project(self, batch: dict[str, list], options: ViewOptions) -> dict[str, list]:
@@ -48,3 +55,52 @@ class FormatAdapter:
 
     def view_name(self, split: str) -> str:
         return f"{split}.jsonl"
+
+    def line_files(self, row: dict[str, Any]) -> dict[str, bytes]:
+        """The files that stand for a projected row in its split's folder, by suffix (for
+        ``line_folder`` formats); the writer names them after the row's image."""
+        raise NotImplementedError
+
+    @property
+    def is_chat(self) -> bool:
+        """Whether the rows are a vision chat in one of TRL's conversational forms: a ``messages``
+        column, or a ``prompt`` and a ``completion``."""
+        return "messages" in self.features or {"prompt", "completion"} <= set(self.features)
+
+    def conversation(self, row: dict[str, Any]) -> list[dict[str, Any]]:
+        """A chat row's turns, in order (``is_chat``): its messages, or its prompt then its completion."""
+        return row["messages"] if "messages" in row else [*row["prompt"], *row["completion"]]
+
+    def text_chat_view_name(self, split: str) -> str:
+        """The chat view LLaMA-Factory and ms-swift read (``text_chat_record``), per split."""
+        return f"{split}.llamafactory.jsonl"
+
+    def text_chat_record(self, row: dict[str, Any], images: list[ViewImage]) -> dict[str, Any]:
+        """A chat row as LLaMA-Factory (sharegpt formatting, OpenAI-style tags) and ms-swift
+        (its standard ``messages``) read it: each turn's content one string, ``<image>`` where an
+        image part stands, and the images' paths relative to the batch, in the same order."""
+        messages = [
+            {
+                "role": turn["role"],
+                "content": "".join(
+                    IMAGE_PLACEHOLDER if part["type"] == "image" else part["text"] for part in turn["content"]
+                ),
+            }
+            for turn in self.conversation(row)
+        ]
+        return {"id": row["id"], "messages": messages, "images": [image.path for image in images]}
+
+
+def llamafactory_dataset_info(view_names: dict[str, str]) -> dict[str, Any]:
+    """LLaMA-Factory's ``dataset_info.json`` for a batch folder used as its ``dataset_dir``: one
+    dataset per split (named as the split), each a ``text_chat_record`` view, described as its
+    data/README.md documents multimodal sharegpt data with OpenAI-style role and content keys."""
+    return {
+        split: {
+            "file_name": view_name,
+            "formatting": "sharegpt",
+            "columns": {"messages": "messages", "images": "images"},
+            "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant"},
+        }
+        for split, view_name in view_names.items()
+    }

@@ -1,0 +1,58 @@
+"""Line folders for the classic line recognisers: per split, ``<name>.png`` beside ``<name>.gt.txt``
+and ``<name>.json``, as tesstrain, kraken (``ketos train -f path``) and Calamari read them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ..canonical import CANONICAL_FEATURES
+from ..images import decoded_png_bytes
+from ..names import file_stem
+from .base import FormatAdapter
+
+
+class LineGtAdapter(FormatAdapter):
+    name = "line_gt"
+    folder = "line-gt"
+    features = CANONICAL_FEATURES
+    image_column = "image"
+    line_folder = True
+
+    def project(self, batch, options):
+        # Lossless PNG from the validated pixels, with no metadata: what all three tools read.
+        images = [
+            {"bytes": decoded_png_bytes(cell["bytes"]), "path": line_stem(sample_id) + ".png"}
+            for cell, sample_id in zip(batch["image"], batch["id"], strict=True)
+        ]
+        return {column: images if column == "image" else batch[column] for column in self.features}
+
+    def transcription(self, row):
+        return row["ground_truth"]
+
+    def line_files(self, row):
+        # One line of UTF-8 text ending in a newline, as tesstrain's and ketos's own line
+        # extraction write it (each reader strips the newline again); the metadata without any
+        # source path, in the input manifest's field names.
+        metadata = {
+            "id": row["id"],
+            "ocr_text": row["ocr_text"],
+            "ocr_confidence": row["ocr_confidence"],
+            "metadata": json.loads(row["metadata"]),
+        }
+        return {
+            ".png": row["image"]["bytes"],
+            ".gt.txt": (row["ground_truth"] + "\n").encode("utf-8"),
+            ".json": (json.dumps(metadata, ensure_ascii=False) + "\n").encode("utf-8"),
+        }
+
+
+def line_stem(sample_id: str) -> str:
+    """A line's file name stem: the sample id's safe file name (``file_stem``), without dots,
+    since kraken takes everything after a line image's first dot for its suffix (and so does
+    Calamari); a stem that had dots gets a digest of the exact id, so two ids never share one."""
+    stem = file_stem(sample_id)
+    if "." not in stem:
+        return stem
+    digest = hashlib.sha256(sample_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{stem.replace('.', '_')}-{digest}"
