@@ -1,12 +1,22 @@
-"""The batch's dataset card: YAML ``configs`` that make ``load_dataset(folder)`` work offline, and
-the batch's figures."""
+"""The batch's dataset card: YAML metadata that make ``load_dataset(folder)`` work offline and
+that the Hub and its dataset viewer read, and the batch's figures."""
 
 from __future__ import annotations
 
 import unicodedata
+from typing import Any
+
+import yaml
 
 from .adapters import FormatAdapter
 from .options import ExportOptions
+
+# The Hub's size_categories, smallest first (the vocabulary huggingface_hub's DatasetCardData
+# documents): the first for fewer than 1,000 samples, each next one for ten times as many.
+SIZE_CATEGORIES = (
+    "n<1K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "10M<n<100M",
+    "100M<n<1B", "1B<n<10B", "10B<n<100B", "100B<n<1T", "n>1T",
+)  # fmt: skip
 
 
 def dataset_card(
@@ -25,29 +35,41 @@ def dataset_card(
     ``datasets`` caches a local folder by folder name and config name, so the config name carries
     the format, batch id and content fingerprint: another batch, or this batch re-exported with
     other rows, never reads a stale cache entry. Splits without samples have no data files.
+
+    The card is what huggingface_hub's ``DatasetCard`` writes for ``DatasetCardData`` holding
+    ``card_metadata(...)`` (the tests compare them), written without importing huggingface_hub:
+    an export imports neither it nor ``datasets`` (see ``features.py``).
     """
-    config_lines = [f"- config_name: {config_name}", "  default: true", "  data_files:"]
-    for split, paths in data_files.items():
-        config_lines += [f"  - split: {split}", "    path:"] + [f"    - {path}" for path in paths]
+    metadata = card_metadata(
+        adapter=adapter,
+        batch_id=batch_id,
+        config_name=config_name,
+        data_files=data_files,
+        sample_count=counts["exported"],
+        options=options,
+    )
+    # huggingface_hub's CardData.to_yaml: yaml.dump(..., allow_unicode=True, sort_keys=False), stripped.
+    front_matter = yaml.dump(metadata, allow_unicode=True, sort_keys=False).strip()
     columns = ", ".join(f"`{name}`" for name in adapter.features)
     sections = "\n".join(_split_section(split, figures) for split, figures in statistics.items())
     return f"""---
-configs:
-{chr(10).join(config_lines)}
+{front_matter}
 ---
 
 # OCR training batch `{batch_id}` ({adapter.name})
 
 Exported by ocr-datasets on {created_at}. Columns: {columns}. Images are embedded in the parquet files.
-
+{_license_note(options.license)}
 {_counts_line(counts)}
 
-| split | samples | characters | OCR CER | OCR WER |
-|---|---|---|---|---|
+| split | samples | characters | OCR CER | OCR grapheme CER | OCR WER |
+|---|---|---|---|---|---|
 {chr(10).join(_split_row(split, figures) for split, figures in statistics.items())}
 
 The OCR columns compare the OCR engine's text with the ground truth where a sample has both:
-the baseline a fine-tuned model has to beat.
+the baseline a fine-tuned model has to beat. CER counts code points of the normalised text, so
+u with a combining e above (u + U+0364) is two characters; grapheme CER counts what a reader
+sees as one character (Unicode grapheme clusters), so that u is one.
 
 Load it offline, keeping the `datasets` cache where you choose:
 
@@ -60,6 +82,76 @@ dataset = load_dataset("path/to/this/folder", cache_dir="path/to/a/cache")
 {sections}"""
 
 
+def card_metadata(
+    *,
+    adapter: FormatAdapter,
+    batch_id: str,
+    config_name: str,
+    data_files: dict[str, list[str]],
+    sample_count: int,
+    options: ExportOptions,
+) -> dict[str, Any]:
+    """The card's YAML metadata, keyed and ordered as huggingface_hub's ``DatasetCardData`` keeps
+    them: ``configs`` (the splits' parquet files, the default config ``load_dataset`` reads),
+    ``dataset_info`` (the columns' features, in the form ``datasets`` writes into a card) and
+    what the Hub shows and filters by."""
+    return {
+        # Left out when not given: the Hub would show a language nobody chose.
+        **({"language": list(options.language)} if options.language else {}),
+        "license": options.license or "other",
+        "size_categories": [size_category(sample_count)],
+        "task_categories": ["image-to-text"],
+        "pretty_name": f"OCR training batch {batch_id} ({adapter.name})",
+        "tags": ["ocr", "htr"],
+        "configs": [
+            {
+                "config_name": config_name,
+                "default": True,
+                "data_files": [{"split": split, "path": paths} for split, paths in data_files.items()],
+            }
+        ],
+        "dataset_info": {
+            "config_name": config_name,
+            "features": _card_feature(adapter.features.to_dict())["struct"],
+        },
+    }
+
+
+def size_category(count: int) -> str:
+    """The Hub's size category of a dataset of ``count`` samples."""
+    for exponent, category in enumerate(SIZE_CATEGORIES[:-1], start=3):
+        if count < 10**exponent:
+            return category
+    return SIZE_CATEGORIES[-1]
+
+
+def _card_feature(feature: dict[str, Any]) -> dict[str, Any]:
+    """A feature of ``Features.to_dict()`` as ``datasets`` writes it into a card's ``dataset_info``
+    (``Features._to_yaml_list``): a value its ``dtype``, an image ``dtype: image``, a struct its
+    fields by name, a list its item; a list of one dtype or one struct names it directly."""
+    kind = feature.get("_type")
+    if kind is None:
+        return {"struct": [{"name": name, **_card_feature(inner)} for name, inner in feature.items()]}
+    if kind == "List":
+        item = _card_feature(feature["feature"])
+        return {"list": next(iter(item.values())) if list(item) in (["dtype"], ["struct"]) else item}
+    if kind == "Value":
+        return {"dtype": feature["dtype"]}
+    return {"dtype": kind.lower()}
+
+
+def _license_note(license: str | None) -> str:
+    """What the card says of a license that is ``other``: whose terms, and what to set."""
+    if license not in (None, "other"):
+        return ""
+    reason = "This batch was exported without `--license`, so its card says `license: other`. " if not license else ""
+    return (
+        f"\n**License: not set.** {reason}Before sharing it, set `license:` in the YAML header of this README to the terms the images and "
+        "transcriptions may be used under (an identifier from https://huggingface.co/docs/hub/repositories-licenses), "
+        "or keep `other` and add `license_name` and `license_link` naming your own terms.\n"
+    )
+
+
 def _counts_line(counts: dict[str, int]) -> str:
     rejected = f"rejected: {counts['rejected']}" + (" (listed in `rejected.jsonl`)" if counts["rejected"] else "")
     duplicates = f"duplicates left out: {counts['duplicates']}" + (
@@ -70,8 +162,8 @@ def _counts_line(counts: dict[str, int]) -> str:
 
 def _split_row(split: str, figures: dict) -> str:
     baseline = figures.get("ocr_baseline")
-    cer, wer = (f"{baseline['cer']:.2%}", f"{baseline['wer']:.2%}") if baseline else ("–", "–")
-    return f"| {split} | {figures['samples']} | {figures.get('characters', 0)} | {cer} | {wer} |"
+    rates = [f"{baseline[rate]:.2%}" if baseline else "–" for rate in ("cer", "grapheme_cer", "wer")]
+    return f"| {split} | {figures['samples']} | {figures.get('characters', 0)} | {' | '.join(rates)} |"
 
 
 def _split_section(split: str, figures: dict) -> str:
@@ -92,7 +184,8 @@ def _split_section(split: str, figures: dict) -> str:
     baseline = figures["ocr_baseline"]
     ocr = (
         f"OCR baseline over {baseline['lines']} lines: CER {baseline['cer']:.2%} ({baseline['char_edits']} edits in "
-        f"{baseline['reference_chars']} characters), "
+        f"{baseline['reference_chars']} characters), grapheme CER {baseline['grapheme_cer']:.2%} "
+        f"({baseline['grapheme_edits']} edits in {baseline['reference_graphemes']} graphemes), "
         f"WER {baseline['wer']:.2%} ({baseline['word_edits']} of {baseline['reference_words']} words)."
         if baseline
         else "No OCR text in this split."

@@ -10,8 +10,9 @@ them, so a wrong value fails before anything is read. What the format adapters r
 from __future__ import annotations
 
 import argparse
+import difflib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -25,6 +26,25 @@ DEFAULT_INSTRUCTION = (
 NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
 SPLIT_STRATEGIES = ("hash", "balanced")
 _SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# A language as the Hub's dataset cards name it: an ISO 639-1 (de) or ISO 639-3 (deu, and gmh
+# for Middle High German, which has no two-letter code) code.
+_LANGUAGE_CODE = re.compile(r"[a-z]{2,3}")
+# The license identifiers the Hub shows on a card: the right column of the table in
+# huggingface/hub-docs, docs/hub/repositories-licenses.md (https://huggingface.co/docs/hub/repositories-licenses,
+# as of August 2026), which huggingface_hub's DatasetCardData points to. Any other value shows no license.
+HUB_LICENSES = (
+    "apache-2.0", "mit", "openrail", "bigscience-openrail-m", "creativeml-openrail-m", "bigscience-bloom-rail-1.0",
+    "bigcode-openrail-m", "afl-3.0", "artistic-2.0", "bsl-1.0", "bsd", "bsd-2-clause", "bsd-3-clause",
+    "bsd-3-clause-clear", "c-uda", "cc", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0", "cc-by-4.0",
+    "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0",
+    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
+    "cdla-sharing-1.0", "cdla-permissive-1.0", "cdla-permissive-2.0", "wtfpl", "ecl-2.0", "epl-1.0", "epl-2.0",
+    "etalab-2.0", "eupl-1.1", "eupl-1.2", "agpl-3.0", "gfdl", "gpl", "gpl-2.0", "gpl-3.0", "lgpl", "lgpl-2.1",
+    "lgpl-3.0", "isc", "h-research", "intel-research", "lppl-1.3c", "ms-pl", "apple-ascl", "apple-amlr", "mpl-2.0",
+    "odc-by", "odbl", "openmdw-1.0", "openmdw-1.1", "openrail++", "osl-3.0", "postgresql", "ofl-1.1", "ncsa",
+    "unlicense", "zlib", "pddl", "lgpl-lr", "deepfloyd-if-license", "fair-noncommercial-research-license", "llama2",
+    "llama3", "llama3.1", "llama3.2", "llama3.3", "llama4", "grok2-community", "gemma", "unknown", "other",
+)  # fmt: skip
 _SHARD_SIZE = re.compile(r"(?P<number>\d+)\s*(?:(?P<prefix>[KMGT])(?P<binary>i?)B)?", re.IGNORECASE)
 
 
@@ -117,6 +137,44 @@ def check_num_proc(num_proc: int | None) -> int | None:
     return num_proc
 
 
+def parse_languages(languages: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"de,la"`` (or a list) to the card's language codes, in lower case, each once."""
+    if languages is None:
+        return None
+    example = "for example de, or de,la for German and Latin"
+    codes = languages.split(",") if isinstance(languages, str) else list(languages)
+    if not all(isinstance(code, str) for code in codes):
+        raise OptionError(f"language={languages!r} (--language): give language codes as text ({example})")
+    codes = [code.strip() for code in codes if code.strip()]
+    if not codes:
+        raise OptionError(f"language (--language) names no language: {example}")
+    for code in codes:
+        if not _LANGUAGE_CODE.fullmatch(code.lower()):
+            raise OptionError(
+                f"language {code!r} (--language) is not an ISO 639-1 or 639-3 code: give two or three letters, "
+                f"without a region or script (de, not de-DE), {example}"
+            )
+    return tuple(dict.fromkeys(code.lower() for code in codes))
+
+
+def check_license(license: str | None) -> str | None:
+    """A license identifier the Hub knows, in lower case."""
+    if license is None:
+        return None
+    if not isinstance(license, str):
+        raise OptionError(f"license={license!r} (--license): give a license identifier as text, e.g. cc-by-4.0")
+    identifier = license.strip().lower()
+    if identifier not in HUB_LICENSES:
+        close = difflib.get_close_matches(identifier, HUB_LICENSES, n=1)
+        raise OptionError(
+            f"license {license!r} (--license) is not a license identifier the Hub knows"
+            + (f" (did you mean {close[0]}?)" if close else "")
+            + ": choose one from https://huggingface.co/docs/hub/repositories-licenses, such as cc-by-4.0 or "
+            "cc0-1.0, or other for terms of your own"
+        )
+    return identifier
+
+
 def positive_int(value: str) -> int:
     """The CLI's reading of a count of 1 or more."""
     if not value.isdigit() or int(value) < 1:
@@ -199,6 +257,18 @@ class ExportOptions(ViewOptions):
     max_shard_size: str | int = option(
         "500MB", "largest parquet file before the next one starts (default: 500MB)", metavar="SIZE"
     )
+    language: str | Sequence[str] | None = option(
+        None,
+        "language of the transcriptions, for the dataset card: an ISO 639-1 or 639-3 code such as de, "
+        "or several separated by commas, e.g. de,la (default: none stated)",
+        metavar="CODES",
+    )
+    license: str | None = option(
+        None,
+        "license of the images and transcriptions, for the dataset card: a Hub license identifier such as "
+        "cc-by-4.0 (default: the card says other and asks you to set it)",
+        metavar="ID",
+    )
     num_proc: int | None = option(
         None,
         "processes that validate images (one per 500; build_dataset also builds its parquet in them, "
@@ -226,6 +296,9 @@ class ExportOptions(ViewOptions):
         check_normalization(self.normalize)
         check_split_strategy(self.split_strategy)
         check_num_proc(self.num_proc)
+        # Kept as the codes and identifier the card shows, so the manifest records them.
+        object.__setattr__(self, "language", parse_languages(self.language))
+        object.__setattr__(self, "license", check_license(self.license))
         if not (
             (isinstance(self.max_shard_size, int) and not isinstance(self.max_shard_size, bool))
             or _SHARD_SIZE.fullmatch(str(self.max_shard_size))

@@ -197,7 +197,8 @@ EXPECTED_FIGURES = {
 EXPECTED_CARD_LINES = {
     "prose": [
         "3 samples, 22 characters. "
-        "OCR baseline over 3 lines: CER 9.09% (2 edits in 22 characters), WER 33.33% (2 of 6 words).",
+        "OCR baseline over 3 lines: CER 9.09% (2 edits in 22 characters), "
+        "grapheme CER 9.09% (2 edits in 22 graphemes), WER 33.33% (2 of 6 words).",
         "| text length (characters) | 3 | 6 | 7.33 | 13 |",
         "| image width (px) | 40 | 64 | 74.67 | 120 |",
         "| image height (px) | 10 | 12 | 12.67 | 16 |",
@@ -217,7 +218,7 @@ EXPECTED_CARD_LINES = {
         "| ß | U+00DF | LATIN SMALL LETTER SHARP S | 1 |",
     ],
 }
-EXPECTED_OVERVIEW_CELLS = {"prose": "| 3 | 22 | 9.09% | 33.33% |", "fraktur": "| 3 | 14 | – | – |"}
+EXPECTED_OVERVIEW_CELLS = {"prose": "| 3 | 22 | 9.09% | 9.09% | 33.33% |", "fraktur": "| 3 | 14 | – | – | – |"}
 
 
 def png_bytes(width: int, height: int) -> bytes:
@@ -405,7 +406,7 @@ def test_empty_split_is_in_manifest_and_card_with_zero_samples(batch_with_an_emp
     card = read_card(batch)
 
     assert read_manifest(batch)["statistics"][empty] == {"samples": 0}
-    assert overview_row(card, empty) == f"| {empty} | 0 | 0 | – | – |"
+    assert overview_row(card, empty) == f"| {empty} | 0 | 0 | – | – | – |"
     assert card_section(card, empty).strip() == "No samples."
 
 
