@@ -13,6 +13,7 @@ import yaml
 from .adapters import get_adapter
 from .errors import InputNotFoundError
 from .manifest import MANIFEST_NAME
+from .sources.gt_folder import LINE_TEXT_SUFFIX
 from .writer import DUPLICATES_NAME, REJECTED_NAME
 
 
@@ -90,10 +91,16 @@ def _count_problems(batch: Path, manifest: dict[str, Any]) -> list[str]:
     for split, expected in splits.items():
         view = batch / adapter.view_name(split)
         array_view = view.with_suffix(".json") if adapter.json_array_view else None
-        for path in (view, array_view):
+        text_chat_view = batch / adapter.text_chat_view_name(split) if adapter.is_chat else None
+        for path in (view, array_view, text_chat_view):
             # The JSON array view holds one element per line between its brackets.
             if path is not None and path.exists() and _line_count(path) != expected:
                 problems.append(f"{path.name}: {_line_count(path)} records, manifest says {expected}")
+        lines = batch / split
+        if adapter.line_folder and lines.is_dir():
+            found = sum(1 for _ in lines.glob(f"*{LINE_TEXT_SUFFIX}"))
+            if found != expected:
+                problems.append(f"{split}/: {found} {LINE_TEXT_SUFFIX} lines, manifest says {expected}")
     for name, expected in ((REJECTED_NAME, counts["rejected"]), (DUPLICATES_NAME, counts["duplicates"])):
         found = _listed_samples(batch / name)
         if found != expected:
