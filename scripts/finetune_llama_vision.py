@@ -9,10 +9,13 @@
 Loads the batch's train split, wraps the attention projections of the model's language half
 in LoRA, trains with transformers' Trainer and ocr_datasets.training.LlamaVisionCollator (loss
 on each answer and its closing <|eot_id|> only), saves the adapter and the processor to
---output, and when the batch has a validation split, transcribes it greedily and prints
-"validation CER: x.xx%". Nothing is downloaded: the model comes from a local folder and the
-Hugging Face libraries run in offline mode. The 11B model's weights alone take ~21 GB in
-bfloat16; train it on a GPU, use --tiny to check the pipeline on a CPU.
+--output, and when the batch has a validation split, transcribes it greedily, prints
+"validation CER: x.xx%" and writes what the model read to OUTPUT/predictions-validation.jsonl,
+which `ocr-datasets eval BATCH --predictions FILE --split validation` scores in full
+(--eval-limit transcribes only some lines, and writes no such file). Nothing is downloaded:
+the model comes from a local folder and the Hugging Face libraries run in offline mode. The
+11B model's weights alone take ~21 GB in bfloat16; train it on a GPU, use --tiny to check the
+pipeline on a CPU.
 """
 
 from __future__ import annotations
@@ -206,10 +209,12 @@ def train(model, processor, train_rows, args: argparse.Namespace) -> None:
 
 def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> None:
     from ocr_datasets.training import character_error_rate
+    from ocr_datasets.training.common import save_predictions
     from ocr_datasets.training.llama_vision import transcribe
 
+    split_size = len(rows)
     if args.eval_limit is not None:
-        rows = rows.select(range(min(args.eval_limit, len(rows))))
+        rows = rows.select(range(min(args.eval_limit, split_size)))
     rows = list(rows)
     predictions = transcribe(
         model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
@@ -217,11 +222,19 @@ def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> N
     references = [row["messages"][-1]["content"][0]["text"] for row in rows]
     for reference, prediction in list(zip(references, predictions, strict=True))[:3]:
         print(f"  reference:  {reference}\n  prediction: {prediction}")
-    cer = character_error_rate(references, [prediction.strip() for prediction in predictions])
+    cer = character_error_rate(references, predictions)
     print(
         f"validation CER: {cer:.2%} ({len(rows)} lines)"
         if cer is not None
         else "validation CER: n/a (empty references)"
+    )
+    if len(rows) < split_size:
+        # ocr-datasets eval scores whole splits: a file of some lines would be refused.
+        print(f"no predictions file: --eval-limit transcribed {len(rows)} of the {split_size} validation lines")
+        return
+    path = save_predictions(args.output, "validation", [row["id"] for row in rows], predictions)
+    print(
+        f"validation predictions: {path} (ocr-datasets eval {args.batch_dir} --predictions {path} --split validation)"
     )
 
 

@@ -4,11 +4,13 @@
     python scripts/finetune_trocr.py exports/trocr/b1 --tiny --output runs/tiny --max-steps 20
 
 Trains on the batch's train split with Seq2SeqTrainer, saves the model and processor to
---output, and, when the batch has a validation split, transcribes it and prints
-"validation CER: x.xx%". Never reaches the network: --model is a local folder (a checkpoint
-downloaded beforehand, for example with `hf download microsoft/trocr-base-handwritten
---local-dir models/trocr-base-handwritten`), and --tiny builds a small random TrOCR from the
-batch's train texts to check the pipeline in seconds on a CPU.
+--output, and, when the batch has a validation split, transcribes it, prints
+"validation CER: x.xx%" and writes what the model read to OUTPUT/predictions-validation.jsonl,
+which `ocr-datasets eval BATCH --predictions FILE --split validation` scores in full.
+Never reaches the network: --model is a local folder (a checkpoint downloaded beforehand, for
+example with `hf download microsoft/trocr-base-handwritten --local-dir
+models/trocr-base-handwritten`), and --tiny builds a small random TrOCR from the batch's train
+texts to check the pipeline in seconds on a CPU.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from transformers import (  # noqa: E402
 )
 
 from ocr_datasets.training import TrOCRCollator, character_error_rate, load_batch  # noqa: E402
+from ocr_datasets.training.common import save_predictions  # noqa: E402
 from ocr_datasets.training.trocr import prepare_trocr_model, tiny_trocr  # noqa: E402
 
 
@@ -112,6 +115,10 @@ def main(argv=None) -> None:
             predictions = transcribe(trainer.model, collator, validation, args.batch_size, args.max_target_length)
         cer = character_error_rate(list(validation["text"]), predictions)
         print(f"validation CER: {cer:.2%} over {len(validation)} lines")
+        path = save_predictions(args.output, "validation", validation["id"], predictions)
+        print(
+            f"validation predictions: {path} (ocr-datasets eval {args.batch} --predictions {path} --split validation)"
+        )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from peft import PeftModel
 from support.data import LINE_GT_LINES, line_gt_samples
 from transformers import AutoProcessor, MllamaForConditionalGeneration, Trainer, TrainingArguments
 
-from ocr_datasets import export
+from ocr_datasets import evaluate_predictions, export
 from ocr_datasets.training import LlamaVisionCollator, load_batch
 from ocr_datasets.training.llama_vision import (
     BOS,
@@ -263,8 +263,11 @@ def test_script_help_names_every_choice():
         assert option in completed.stdout
 
 
-def test_script_fine_tunes_tiny_model_with_lora_and_reports_validation_cer(line_batch_dir, tmp_path):
+def test_script_fine_tunes_tiny_model_with_lora_reports_validation_cer_and_writes_predictions(
+    line_batch_dir, line_batch, tmp_path
+):
     output = tmp_path / "run"
+    validation_ids = list(line_batch["validation"]["id"])
     completed = run_script(
         str(line_batch_dir),
         "--tiny",
@@ -276,11 +279,18 @@ def test_script_fine_tunes_tiny_model_with_lora_and_reports_validation_cer(line_
         "--learning-rate", "1e-2",
         "--logging-steps", "1",
         "--gradient-checkpointing",
-        "--eval-limit", "6",
         "--max-new-tokens", "16",
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
-    assert re.search(r"^validation CER: \d+\.\d\d% \(6 lines\)$", completed.stdout, re.MULTILINE), completed.stdout
+    pattern = rf"^validation CER: \d+\.\d\d% \({len(validation_ids)} lines\)$"
+    assert re.search(pattern, completed.stdout, re.MULTILINE), completed.stdout
+    # Every validation line's transcription, in order, in the file ocr-datasets eval scores, at the printed CER.
+    predictions = output / "predictions-validation.jsonl"
+    assert f"validation predictions: {predictions} (ocr-datasets eval {line_batch_dir}" in completed.stdout
+    records = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
+    assert [record["id"] for record in records] == validation_ids
+    figures = evaluate_predictions(line_batch_dir, predictions, "validation")
+    assert f"validation CER: {figures['model']['cer']:.2%} ({len(validation_ids)} lines)" in completed.stdout
     adapter_config = json.loads((output / "adapter_config.json").read_text())
     assert adapter_config["peft_type"] == "LORA" and adapter_config["r"] == 8
     assert "language_model" in adapter_config["target_modules"]

@@ -17,7 +17,7 @@ import torch
 from support.data import LINE_GT_LINES, line_gt_samples
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrOCRProcessor, VisionEncoderDecoderModel
 
-from ocr_datasets import export
+from ocr_datasets import evaluate_predictions, export
 from ocr_datasets.training import TrOCRCollator, load_batch
 from ocr_datasets.training.trocr import TINY_IMAGE_SIZE, prepare_trocr_model, tiny_trocr
 
@@ -110,6 +110,21 @@ def assert_reports_validation_cer(completed: subprocess.CompletedProcess, valida
     )
 
 
+def assert_writes_predictions_that_eval_scores(
+    completed: subprocess.CompletedProcess, batch_dir: Path, output: Path, validation_ids: list[str]
+) -> None:
+    """The script's predictions file holds one line per validation line, in order, and
+    ``ocr-datasets eval`` scores it at the CER the script printed."""
+    path = output / "predictions-validation.jsonl"
+    assert f"validation predictions: {path} (ocr-datasets eval {batch_dir} --predictions {path}" in completed.stdout
+    records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [record["id"] for record in records] == validation_ids
+    assert all(isinstance(record["text"], str) for record in records)
+    figures = evaluate_predictions(batch_dir, path, "validation")
+    assert figures["model"]["lines"] == len(validation_ids)
+    assert f"validation CER: {figures['model']['cer']:.2%} over" in completed.stdout
+
+
 def test_labels_are_the_token_ids_with_padding_set_to_minus_100(processor, train_rows):
     labels = TrOCRCollator(processor)(list(train_rows))["labels"]
 
@@ -197,10 +212,15 @@ def test_prepare_trocr_model_fills_in_the_ids_a_checkpoint_lacks_and_keeps_those
     assert math.isfinite(model(**rows).loss.item())
 
 
-def test_script_fine_tunes_a_tiny_trocr_saves_it_and_reports_validation_cer(batch, batch_dir, tmp_path):
+def test_script_fine_tunes_a_tiny_trocr_saves_it_reports_validation_cer_and_writes_predictions(
+    batch, batch_dir, tmp_path
+):
     output = tmp_path / "tiny-run"
 
-    assert_reports_validation_cer(run_script(batch_dir, output, "--tiny", "--max-steps", "3"), len(batch["validation"]))
+    completed = run_script(batch_dir, output, "--tiny", "--max-steps", "3")
+
+    assert_reports_validation_cer(completed, len(batch["validation"]))
+    assert_writes_predictions_that_eval_scores(completed, batch_dir, output, list(batch["validation"]["id"]))
     processor = TrOCRProcessor.from_pretrained(output, local_files_only=True)
     model = VisionEncoderDecoderModel.from_pretrained(output, local_files_only=True)
     assert model.config.decoder_start_token_id == processor.tokenizer.bos_token_id
@@ -218,5 +238,6 @@ def test_script_fine_tunes_a_local_checkpoint_that_lacks_the_top_level_ids(
     completed = run_script(batch_dir, output, "--model", str(checkpoint_without_top_level_ids), "--max-steps", "2")
 
     assert_reports_validation_cer(completed, len(batch["validation"]))
+    assert_writes_predictions_that_eval_scores(completed, batch_dir, output, list(batch["validation"]["id"]))
     saved = json.loads((output / "config.json").read_text())
     assert all(saved[name] is not None for name in TOP_LEVEL_IDS)

@@ -1,14 +1,19 @@
-"""What both fine-tuning paths share: offline switches, loading a batch, tiny tokenizers, CER."""
+"""What both fine-tuning paths share: offline switches, loading a batch, tiny tokenizers, CER,
+and the predictions file ``ocr-datasets eval`` reads."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
 from ..api import load_batch
+from ..evaluation import write_predictions
 from ..offline import switch_offline as go_offline
 from ..statistics import error_rates
+from ..validation import normalize_text
 
-__all__ = ["byte_level_bpe", "character_error_rate", "go_offline", "load_batch"]
+__all__ = ["byte_level_bpe", "character_error_rate", "go_offline", "load_batch", "save_predictions"]
 
 
 def byte_level_bpe(
@@ -42,5 +47,14 @@ def byte_level_bpe(
 
 
 def character_error_rate(references: Sequence[str], predictions: Sequence[str]) -> float | None:
-    """CER over the whole set (total edits / total reference characters), as the batch card computes it."""
-    return error_rates(list(zip(references, predictions, strict=True)))["cer"]
+    """CER over the whole set (total edits / total reference characters), as the batch card and
+    ``ocr-datasets eval`` compute it: the references are a batch's (already normalised), the
+    predictions are normalised as an export's texts are by default (NFC, spaces collapsed)."""
+    normalised = (normalize_text(prediction, "NFC") for prediction in predictions)
+    return error_rates(list(zip(references, normalised, strict=True)))["cer"]
+
+
+def save_predictions(output_dir: str | os.PathLike[str], split: str, ids: Iterable[str], texts: Iterable[str]) -> Path:
+    """Write what the model read on each line of ``split`` to ``<output_dir>/predictions-<split>.jsonl``,
+    the file ``ocr-datasets eval BATCH --predictions FILE --split SPLIT`` scores; returns its path."""
+    return write_predictions(Path(output_dir) / f"predictions-{split}.jsonl", ids, texts)
