@@ -425,11 +425,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_predictions
 
     figures = evaluate_predictions(args.batch, args.predictions, args.split)
+    if args.json:
+        # Before the report: a reader that stops early (| head) must not cost the file.
+        Path(args.json).write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"{figures['format']} batch {figures['batch_id']}, split {figures['split']}: {args.predictions}")
     print(f"  {'':<12}  {'CER':>8}  {'grapheme CER':>12}  {'WER':>8}  {'lines':>7}")
     for name, rates in (("predictions", figures["model"]), ("OCR baseline", figures["ocr_baseline"])):
         if rates is None:
-            print(f"  {name:<12}  none: the batch's samples of this split had no ocr_text")
+            print(f"  {name:<12}  none: no sample of this split had an ocr_text")
             continue
         print(
             f"  {name:<12}  {_percent(rates.get('cer')):>8}  {_percent(rates.get('grapheme_cer')):>12}  "
@@ -443,7 +446,6 @@ def _run_eval(args: argparse.Namespace) -> int:
         print(f"  {_percent(line['cer']):>8}  {line['id']}")
         print(f"    reference:  {line['reference']}\n    prediction: {line['prediction']}")
     if args.json:
-        Path(args.json).write_text(json.dumps(figures, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"\nfigures written to {args.json}")
     return 0
 

@@ -293,3 +293,13 @@ def test_worst_lines_stop_at_twenty_highest_cer_first(fraktur, tmp_path):
         sorted((1 / len(text) for text in train.values()), reverse=True)[:WORST_LINES]
     )
     assert figures["model"]["char_edits"] == len(train)
+
+
+def test_cli_says_when_the_split_has_no_ocr_baseline(fraktur, test_lines, tmp_path):
+    predictions = write_predictions(tmp_path / "perfect.jsonl", test_lines, test_lines.values())
+
+    lines = succeeded(run_cli("eval", fraktur["generic"], "--predictions", predictions)).stdout.splitlines()
+
+    assert lines[2].split() == ["predictions", "0.00%", "0.00%", "0.00%", str(len(test_lines))]
+    assert lines[3] == "  OCR baseline  none: no sample of this split had an ocr_text"
+    assert not any("worst lines" in line for line in lines)
