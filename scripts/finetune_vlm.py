@@ -1,0 +1,236 @@
+#!/usr/bin/env python
+"""Fine-tune a vision-language model with LoRA on an exported vlm batch, offline, with TRL.
+
+    python scripts/finetune_vlm.py ocr-exports/vlm/b1 \\
+        --model ~/models/Qwen2.5-VL-3B-Instruct --output runs/b1-lora
+
+    python scripts/finetune_vlm.py ocr-exports/vlm/b1 --tiny --output runs/tiny --max-steps 10
+
+Trains on the batch's train split with TRL's SFTTrainer, which collates the prompt-completion
+rows with its own vision collator and puts the loss on each transcription and its end-of-turn
+token only; LoRA (peft) adapts the language model's attention, the vision encoder stays frozen.
+Saves the adapter and the processor to --output. When the batch has a validation split, it
+transcribes it greedily, writes one JSON line per validation line, {"id": ..., "text": ...}, to
+--predictions (default OUTPUT/predictions-validation.jsonl), prints that path and
+"validation CER: x.xx%"; `ocr-datasets eval BATCH --predictions FILE` reads that file.
+
+--model is a local folder of any checkpoint whose processor has a chat template and which
+AutoModelForImageTextToText loads (Qwen2.5-VL / Qwen3-VL, SmolVLM, Gemma 3 ...), downloaded
+beforehand, for example with `hf download Qwen/Qwen2.5-VL-3B-Instruct --local-dir
+models/Qwen2.5-VL-3B-Instruct`; Qwen's video processor needs torchvision installed. --tiny builds a
+tiny random Qwen2.5-VL from the train texts to check the pipeline on a CPU in a minute; it learns
+nothing useful (its base weights go to OUTPUT/tiny-base). The Hugging Face libraries run in
+offline mode: nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DTYPES = ("bfloat16", "float32")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("batch_dir", type=Path, help="an exported vlm batch folder (<export folder>/vlm/<batch id>)")
+    parser.add_argument(
+        "--output", type=Path, required=True, help="folder for the LoRA adapter, the processor and the predictions"
+    )
+    base = parser.add_mutually_exclusive_group(required=True)
+    base.add_argument(
+        "--model",
+        type=Path,
+        help="local folder of a vision-language checkpoint (config.json, *.safetensors, processor files with a "
+        "chat template); never fetched from the Hub",
+    )
+    base.add_argument(
+        "--tiny",
+        action="store_true",
+        help="instead of a real model, a tiny random Qwen2.5-VL whose tokenizer is trained on the batch "
+        "(weights saved to OUTPUT/tiny-base): checks the whole pipeline on a CPU; it learns nothing useful",
+    )
+    lora = parser.add_argument_group("LoRA")
+    lora.add_argument("--lora-r", type=int, default=16, help="rank of the LoRA matrices (default: 16)")
+    lora.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha (default: 32)")
+    lora.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA input (default: 0.05)")
+    lora.add_argument(
+        "--lora-targets",
+        default="q_proj,k_proj,v_proj,o_proj",
+        help="comma-separated projection names adapted in the language model's attention "
+        "(default: q_proj,k_proj,v_proj,o_proj); the vision encoder stays frozen",
+    )
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=float, default=1.0, help="passes over the train split (default: 1)")
+    training.add_argument(
+        "--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs"
+    )
+    training.add_argument("--batch-size", type=int, default=1, help="rows per device and step (default: 1)")
+    training.add_argument(
+        "--gradient-accumulation-steps",
+        type=int,
+        default=8,
+        help="steps whose gradients are summed before an update (default: 8)",
+    )
+    training.add_argument(
+        "--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)"
+    )
+    training.add_argument(
+        "--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)"
+    )
+    training.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="bfloat16",
+        help="weights of the base model and mixed precision (default: bfloat16; --tiny always uses float32)",
+    )
+    training.add_argument(
+        "--no-gradient-checkpointing",
+        dest="gradient_checkpointing",
+        action="store_false",
+        help="keep activations instead of recomputing them (TRL's default recomputes: less memory, more time)",
+    )
+    training.add_argument("--logging-steps", type=int, default=10, help="log the loss every N steps (default: 10)")
+    training.add_argument(
+        "--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)"
+    )
+    evaluation = parser.add_argument_group("validation")
+    evaluation.add_argument(
+        "--predictions",
+        type=Path,
+        default=None,
+        help="where the validation transcriptions go, one JSON line {id, text} each "
+        "(default: OUTPUT/predictions-validation.jsonl)",
+    )
+    evaluation.add_argument(
+        "--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)"
+    )
+    evaluation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.dtype = "float32"
+    if args.predictions is None:
+        args.predictions = args.output / "predictions-validation.jsonl"
+    return args
+
+
+def transcription(row: dict) -> str:
+    return row["completion"][0]["content"][0]["text"]
+
+
+def load_base(args: argparse.Namespace, train):
+    if args.tiny:
+        from ocr_datasets.training.vlm import tiny_qwen2_5_vl
+
+        instruction = train[0]["prompt"][0]["content"][-1]["text"]
+        # The processor stays in memory (reloading Qwen2.5-VL's needs torchvision); the base weights
+        # are saved so that the adapter can be attached to them again.
+        processor, model = tiny_qwen2_5_vl([row[0]["content"][0]["text"] for row in train["completion"]], instruction)
+        model.save_pretrained(args.output / "tiny-base")
+        return processor, model
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(args.model, local_files_only=True)
+    model = AutoModelForImageTextToText.from_pretrained(
+        args.model, local_files_only=True, dtype=getattr(torch, args.dtype)
+    )
+    return processor, model
+
+
+def lora_config(args: argparse.Namespace):
+    from peft import LoraConfig
+
+    targets = "|".join(name.strip() for name in args.lora_targets.split(",") if name.strip())
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        # Vision encoders have projections of the same names: the pattern keeps LoRA to the language
+        # model (language_model in Qwen2.5-VL and Gemma 3, text_model in SmolVLM / Idefics3).
+        target_modules=rf".*\.(language_model|text_model)\..*\.({targets})",
+        task_type="CAUSAL_LM",
+    )
+
+
+def train(model, processor, train_rows, args: argparse.Namespace):
+    import torch
+    from trl import SFTConfig, SFTTrainer
+
+    config = SFTConfig(
+        output_dir=str(args.output / "trainer"),
+        num_train_epochs=args.epochs,
+        max_steps=args.max_steps,
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        max_length=args.max_length,
+        bf16=args.dtype == "bfloat16",
+        gradient_checkpointing=args.gradient_checkpointing,
+        logging_steps=args.logging_steps,
+        # Pinning needs an accelerator; on a CPU it only warns.
+        dataloader_pin_memory=torch.cuda.is_available(),
+        save_strategy="no",
+        report_to="none",
+        seed=args.seed,
+    )
+    # Prompt-completion rows: SFTTrainer's vision collator sets completion_only_loss by itself.
+    trainer = SFTTrainer(
+        model=model, args=config, train_dataset=train_rows, processing_class=processor, peft_config=lora_config(args)
+    )
+    trainer.train()
+    return trainer
+
+
+def write_predictions(model, processor, rows, args: argparse.Namespace) -> None:
+    from ocr_datasets.training import character_error_rate
+    from ocr_datasets.training.vlm import transcribe
+
+    rows = list(rows)
+    predictions = transcribe(
+        model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
+    )
+    args.predictions.parent.mkdir(parents=True, exist_ok=True)
+    with args.predictions.open("w", encoding="utf-8") as file:
+        for row, text in zip(rows, predictions, strict=True):
+            file.write(json.dumps({"id": row["id"], "text": text}, ensure_ascii=False) + "\n")
+    print(f"validation predictions ({len(rows)} lines) written to {args.predictions}")
+    cer = character_error_rate([transcription(row) for row in rows], predictions)
+    print(f"validation CER: {cer:.2%} ({len(rows)} lines)" if cer is not None else "validation CER: n/a")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    # Before anything is loaded; it also switches libraries that ocr_datasets already imported.
+    from ocr_datasets.training import go_offline, load_batch
+
+    go_offline()
+
+    batch = load_batch(args.batch_dir)
+    if "train" not in batch:
+        sys.exit(f"{args.batch_dir}: no train split (splits: {', '.join(batch)}); export with --split")
+    if "completion" not in batch["train"].column_names:
+        sys.exit(
+            f"{args.batch_dir}: not a vlm batch (columns: {', '.join(batch['train'].column_names)}); "
+            "export it with --format vlm"
+        )
+    args.output.mkdir(parents=True, exist_ok=True)
+    processor, model = load_base(args, batch["train"])
+    trainer = train(model, processor, batch["train"], args)
+    trainer.save_model(str(args.output))  # the adapter, and the processor as the trainer's processing_class
+    print(f"LoRA adapter and processor saved to {args.output} (base model: {'tiny' if args.tiny else args.model})")
+    if "validation" in batch:
+        write_predictions(trainer.model, processor, batch["validation"], args)
+    else:
+        print("no validation split: no predictions written (export with --split train=0.9,validation=0.1)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
