@@ -141,15 +141,18 @@ def _card_feature(feature: dict[str, Any]) -> dict[str, Any]:
 
 
 def _license_note(license: str | None) -> str:
-    """What the card says of a license that is ``other``: whose terms, and what to set."""
-    if license not in (None, "other"):
-        return ""
-    reason = "This batch was exported without `--license`, so its card says `license: other`. " if not license else ""
-    return (
-        f"\n**License: not set.** {reason}Before sharing it, set `license:` in the YAML header of this README to the terms the images and "
-        "transcriptions may be used under (an identifier from https://huggingface.co/docs/hub/repositories-licenses), "
-        "or keep `other` and add `license_name` and `license_link` naming your own terms.\n"
-    )
+    """What the card says when its license is ``other``: what to set before sharing the batch."""
+    own_terms = "add `license_name` and `license_link` naming your own terms"
+    if license is None:
+        return (
+            "\n**License: not set.** This batch was exported without `--license`, so its card says "
+            "`license: other`. Before sharing it, set `license:` in this README's YAML header to the terms "
+            "the images and transcriptions may be used under (an identifier from "
+            f"https://huggingface.co/docs/hub/repositories-licenses), or keep `other` and {own_terms}.\n"
+        )
+    if license == "other":
+        return f"\n**License: other.** Before sharing this batch, {own_terms} to this README's YAML header.\n"
+    return ""
 
 
 def _counts_line(counts: dict[str, int]) -> str:

@@ -174,6 +174,17 @@ def test_without_a_license_the_card_says_other_and_asks_for_one(every_format, re
     assert "**License: not set.**" not in card_of(real_batch).text
 
 
+def test_a_license_of_other_asks_for_its_name_and_link(tmp_path):
+    manifest = write_example_manifest(tmp_path / "input", count=2)
+
+    result = export(read_manifest(manifest), "trocr", output_dir=tmp_path / "out", license="other", progress=False)
+
+    card = card_of(Path(result.export_path))
+    assert card.data.license == "other"
+    assert "**License: other.** Before sharing this batch, add `license_name` and `license_link`" in card.text
+    assert "not set" not in card.text
+
+
 def test_the_card_shows_the_grapheme_cer_beside_the_code_point_cer(real_batch):
     manifest = read_manifest_json(real_batch)
     text = (real_batch / "README.md").read_text(encoding="utf-8")
