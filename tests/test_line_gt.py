@@ -12,6 +12,7 @@ from pathlib import Path
 import datasets
 import pytest
 from PIL import Image, ImageOps
+from PIL.PngImagePlugin import PngInfo
 from support.data import LINE_GT_LINES
 
 from ocr_datasets import TrainingSample, export, read_samples, verify_batch
@@ -177,6 +178,21 @@ def test_an_image_kept_with_its_orientation_tag_is_turned_in_its_png(tmp_path):
         expected = pixels(ImageOps.exif_transpose(original))
     assert file_pixels(batch / "train" / "turned.png") == expected
     assert expected[1] == (10, 30)
+
+
+def test_a_png_without_metadata_keeps_its_bytes_and_one_with_metadata_loses_only_that(tmp_path):
+    with_text = io.BytesIO()
+    info = PngInfo()
+    info.add_text("Author", "Schreiberin")
+    Image.open(io.BytesIO(line_png(7))).save(with_text, format="PNG", pnginfo=info)
+    samples = [
+        TrainingSample(id="clean", image_path="clean.png", ground_truth="Zeile", image_bytes=line_png(3)),
+        TrainingSample(id="authored", image_path="a.png", ground_truth="Zeile", image_bytes=with_text.getvalue()),
+    ]
+    batch = Path(export(samples, "line_gt", "b1", tmp_path, keep_image_metadata=True, progress=False).export_path)
+    assert (batch / "train" / "clean.png").read_bytes() == line_png(3)
+    with Image.open(batch / "train" / "authored.png") as image:
+        assert "Author" not in image.info and pixels(image) == pixels(Image.open(io.BytesIO(line_png(7))))
 
 
 def test_a_split_named_like_a_folder_of_the_batch_is_refused_before_anything_is_written(tmp_path, example_manifest):

@@ -9,7 +9,10 @@ import json
 from ..canonical import CANONICAL_FEATURES
 from ..images import decoded_png_bytes
 from ..names import file_stem
+from ..privacy import without_private_metadata
 from .base import FormatAdapter
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class LineGtAdapter(FormatAdapter):
@@ -20,9 +23,8 @@ class LineGtAdapter(FormatAdapter):
     line_folder = True
 
     def project(self, batch, options):
-        # Lossless PNG from the validated pixels, with no metadata: what all three tools read.
         images = [
-            {"bytes": decoded_png_bytes(cell["bytes"]), "path": line_stem(sample_id) + ".png"}
+            {"bytes": metadata_free_png(cell["bytes"]), "path": line_stem(sample_id) + ".png"}
             for cell, sample_id in zip(batch["image"], batch["id"], strict=True)
         ]
         return {column: images if column == "image" else batch[column] for column in self.features}
@@ -45,6 +47,14 @@ class LineGtAdapter(FormatAdapter):
             ".gt.txt": (row["ground_truth"] + "\n").encode("utf-8"),
             ".json": (json.dumps(metadata, ensure_ascii=False) + "\n").encode("utf-8"),
         }
+
+
+def metadata_free_png(data: bytes) -> bytes:
+    """The validated image ``data`` as a PNG without metadata, losslessly (what all three tools
+    read): a PNG as the privacy step leaves it (its own bytes when it holds no metadata, as
+    exported images do unless ``keep_image_metadata``), any other image encoded from its pixels."""
+    cleaned = without_private_metadata(data)
+    return cleaned if cleaned.startswith(_PNG_SIGNATURE) else decoded_png_bytes(cleaned)
 
 
 def line_stem(sample_id: str) -> str:
