@@ -11,8 +11,8 @@ rows with its own vision collator and puts the loss on each transcription and it
 token only; LoRA (peft) adapts the language model's attention, the vision encoder stays frozen.
 Saves the adapter and the processor to --output. When the batch has a validation split, it
 transcribes it greedily, writes one JSON line per validation line, {"id": ..., "text": ...}, to
---predictions (default OUTPUT/predictions-validation.jsonl), prints that path and
-"validation CER: x.xx%"; `ocr-datasets eval BATCH --predictions FILE` reads that file.
+OUTPUT/predictions-validation.jsonl, and prints that path, the `ocr-datasets eval` command that
+scores it, and "validation CER: x.xx%".
 
 --model is a local folder of any checkpoint whose processor has a chat template and which
 AutoModelForImageTextToText loads (Qwen2.5-VL / Qwen3-VL, SmolVLM, Gemma 3 ...), downloaded
@@ -26,7 +26,6 @@ offline mode: nothing is downloaded.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -41,7 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("batch_dir", type=Path, help="an exported vlm batch folder (<export folder>/vlm/<batch id>)")
     parser.add_argument(
-        "--output", type=Path, required=True, help="folder for the LoRA adapter, the processor and the predictions"
+        "--output",
+        type=Path,
+        required=True,
+        help="folder for the LoRA adapter, the processor and predictions-validation.jsonl",
     )
     base = parser.add_mutually_exclusive_group(required=True)
     base.add_argument(
@@ -102,21 +104,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     evaluation = parser.add_argument_group("validation")
     evaluation.add_argument(
-        "--predictions",
-        type=Path,
-        default=None,
-        help="where the validation transcriptions go, one JSON line {id, text} each "
-        "(default: OUTPUT/predictions-validation.jsonl)",
-    )
-    evaluation.add_argument(
         "--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)"
     )
     evaluation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
     args = parser.parse_args(argv)
     if args.tiny:
         args.dtype = "float32"
-    if args.predictions is None:
-        args.predictions = args.output / "predictions-validation.jsonl"
     return args
 
 
@@ -188,19 +181,19 @@ def train(model, processor, train_rows, args: argparse.Namespace):
     return trainer
 
 
-def write_predictions(model, processor, rows, args: argparse.Namespace) -> None:
+def report_validation(model, processor, rows, args: argparse.Namespace) -> None:
     from ocr_datasets.training import character_error_rate
+    from ocr_datasets.training.common import save_predictions
     from ocr_datasets.training.vlm import transcribe
 
     rows = list(rows)
     predictions = transcribe(
         model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
     )
-    args.predictions.parent.mkdir(parents=True, exist_ok=True)
-    with args.predictions.open("w", encoding="utf-8") as file:
-        for row, text in zip(rows, predictions, strict=True):
-            file.write(json.dumps({"id": row["id"], "text": text}, ensure_ascii=False) + "\n")
-    print(f"validation predictions ({len(rows)} lines) written to {args.predictions}")
+    path = save_predictions(args.output, "validation", [row["id"] for row in rows], predictions)
+    print(
+        f"validation predictions: {path} (ocr-datasets eval {args.batch_dir} --predictions {path} --split validation)"
+    )
     cer = character_error_rate([transcription(row) for row in rows], predictions)
     print(f"validation CER: {cer:.2%} ({len(rows)} lines)" if cer is not None else "validation CER: n/a")
 
@@ -226,7 +219,7 @@ def main(argv=None) -> int:
     trainer.save_model(str(args.output))  # the adapter, and the processor as the trainer's processing_class
     print(f"LoRA adapter and processor saved to {args.output} (base model: {'tiny' if args.tiny else args.model})")
     if "validation" in batch:
-        write_predictions(trainer.model, processor, batch["validation"], args)
+        report_validation(trainer.model, processor, batch["validation"], args)
     else:
         print("no validation split: no predictions written (export with --split train=0.9,validation=0.1)")
     return 0

@@ -62,7 +62,7 @@ def test_script_fine_tunes_tiny_qwen2_5_vl_with_lora_and_writes_validation_predi
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
     predictions = output / "predictions-validation.jsonl"
-    assert f"written to {predictions}" in completed.stdout
+    assert f"validation predictions: {predictions} (ocr-datasets eval " in completed.stdout
     assert re.search(r"^validation CER: \d+\.\d\d% \(\d+ lines\)$", completed.stdout, re.MULTILINE), completed.stdout
 
     validation_ids = load_batch(batch_dir)["validation"]["id"]
