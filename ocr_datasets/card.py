@@ -6,7 +6,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
-import yaml
+from huggingface_hub.repocard_data import DatasetCardData
 
 from .adapters import FormatAdapter
 from .options import ExportOptions
@@ -36,9 +36,10 @@ def dataset_card(
     the format, batch id and content fingerprint: another batch, or this batch re-exported with
     other rows, never reads a stale cache entry. Splits without samples have no data files.
 
-    The card is what huggingface_hub's ``DatasetCard`` writes for ``DatasetCardData`` holding
-    ``card_metadata(...)`` (the tests compare them), written without importing huggingface_hub:
-    an export imports neither it nor ``datasets`` (see ``features.py``).
+    The metadata is written by huggingface_hub's ``DatasetCardData``, framed as its
+    ``DatasetCard`` frames it (the tests read the card back with ``DatasetCard.load``); not
+    through ``DatasetCard`` itself, whose module imports the Hub client (0.14 s more for every
+    export, against 0.04 s for ``repocard_data``).
     """
     metadata = card_metadata(
         adapter=adapter,
@@ -48,8 +49,7 @@ def dataset_card(
         sample_count=counts["exported"],
         options=options,
     )
-    # huggingface_hub's CardData.to_yaml: yaml.dump(..., allow_unicode=True, sort_keys=False), stripped.
-    front_matter = yaml.dump(metadata, allow_unicode=True, sort_keys=False).strip()
+    front_matter = DatasetCardData(**metadata).to_yaml()
     columns = ", ".join(f"`{name}`" for name in adapter.features)
     sections = "\n".join(_split_section(split, figures) for split, figures in statistics.items())
     return f"""---
