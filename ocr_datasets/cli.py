@@ -412,13 +412,19 @@ def _run_inspect(args: argparse.Namespace) -> int:
         baseline = stats["ocr_baseline"]
         if baseline:
             print(
-                f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines"
+                f"  OCR baseline  CER {baseline['cer']:.2%}{_grapheme_cer(baseline)}  WER {baseline['wer']:.2%}  "
+                f"over {baseline['lines']} lines"
             )
         alphabet = "".join(
             "␣" if char == " " else f"◌{char}" if unicodedata.combining(char) else char for char in stats["alphabet"]
         )
         print(f"  alphabet ({len(stats['alphabet'])}, most frequent first): {alphabet}")
     return 0
+
+
+def _grapheme_cer(baseline: dict) -> str:
+    # Batches exported before the grapheme CER have none.
+    return f"  grapheme CER {baseline['grapheme_cer']:.2%}" if baseline.get("grapheme_cer") is not None else ""
 
 
 def _run_eval(args: argparse.Namespace) -> int:

@@ -193,11 +193,11 @@ class ViewOptions:
         flag="--no-copy-images",
     )
     include_base64: bool = option(
-        False, "JSONL views carry each image inline as a data: URL (OpenAI style for llama_vision)"
+        False, "views carry each image inline as a data: URL (OpenAI style for llama_vision, images_base64 for vlm)"
     )
     instruction: str = option(
         DEFAULT_INSTRUCTION,
-        "user-turn instruction of llama_vision rows (default: German OCR instruction)",
+        "user-turn instruction of llama_vision and vlm rows (default: German OCR instruction)",
         metavar="TEXT",
     )
 

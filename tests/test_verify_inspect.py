@@ -340,8 +340,8 @@ def test_inspect_command_prints_counts_per_split_figures_and_alphabet(pristine_b
             in sections[split]
         )
         assert (
-            f"  OCR baseline  CER {baseline['cer']:.2%}  WER {baseline['wer']:.2%}  over {baseline['lines']} lines"
-            in sections[split]
+            f"  OCR baseline  CER {baseline['cer']:.2%}  grapheme CER {baseline['grapheme_cer']:.2%}  "
+            f"WER {baseline['wer']:.2%}  over {baseline['lines']} lines" in sections[split]
         )
         alphabet_line = sections[split][-1]
         assert alphabet_line.startswith(f"  alphabet ({len(figures['alphabet'])}, most frequent first): ")
