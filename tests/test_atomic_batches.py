@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from ocr_datasets import FORMAT_NAMES, list_exports, verify_batch
+from ocr_datasets.adapters import get_adapter
 from ocr_datasets.example import write_example_manifest
 
 EXPORT_SCRIPT = textwrap.dedent(
@@ -77,8 +78,7 @@ def test_sigkill_at_any_moment_leaves_whole_batches_or_none(corpus, tmp_path):
         listed = visible_state(root)
         # What list_exports shows is exactly the batches that finished, and each is whole.
         for export_format, listed_id in listed:
-            folder = {"trocr": "trocr", "llama_vision": "llama-vision", "generic": "generic"}[export_format]
-            assert verify_batch(root / folder / listed_id) == [], (attempt, export_format)
+            assert verify_batch(root / get_adapter(export_format).folder / listed_id) == [], (attempt, export_format)
         completed |= {listed_id for _, listed_id in listed}
     assert len(completed) < 24, "some kills should land while an export runs"
 
