@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The main job on the built-in example: synthetic German text lines, exported to all three
-# formats under ./ocr-exports (or $OCR_EXPORT_PATH), then loaded back offline.
+# The main job on the built-in example: synthetic German text lines, exported to every
+# format under ./ocr-exports (or $OCR_EXPORT_PATH), then loaded back offline.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
