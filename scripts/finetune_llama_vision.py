@@ -24,7 +24,13 @@ import argparse
 import sys
 from pathlib import Path
 
-DTYPES = ("bfloat16", "float32")
+from ocr_datasets.training.lora import (
+    add_lora_arguments,
+    add_training_arguments,
+    add_validation_arguments,
+    announce_predictions,
+    lora_config,
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -57,57 +63,23 @@ def parse_args() -> argparse.Namespace:
         "(saved to OUTPUT/tiny-base): "
         "checks the whole pipeline on a CPU in a minute; it learns nothing useful",
     )
-    lora = parser.add_argument_group("LoRA")
-    lora.add_argument("--lora-r", type=int, default=16, help="rank of the LoRA matrices (default: 16)")
-    lora.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha (default: 32)")
-    lora.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA input (default: 0.05)")
-    lora.add_argument(
-        "--lora-targets",
-        default="q_proj,v_proj",
-        help="comma-separated projection names adapted in the language model's self- and cross-attention "
-        "(default: q_proj,v_proj; also k_proj, o_proj); the vision encoder stays frozen",
+    add_lora_arguments(
+        parser,
+        default_targets="q_proj,v_proj",
+        adapted="the language model's self- and cross-attention (of q_proj, k_proj, v_proj, o_proj)",
     )
-    training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=float, default=1.0, help="passes over the train split (default: 1)")
-    training.add_argument(
-        "--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs"
-    )
-    training.add_argument("--batch-size", type=int, default=1, help="rows per device and step (default: 1)")
-    training.add_argument(
-        "--gradient-accumulation-steps",
-        type=int,
-        default=8,
-        help="steps whose gradients are summed before an update (default: 8)",
-    )
-    training.add_argument(
-        "--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)"
-    )
-    training.add_argument(
-        "--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)"
-    )
-    training.add_argument(
-        "--dtype",
-        choices=DTYPES,
-        default="bfloat16",
-        help="weights of the base model (default: bfloat16; --tiny always uses float32)",
+    training = add_training_arguments(
+        parser, dtype_help="weights of the base model (default: bfloat16; --tiny always uses float32)"
     )
     training.add_argument(
         "--gradient-checkpointing",
         action="store_true",
         help="recompute activations in the backward pass: less memory, more time",
     )
-    training.add_argument("--logging-steps", type=int, default=10, help="log the loss every N steps (default: 10)")
-    training.add_argument(
-        "--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)"
-    )
-    evaluation = parser.add_argument_group("validation")
-    evaluation.add_argument(
-        "--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)"
-    )
-    evaluation.add_argument(
+    validation = add_validation_arguments(parser)
+    validation.add_argument(
         "--eval-limit", type=int, default=None, help="transcribe only the first N validation rows (default: all)"
     )
-    evaluation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
     args = parser.parse_args()
     if args.tiny:
         args.dtype = "float32"
@@ -152,19 +124,10 @@ def load_base(model_dir: Path, dtype: str):
 
 
 def with_lora(model, args: argparse.Namespace):
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
-    targets = "|".join(name.strip() for name in args.lora_targets.split(",") if name.strip())
-    config = LoraConfig(
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        # The vision encoder has q_proj/v_proj too: the pattern keeps LoRA to the language model,
-        # whose self- and cross-attention layers read the image.
-        target_modules=rf".*\.language_model\..*\.({targets})",
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, config)
+    # The language model's self- and cross-attention layers read the image.
+    model = get_peft_model(model, lora_config(args, "language_model"))
     model.print_trainable_parameters()
     return model
 
@@ -209,7 +172,6 @@ def train(model, processor, train_rows, args: argparse.Namespace) -> None:
 
 def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> None:
     from ocr_datasets.training import character_error_rate
-    from ocr_datasets.training.common import save_predictions
     from ocr_datasets.training.llama_vision import transcribe
 
     split_size = len(rows)
@@ -232,10 +194,7 @@ def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> N
         # ocr-datasets eval scores whole splits: a file of some lines would be refused.
         print(f"no predictions file: --eval-limit transcribed {len(rows)} of the {split_size} validation lines")
         return
-    path = save_predictions(args.output, "validation", [row["id"] for row in rows], predictions)
-    print(
-        f"validation predictions: {path} (ocr-datasets eval {args.batch_dir} --predictions {path} --split validation)"
-    )
+    announce_predictions(args, [row["id"] for row in rows], predictions)
 
 
 def main() -> int:

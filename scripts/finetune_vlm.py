@@ -29,7 +29,13 @@ import argparse
 import sys
 from pathlib import Path
 
-DTYPES = ("bfloat16", "float32")
+from ocr_datasets.training.lora import (
+    add_lora_arguments,
+    add_training_arguments,
+    add_validation_arguments,
+    announce_predictions,
+    lora_config,
+)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -58,39 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="instead of a real model, a tiny random Qwen2.5-VL whose tokenizer is trained on the batch "
         "(weights saved to OUTPUT/tiny-base): checks the whole pipeline on a CPU; it learns nothing useful",
     )
-    lora = parser.add_argument_group("LoRA")
-    lora.add_argument("--lora-r", type=int, default=16, help="rank of the LoRA matrices (default: 16)")
-    lora.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha (default: 32)")
-    lora.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA input (default: 0.05)")
-    lora.add_argument(
-        "--lora-targets",
-        default="q_proj,k_proj,v_proj,o_proj",
-        help="comma-separated projection names adapted in the language model's attention "
-        "(default: q_proj,k_proj,v_proj,o_proj); the vision encoder stays frozen",
-    )
-    training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=float, default=1.0, help="passes over the train split (default: 1)")
-    training.add_argument(
-        "--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs"
-    )
-    training.add_argument("--batch-size", type=int, default=1, help="rows per device and step (default: 1)")
-    training.add_argument(
-        "--gradient-accumulation-steps",
-        type=int,
-        default=8,
-        help="steps whose gradients are summed before an update (default: 8)",
-    )
-    training.add_argument(
-        "--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)"
-    )
-    training.add_argument(
-        "--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)"
-    )
-    training.add_argument(
-        "--dtype",
-        choices=DTYPES,
-        default="bfloat16",
-        help="weights of the base model and mixed precision (default: bfloat16; --tiny always uses float32)",
+    add_lora_arguments(parser, default_targets="q_proj,k_proj,v_proj,o_proj", adapted="the language model's attention")
+    training = add_training_arguments(
+        parser,
+        dtype_help="weights of the base model and mixed precision (default: bfloat16; --tiny always uses float32)",
     )
     training.add_argument(
         "--no-gradient-checkpointing",
@@ -98,15 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_false",
         help="keep activations instead of recomputing them (TRL's default recomputes: less memory, more time)",
     )
-    training.add_argument("--logging-steps", type=int, default=10, help="log the loss every N steps (default: 10)")
-    training.add_argument(
-        "--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)"
-    )
-    evaluation = parser.add_argument_group("validation")
-    evaluation.add_argument(
-        "--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)"
-    )
-    evaluation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
+    add_validation_arguments(parser)
     args = parser.parse_args(argv)
     if args.tiny:
         args.dtype = "float32"
@@ -137,21 +106,6 @@ def load_base(args: argparse.Namespace, train):
     return processor, model
 
 
-def lora_config(args: argparse.Namespace):
-    from peft import LoraConfig
-
-    targets = "|".join(name.strip() for name in args.lora_targets.split(",") if name.strip())
-    return LoraConfig(
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        # Vision encoders have projections of the same names: the pattern keeps LoRA to the language
-        # model (language_model in Qwen2.5-VL and Gemma 3, text_model in SmolVLM / Idefics3).
-        target_modules=rf".*\.(language_model|text_model)\..*\.({targets})",
-        task_type="CAUSAL_LM",
-    )
-
-
 def train(model, processor, train_rows, args: argparse.Namespace):
     import torch
     from trl import SFTConfig, SFTTrainer
@@ -175,7 +129,13 @@ def train(model, processor, train_rows, args: argparse.Namespace):
     )
     # Prompt-completion rows: SFTTrainer's vision collator sets completion_only_loss by itself.
     trainer = SFTTrainer(
-        model=model, args=config, train_dataset=train_rows, processing_class=processor, peft_config=lora_config(args)
+        model=model,
+        args=config,
+        train_dataset=train_rows,
+        processing_class=processor,
+        # Vision encoders have projections of the same names: LoRA stays in the language model
+        # (language_model in Qwen2.5-VL and Gemma 3, text_model in SmolVLM / Idefics3).
+        peft_config=lora_config(args, "language_model|text_model"),
     )
     trainer.train()
     return trainer
@@ -183,17 +143,13 @@ def train(model, processor, train_rows, args: argparse.Namespace):
 
 def report_validation(model, processor, rows, args: argparse.Namespace) -> None:
     from ocr_datasets.training import character_error_rate
-    from ocr_datasets.training.common import save_predictions
     from ocr_datasets.training.vlm import transcribe
 
     rows = list(rows)
     predictions = transcribe(
         model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
     )
-    path = save_predictions(args.output, "validation", [row["id"] for row in rows], predictions)
-    print(
-        f"validation predictions: {path} (ocr-datasets eval {args.batch_dir} --predictions {path} --split validation)"
-    )
+    announce_predictions(args, [row["id"] for row in rows], predictions)
     cer = character_error_rate([transcription(row) for row in rows], predictions)
     print(f"validation CER: {cer:.2%} ({len(rows)} lines)" if cer is not None else "validation CER: n/a")
 

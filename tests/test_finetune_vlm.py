@@ -4,18 +4,16 @@ LoRA on a tiny Qwen2.5-VL built offline, then a predictions file for the validat
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from support.data import line_gt_samples
+from support.data import run_script as run_named_script
 
 from ocr_datasets import export, load_batch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finetune_vlm.py"
 LINE_COUNT = 24
 
 
@@ -35,15 +33,7 @@ def batch_dir(line_gt_copy, tmp_path_factory) -> Path:
 
 
 def run_script(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *arguments],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        # The tiny model's tensors are so small that a second torch thread only costs.
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    return run_named_script("finetune_vlm.py", *arguments)
 
 
 @pytest.mark.slow  # a subprocess that imports torch, transformers, TRL and peft, and trains

@@ -8,16 +8,15 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from peft import PeftModel
 from support.data import LINE_GT_LINES, line_gt_samples
+from support.data import run_script as run_named_script
 from transformers import AutoProcessor, MllamaForConditionalGeneration, Trainer, TrainingArguments
 
 from ocr_datasets import evaluate_predictions, export
@@ -34,7 +33,6 @@ from ocr_datasets.training.llama_vision import (
 # Builds and trains tiny models with torch and transformers.
 pytestmark = pytest.mark.slow
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finetune_llama_vision.py"
 ASSISTANT_HEADER = "<|start_header_id|>assistant<|end_header_id|>\n\n"
 MODEL_INPUTS = {
     "input_ids",
@@ -235,15 +233,7 @@ def test_prompts_generate_in_a_batch_as_they_do_alone(line_batch, train_answers,
 
 
 def run_script(*arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *arguments],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        # One torch thread for the tiny model, as above.
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    return run_named_script("finetune_llama_vision.py", *arguments)
 
 
 def test_script_help_names_every_choice():

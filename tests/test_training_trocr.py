@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 from support.data import LINE_GT_LINES, line_gt_samples
+from support.data import run_script as run_named_script
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrOCRProcessor, VisionEncoderDecoderModel
 
 from ocr_datasets import evaluate_predictions, export
@@ -27,7 +26,6 @@ pytestmark = pytest.mark.slow
 LINE_COUNT = LINE_GT_LINES
 ROW_COUNT = 8
 TRAINING_STEPS = 30
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "finetune_trocr.py"
 TOP_LEVEL_IDS = ("decoder_start_token_id", "pad_token_id", "eos_token_id", "vocab_size")
 
 
@@ -93,13 +91,8 @@ def checkpoint_without_top_level_ids(processor_and_model, tmp_path) -> Path:
 
 
 def run_script(batch_dir: Path, output: Path, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), str(batch_dir), "--output", str(output), "--max-target-length", "64", *options],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},  # see one_torch_thread
-        timeout=300,
+    return run_named_script(
+        "finetune_trocr.py", str(batch_dir), "--output", str(output), "--max-target-length", "64", *options
     )
 
 

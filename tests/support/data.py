@@ -45,6 +45,22 @@ def line_gt_samples(folder: Path) -> list[TrainingSample]:
     return samples
 
 
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def run_script(name: str, *arguments: str) -> subprocess.CompletedProcess:
+    """``scripts/<name>`` run in a fresh interpreter with ``arguments``, offline, its output kept."""
+    return subprocess.run(
+        [sys.executable, str(SCRIPTS / name), *arguments],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        # The tiny models' tensors are so small that a second torch thread only costs.
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"},
+    )
+
+
 def run_python(code: str, **env: str) -> str:
     """Run ``code`` in a fresh interpreter (offline, with the test's HF home) and return its stdout."""
     completed = subprocess.run(

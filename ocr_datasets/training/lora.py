@@ -1,0 +1,89 @@
+"""What the LoRA fine-tuning scripts (``finetune_llama_vision.py``, ``finetune_vlm.py``) share:
+their command-line arguments, the LoRA configuration, and the predictions file they leave for
+``ocr-datasets eval``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+
+from .common import save_predictions
+
+DTYPES = ("bfloat16", "float32")
+
+
+def add_lora_arguments(parser: argparse.ArgumentParser, *, default_targets: str, adapted: str) -> None:
+    """The LoRA group; ``adapted`` says which projections of the language model the targets name."""
+    lora = parser.add_argument_group("LoRA")
+    lora.add_argument("--lora-r", type=int, default=16, help="rank of the LoRA matrices (default: 16)")
+    lora.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha (default: 32)")
+    lora.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA input (default: 0.05)")
+    lora.add_argument(
+        "--lora-targets",
+        default=default_targets,
+        help=f"comma-separated projection names adapted in {adapted} (default: {default_targets}); "
+        "the vision encoder stays frozen",
+    )
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, *, dtype_help: str) -> argparse._ArgumentGroup:
+    """The training group (returned, for a script's own additions)."""
+    training = parser.add_argument_group("training")
+    training.add_argument("--epochs", type=float, default=1.0, help="passes over the train split (default: 1)")
+    training.add_argument(
+        "--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs"
+    )
+    training.add_argument("--batch-size", type=int, default=1, help="rows per device and step (default: 1)")
+    training.add_argument(
+        "--gradient-accumulation-steps",
+        type=int,
+        default=8,
+        help="steps whose gradients are summed before an update (default: 8)",
+    )
+    training.add_argument(
+        "--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)"
+    )
+    training.add_argument(
+        "--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)"
+    )
+    training.add_argument("--dtype", choices=DTYPES, default="bfloat16", help=dtype_help)
+    training.add_argument("--logging-steps", type=int, default=10, help="log the loss every N steps (default: 10)")
+    training.add_argument(
+        "--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)"
+    )
+    return training
+
+
+def add_validation_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """The validation group (returned, for a script's own additions)."""
+    validation = parser.add_argument_group("validation")
+    validation.add_argument(
+        "--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)"
+    )
+    validation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
+    return validation
+
+
+def lora_config(args: argparse.Namespace, language_model: str):
+    """peft's ``LoraConfig`` from the LoRA arguments, adapting only the modules under a module named
+    by the regex ``language_model``: vision encoders have projections of the same names."""
+    from peft import LoraConfig
+
+    targets = "|".join(name.strip() for name in args.lora_targets.split(",") if name.strip())
+    return LoraConfig(
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=rf".*\.({language_model})\..*\.({targets})",
+        task_type="CAUSAL_LM",
+    )
+
+
+def announce_predictions(args: argparse.Namespace, ids: Sequence[str], predictions: Sequence[str]) -> Path:
+    """Write the validation split's predictions to ``--output`` and say how ``eval`` scores them."""
+    path = save_predictions(args.output, "validation", ids, predictions)
+    print(
+        f"validation predictions: {path} (ocr-datasets eval {args.batch_dir} --predictions {path} --split validation)"
+    )
+    return path
