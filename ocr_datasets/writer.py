@@ -293,14 +293,14 @@ class BatchWriter:
         with self._errors_named(self.export_root):
             destination, samples_digest = _destinations(contents.splits, self._split_names, len(self._written))
             if self._split_of is None:
-                self._write_spooled(destination)
+                self._write_after_validation(self._spooled_chunks(destination), sum(map(bool, destination)))
             elif destination != self._written:
                 # A conflict found after its first sample was written rejects rows written
                 # already: the batch is written again, each image read once more from its source.
                 for output in self._outputs:
                     output.discard()
                 self._outputs = self._new_outputs()
-                self._write_again(contents.splits, destination)
+                self._write_after_validation(self._spooled_again(contents.splits), sum(map(bool, destination)))
             for output in self._outputs:
                 output.close(self._split_names)
             self._store_new_verdicts()
@@ -317,31 +317,37 @@ class BatchWriter:
             for batch, manifest in zip(self._staged, manifests, strict=True)
         ]
 
-    def _write_spooled(self, destination: bytearray) -> None:
-        """Write the spooled chunks, now that the splits are decided (here, since the workers are gone)."""
+    def _write_after_validation(self, chunks: Iterable[tuple[str, bytes | bytearray]], rows: int) -> None:
+        """Write ``chunks`` of spooled rows (each file with its destinations, see
+        ``_destinations``) in this process, validation's workers being gone; ``rows`` of them
+        are written."""
         writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, run_here)
         formats = ", ".join(output.adapter.name for output in self._outputs)
-        with progress_bar(total=sum(map(bool, destination)), desc=f"Writing {formats}", unit=" samples") as progress:
-            start = 0
-            for chunk, rows in zip(self._chunk_numbers, self._chunk_rows, strict=True):
-                writing.add(self.spool.path(chunk), destination[start : start + rows])
-                start += rows
+        with progress_bar(total=rows, desc=f"Writing {formats}", unit=" samples") as progress:
+            for path, codes in chunks:
+                writing.add(path, codes)
                 progress.update(writing.rows_written - progress.n)
             writing.finish()
 
-    def _write_again(self, splits: dict[str, PackedSamples[CheckedSample]], destination: bytearray) -> None:
-        """Write ``splits`` with each image read again."""
-        writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, run_here)
-        formats = ", ".join(output.adapter.name for output in self._outputs)
-        rows = _read_again(splits, self._split_names, self.options.keep_image_metadata)
-        with progress_bar(total=sum(map(bool, destination)), desc=f"Writing {formats}", unit=" samples") as progress:
-            for number, (batch, codes) in enumerate(rows):
-                path = self.scratch / f"again-{number:07d}.arrow"
-                with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, _SPOOL_SCHEMA) as writer:
-                    writer.write_batch(batch)
-                writing.add(os.fspath(path), codes)
-                progress.update(batch.num_rows)
-            writing.finish()
+    def _spooled_chunks(self, destination: bytearray) -> Iterator[tuple[str, bytearray]]:
+        """The chunks validation's workers spooled, each with its rows' destinations."""
+        start = 0
+        for chunk, rows in zip(self._chunk_numbers, self._chunk_rows, strict=True):
+            yield self.spool.path(chunk), destination[start : start + rows]
+            start += rows
+
+    def _spooled_again(self, splits: dict[str, PackedSamples[CheckedSample]]) -> Iterator[tuple[str, bytes]]:
+        """The rows of ``splits`` with each image read again (and refused if it is not what
+        validation checked), spooled a chunk at a time (the chunks validation's workers spooled
+        are written and gone), each with its destinations."""
+        spool, number = self.spool, 0
+        for name, samples in splits.items():
+            code = bytes([self._split_names.index(name) + 1])
+            items = iter(samples)
+            while chunk := list(itertools.islice(items, ROWS_PER_WRITE)):
+                spool(number, [(item, exported_image_bytes(item, self.options.keep_image_metadata)) for item in chunk])
+                yield spool.path(number), code * len(chunk)
+                number += 1
 
     def _store_new_verdicts(self) -> None:
         """Add the verdicts on the images decoded by this export to the cache, a window at a time
@@ -681,19 +687,6 @@ class RowSpool:
 def _rows_with_digests(items: list[tuple[CheckedSample, bytes]]) -> pa.RecordBatch:
     digests = pa.array([checked.image.exported_sha256 for checked, _ in items], pa.string())
     return canonical_batch(items).append_column(_SPOOLED_SHA256, digests)
-
-
-def _read_again(
-    splits: dict[str, PackedSamples[CheckedSample]], split_names: list[str], keep_image_metadata: bool
-) -> Iterator[tuple[pa.RecordBatch, bytes]]:
-    """The rows of ``splits`` with each image read again (and refused if it is not what
-    validation checked), a batch at a time, each with its destination."""
-    for name, samples in splits.items():
-        code = bytes([split_names.index(name) + 1])
-        items = iter(samples)
-        while chunk := list(itertools.islice(items, ROWS_PER_WRITE)):
-            rows = _rows_with_digests([(item, exported_image_bytes(item, keep_image_metadata)) for item in chunk])
-            yield rows, code * rows.num_rows
 
 
 def _destinations(
