@@ -110,9 +110,17 @@ class Pending(Protocol[T_co]):
     def get(self) -> T_co: ...
 
 
-# Runs a module-level function on a picklable argument in validation's worker processes (or in
-# this process, when validation has none).
-Submit = Callable[[Callable[[Any], T], Any], Pending[T]]
+class Workers(Protocol):
+    """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
+
+    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+        """Run a module-level ``function`` on a picklable ``argument`` in a worker process."""
+        ...
+
+    def busy(self) -> bool:
+        """Whether the workers are still checking the images this process is about to wait for
+        (so that what it does now costs no time), or there are none."""
+        ...
 
 
 class ImageKeeper(Protocol):
@@ -127,7 +135,7 @@ class ImageKeeper(Protocol):
 
     def keep(self, checked: CheckedSample, spooled: SpooledRow, decoded: bool, first_of_image: bool) -> None: ...
 
-    def using(self, submit: Submit) -> AbstractContextManager[None]: ...
+    def using(self, workers: Workers) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -276,8 +284,8 @@ def validate(
     check = ImageCheck(keep_image_metadata, None if keep_image is None else keep_image.spool, verdicts)
     with (
         closing(Ledger(None if scratch is None else scratch / LEDGER_NAME)) as seen,
-        _image_checker(num_proc, first_count, check) as (check_images, submit),
-        keep_image.using(submit) if keep_image is not None else nullcontext(),
+        _image_checker(num_proc, first_count, check) as (check_images, workers),
+        keep_image.using(workers) if keep_image is not None else nullcontext(),
         progress_bar(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
         checked_items = _checked_items(itertools.chain(first_items, pending), check_images, normalize, group_by, seen)
@@ -392,10 +400,10 @@ _ToCheck = tuple[TrainingSample, bool]
 @contextmanager
 def _image_checker(
     num_proc: int | None, sample_count: int, check: ImageCheck
-) -> Iterator[tuple[Callable[[Iterator[_ToCheck]], Iterable[_ImageResult]], Submit]]:
+) -> Iterator[tuple[Callable[[Iterator[_ToCheck]], Iterable[_ImageResult]], Workers]]:
     """A function giving the results of ``_checked_image`` for samples, in order, checked
     ``_CHUNK`` at a time (the chunks numbered from 0) in a pool of processes if
-    ``sample_count`` samples pay for one, and the ``Submit`` of that pool (or of this process)."""
+    ``sample_count`` samples pay for one, and that pool as ``Workers`` (or this process)."""
     checked_chunk = functools.partial(_checked_chunk, check=check)
     processes = worker_count(num_proc, sample_count // _MIN_IMAGES_PER_PROCESS)
     if processes < 2:
@@ -407,7 +415,7 @@ def _image_checker(
                     return
                 yield from checked_chunk((number, chunk))
 
-        yield serial, run_here
+        yield serial, _NoWorkers()
         return
     # The platform's start method, or the one the program chose: fork on Linux (before Python
     # 3.14), spawn on macOS (where a forked process may crash in system frameworks) and on
@@ -415,27 +423,49 @@ def _image_checker(
     # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
     # its CropOptions too), so neither may depend on what the parent process holds.
     with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
+        workers = _PoolWorkers(pool)
 
         def pooled(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
-            ahead: deque[AsyncResult] = deque()
             for number in itertools.count():
                 chunk = list(itertools.islice(samples, _CHUNK))
                 if not chunk:
                     break
-                ahead.append(pool.apply_async(checked_chunk, ((number, chunk),)))
-                if len(ahead) > _CHUNKS_AHEAD:
-                    yield from ahead.popleft().get()
-            while ahead:
-                yield from ahead.popleft().get()
+                workers.ahead.append(pool.apply_async(checked_chunk, ((number, chunk),)))
+                if len(workers.ahead) > _CHUNKS_AHEAD:
+                    yield from workers.ahead.popleft().get()
+            while workers.ahead:
+                yield from workers.ahead.popleft().get()
 
-        def submit(function: Callable[[Any], T], argument: Any) -> Pending[T]:
-            return pool.apply_async(function, (argument,))
+        yield pooled, workers
 
-        yield pooled, submit
+
+class _PoolWorkers:
+    """The pool's processes as ``Workers``, and the chunks of images sent to them whose results
+    this process has not taken yet (``ahead``), in order."""
+
+    def __init__(self, pool: multiprocessing.pool.Pool):
+        self._pool = pool
+        self.ahead: deque[AsyncResult] = deque()
+
+    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+        return self._pool.apply_async(function, (argument,))
+
+    def busy(self) -> bool:
+        return not self.ahead or not self.ahead[0].ready()
+
+
+class _NoWorkers:
+    """``Workers`` when validation runs in this process alone."""
+
+    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+        return run_here(function, argument)
+
+    def busy(self) -> bool:
+        return True
 
 
 def run_here(function: Callable[[Any], T], argument: Any) -> Pending[T]:
-    """``Submit`` without a pool: ``function`` run at once, in this process."""
+    """``function`` run at once, in this process, as ``Workers.submit`` would run it."""
     return _Done(function(argument))
 
 

@@ -43,7 +43,7 @@ from .packed import PackedSamples
 from .progress import progress_bar
 from .samples import SampleError
 from .splits import split_of_sample
-from .validation import CheckedSample, Pending, SpooledRow, Submit, run_here
+from .validation import CheckedSample, Pending, SpooledRow, Workers, run_here
 from .verdicts import Verdict, VerdictCache
 
 # Rows written together (a batch of the spool, a projection): small enough that memory stays
@@ -251,11 +251,11 @@ class BatchWriter:
                     folder.rmdir()  # only if still empty
 
     @contextmanager
-    def using(self, submit: Submit) -> Iterator[None]:
+    def using(self, workers: Workers) -> Iterator[None]:
         """While validation's workers run (``ImageKeeper.using``): with the split of each sample
-        known as it arrives, its chunk is written by them as soon as it is complete."""
+        known as it arrives, its chunk is written as soon as it is complete."""
         if self._split_of is not None:
-            self._writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, submit)
+            self._writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, workers)
         try:
             yield
             with self._errors_named(self._staged[0].staging.parent):
@@ -321,7 +321,7 @@ class BatchWriter:
         """Write ``chunks`` of spooled rows (each file with its destinations, see
         ``_destinations``) in this process, validation's workers being gone; ``rows`` of them
         are written."""
-        writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, run_here)
+        writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, None)
         formats = ", ".join(output.adapter.name for output in self._outputs)
         with progress_bar(total=rows, desc=f"Writing {formats}", unit=" samples") as progress:
             for path, codes in chunks:
@@ -714,17 +714,19 @@ _CHUNKS_WRITING = 8
 
 class _ChunkWriting:
     """Chunks of canonical rows (Arrow IPC files in ``scratch``) written into every format's
-    batch: what takes a Python step per row (projecting, image files, view lines, line files) in
-    the worker processes (``_write_chunk``, through ``submit``), and, chunk after chunk in order,
-    what only this process may decide or write: the image file names, the parquet files (from
-    the rows the workers projected), the views (the workers' lines appended) and the ledger of
-    the files written. So the batches are the same however many workers there are."""
+    batch: what takes a Python step per row (projecting, image files, view lines, line files) by
+    ``_write_chunk``, in a worker process when the workers have checked the images this process
+    is to take next (it is the busier one), else here; and, chunk after chunk in order, what only
+    this process may decide or write: the image file names, the parquet files (from the
+    projected rows), the views (the chunk's lines appended) and the ledger of the files written.
+    So the batches are the same however many workers there are, and wherever a chunk was
+    written."""
 
-    def __init__(self, outputs: list[_FormatOutput], split_names: list[str], scratch: Path, submit: Submit):
+    def __init__(self, outputs: list[_FormatOutput], split_names: list[str], scratch: Path, workers: Workers | None):
         self._outputs = outputs
         self._split_names = split_names
         self._scratch = os.fspath(scratch)
-        self._submit = submit
+        self._workers = workers
         self._writing: deque[Pending[list[list[_WrittenSplit]]]] = deque()
         self._chunks = 0
         self.rows_written = 0
@@ -742,7 +744,9 @@ class _ChunkWriting:
         for split in dict.fromkeys(splits):
             for output in self._outputs:
                 output.open_split(split)
+        here = self._workers is None or self._workers.busy()
         plan = _ChunkPlan(
+            here=here,
             rows=rows,
             selected=selected,
             splits=splits,
@@ -754,7 +758,10 @@ class _ChunkWriting:
         )
         self._chunks += 1
         self.rows_written += len(selected)
-        self._writing.append(self._submit(_write_chunk, plan))
+        workers = self._workers
+        self._writing.append(
+            workers.submit(_write_chunk, plan) if workers is not None and not here else run_here(_write_chunk, plan)
+        )
         while self._writing and (self._writing[0].ready() or len(self._writing) > _CHUNKS_WRITING):
             self._merge(self._writing.popleft().get())
 
@@ -783,10 +790,12 @@ class _FormatTarget:
 
 @dataclass(frozen=True)
 class _ChunkPlan:
-    """A chunk of canonical rows to write (``_write_chunk``): the IPC file ``rows``, the rows
-    taken from it (``selected``, in order) and the split of each, and per format where to
-    write them and the name of each row's image file (None where no file is written)."""
+    """A chunk of canonical rows to write (``_write_chunk``), in this process or not (``here``):
+    the IPC file ``rows``, the rows taken from it (``selected``, in order) and the split of
+    each, and per format where to write them and the name of each row's image file (None where
+    no file is written)."""
 
+    here: bool
     rows: str
     selected: list[int]
     splits: list[str]
@@ -799,12 +808,13 @@ class _ChunkPlan:
 
 @dataclass(frozen=True)
 class _WrittenSplit:
-    """What a worker wrote of a chunk's rows of one split in one format: the projected rows (an
-    IPC file), the lines of its views (files in the scratch folder, or None), and the files it
-    wrote into the batch (path, sha256, size)."""
+    """What ``_write_chunk`` wrote of a chunk's rows of one split in one format: the projected
+    rows (an IPC file, or the table itself when written in this process), the lines of its
+    views (files in the scratch folder, or None), and the files it wrote into the batch (path,
+    sha256, size)."""
 
     split: str
-    rows: str
+    rows: str | pa.Table
     view: str | None
     text_chat_view: str | None
     files: list[tuple[str, str, int]]
@@ -825,21 +835,24 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
         for target, names, splits in zip(plan.targets, plan.names, written, strict=True):
             stem = os.path.join(plan.scratch, f"{target.format_name}-{plan.number}-{plan.split_names.index(split)}")
             given = None if names is None else [names[index] for index in taken]
-            splits.append(_write_split_chunk(target, split, rows, given, stem))
+            splits.append(_write_split_chunk(target, split, rows, given, stem, plan.here))
     return written
 
 
 def _write_split_chunk(
-    target: _FormatTarget, split: str, canonical: pa.Table, names: list[str] | None, stem: str
+    target: _FormatTarget, split: str, canonical: pa.Table, names: list[str] | None, stem: str, here: bool
 ) -> _WrittenSplit:
     adapter = get_adapter(target.format_name)
     digests = canonical.column(_SPOOLED_SHA256).to_pylist()
     columns = canonical.drop_columns([_SPOOLED_SHA256]).to_pydict()
     projected = adapter.project(columns, target.view_options)
     schema = adapter.features.arrow_schema
-    rows = stem + ".arrow"
-    with pa.OSFile(rows, "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-        writer.write_table(pa.Table.from_pydict(projected, schema=schema))
+    rows: str | pa.Table = pa.Table.from_pydict(projected, schema=schema)
+    if not here:
+        # For the main process, which writes the parquet.
+        with pa.OSFile(stem + ".arrow", "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+            writer.write_table(rows)
+        rows = stem + ".arrow"
     view = stem + ".jsonl" if target.views else None
     text_chat_view = stem + ".chat.jsonl" if target.text_chat else None
     files: list[tuple[str, str, int]] = []
@@ -964,9 +977,11 @@ class _FormatOutput:
         """Take a split's part of a chunk the workers wrote: its rows into the parquet, its view
         lines appended to the views, its files noted."""
         output = self._splits[written.split]
-        with pa.OSFile(written.rows) as source:
-            rows = pa.ipc.open_file(source).read_all()
-        os.remove(written.rows)
+        rows = written.rows
+        if isinstance(rows, str):
+            with pa.OSFile(rows) as source:
+                rows = pa.ipc.open_file(source).read_all()
+            os.remove(written.rows)
         output.pending.append(rows)
         output.pending_rows += rows.num_rows
         if output.pending_rows >= ROWS_PER_WRITE:
