@@ -154,7 +154,7 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
         closing(verdicts) if verdicts is not None else nullcontext(),
         BatchWriter(root, adapters, batch_id, options, verdicts) as writer,
     ):
-        report = _validated(samples, options, verdicts=verdicts, keep_image=writer.keep_image, scratch=writer.scratch)
+        report = _validated(samples, options, verdicts=verdicts, keep_image=writer, scratch=writer.scratch)
         checked_splits = assign_splits(
             report.accepted,
             options.split,

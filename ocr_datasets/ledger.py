@@ -4,7 +4,7 @@ sqlite rather than in Python objects, so that memory does not grow with the corp
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +27,27 @@ class Ledger:
     def remember(self, table: str, key: Any, value: Any = None) -> tuple[bool, Any]:
         """Add ``key`` to ``table`` with ``value`` if it is new: (True, ``value``); else (False,
         the value it was first remembered with)."""
-        if table not in self._tables:
-            self._db.execute(f"CREATE TABLE {table} (key PRIMARY KEY, value) WITHOUT ROWID")
-            self._tables.add(table)
+        self._create(table)
         if self._db.execute(f"INSERT OR IGNORE INTO {table} VALUES (?, ?)", (key, value)).rowcount:
             return True, value
         [first] = self._db.execute(f"SELECT value FROM {table} WHERE key = ?", (key,)).fetchone()
         return False, first
+
+    def add(self, table: str, items: Iterable[tuple[Any, Any]]) -> None:
+        """Add keys with their values to ``table``, each unless it is there already."""
+        self._create(table)
+        self._db.executemany(f"INSERT OR IGNORE INTO {table} VALUES (?, ?)", items)
 
     def items(self, table: str) -> Iterator[tuple[Any, Any]]:
         """The keys of ``table`` with their values, in sqlite's binary order of the keys (for
         text: Python's order of ``str``), read as they are needed."""
         if table in self._tables:
             yield from self._db.execute(f"SELECT key, value FROM {table} ORDER BY key")
+
+    def _create(self, table: str) -> None:
+        if table not in self._tables:
+            self._db.execute(f"CREATE TABLE {table} (key PRIMARY KEY, value) WITHOUT ROWID")
+            self._tables.add(table)
 
     def close(self) -> None:
         self._db.close()

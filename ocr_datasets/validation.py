@@ -16,11 +16,11 @@ import warnings
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
-from contextlib import closing, contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
-from typing import Literal, NamedTuple, cast
+from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar, cast
 
 import PIL
 from PIL import Image, UnidentifiedImageError
@@ -64,6 +64,9 @@ from .samples import SampleError, TrainingSample
 from .verdicts import Verdict, VerdictCache
 from .workers import worker_count
 
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+
 # What validation remembers of every sample, in its scratch folder.
 LEDGER_NAME = "seen.sqlite"
 # Smaller than this, an image holds no legible text: a mis-crop or a placeholder.
@@ -95,14 +98,54 @@ class CheckedSample:
         return self.image.height
 
 
+# Where a checked image's bytes went: (chunk, row) of the rows ``ImageKeeper.spool`` wrote.
+SpooledRow = tuple[int, int]
+
+
+class Pending(Protocol[T_co]):
+    """A task's result to come (``multiprocessing``'s ``AsyncResult``, or one computed already)."""
+
+    def ready(self) -> bool: ...
+
+    def get(self) -> T_co: ...
+
+
+class Workers(Protocol):
+    """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
+
+    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+        """Run a module-level ``function`` on a picklable ``argument`` in a worker process."""
+        ...
+
+    def busy(self) -> bool:
+        """Whether the workers are still checking the images this process is about to wait for
+        (so that what it does now costs no time), or there are none."""
+        ...
+
+
+class ImageKeeper(Protocol):
+    """What takes the images of the samples that pass (an export's writer): ``spool`` runs in
+    the worker process that checked a chunk of images, and receives the chunk's number and the
+    passing samples with the bytes an export writes (so the bytes never travel back to this
+    process); ``keep`` receives each sample that passed, in order, with where its bytes went;
+    ``using`` is entered once the workers run, and left (with its work done) before they stop."""
+
+    @property
+    def spool(self) -> Callable[[int, list[tuple[CheckedSample, bytes]]], None]: ...
+
+    def keep(self, checked: CheckedSample, spooled: SpooledRow, decoded: bool, first_of_image: bool) -> None: ...
+
+    def using(self, workers: Workers) -> AbstractContextManager[None]: ...
+
+
 @dataclass(frozen=True)
 class ImageCheck:
     """How images are checked, sent to the worker processes with their samples: whether private
-    metadata is kept, whether the checked bytes come back to the main process (the bytes an
-    export writes), and the verdict cache to consult."""
+    metadata is kept, where the bytes an export writes go (``spool``: see ``ImageKeeper``), and
+    the verdict cache to consult."""
 
     keep_image_metadata: bool = False
-    send_bytes: bool = False
+    spool: Callable[[int, list[tuple[CheckedSample, bytes]]], None] | None = None
     verdicts: VerdictCache | None = None
 
     def context(self) -> str:
@@ -111,12 +154,12 @@ class ImageCheck:
 
 
 class _ImageResult(NamedTuple):
-    """A checked image: its verdict or problem, its sha256, the bytes an export writes (if they
-    were asked for), and whether it was decoded (or its verdict came from the cache)."""
+    """A checked image: its verdict or problem, its sha256, where the bytes an export writes were
+    spooled (if they were), and whether it was decoded (or its verdict came from the cache)."""
 
     outcome: Verdict | Problem
     sha256: str | None = None
-    exported: bytes | None = None
+    spooled: SpooledRow | None = None
     decoded: bool = False
 
 
@@ -200,7 +243,7 @@ def validate(
     num_proc: int | None = None,
     keep_image_metadata: bool = False,
     verdicts: VerdictCache | None = None,
-    keep_image: Callable[[CheckedSample, bytes, bool, bool], None] | None = None,
+    keep_image: ImageKeeper | None = None,
     scratch: Path | None = None,
 ) -> ValidationReport:
     """Check every sample (see the README's validation table) and de-duplicate.
@@ -213,11 +256,13 @@ def validate(
     is most of validation's time. An image whose verdict ``verdicts`` holds is not decoded again
     (``images_decoded`` and ``verdicts_reused`` of the report count both).
 
-    Each image is read once. ``keep_image`` receives every sample that passed its checks, in
-    order, with the bytes an export writes (the very bytes that were checked, cleaned of private
-    metadata unless ``keep_image_metadata``), whether they were decoded now (so that their
-    verdict, ``CheckedSample.image``, is new to the cache), and whether the sample is the first
-    of its image (a later one is a duplicate, or in conflict, unless ``keep_duplicates``).
+    Each image is read once. ``keep_image`` (see ``ImageKeeper``) has the bytes an export writes
+    (the very bytes that were checked, cleaned of private metadata unless
+    ``keep_image_metadata``) spooled where they were checked, and receives every sample that
+    passed its checks, in order, with where its bytes went, whether they were decoded now (so
+    that their verdict, ``CheckedSample.image``, is new to the cache), and whether the sample is
+    the first of its image (a later one is a duplicate, or in conflict, unless
+    ``keep_duplicates``).
 
     ``items`` is read as it is checked and the accepted samples are held packed
     (``PackedSamples``), so a source of a million samples is never in memory at once. With a
@@ -236,10 +281,11 @@ def validate(
     first_items = list(itertools.islice(pending, _WINDOW))
     # The pool is sized by the first items, and started before the progress bar's thread.
     first_count = sum(not isinstance(item, SampleError) for item in first_items)
-    check = ImageCheck(keep_image_metadata, send_bytes=keep_image is not None, verdicts=verdicts)
+    check = ImageCheck(keep_image_metadata, None if keep_image is None else keep_image.spool, verdicts)
     with (
         closing(Ledger(None if scratch is None else scratch / LEDGER_NAME)) as seen,
-        _image_checker(num_proc, first_count, check) as check_images,
+        _image_checker(num_proc, first_count, check) as (check_images, workers),
+        keep_image.using(workers) if keep_image is not None else nullcontext(),
         progress_bar(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
         checked_items = _checked_items(itertools.chain(first_items, pending), check_images, normalize, group_by, seen)
@@ -261,8 +307,8 @@ def validate(
                 continue
             first_of_image = images.add(len(checked), result, seen)
             if keep_image is not None:
-                assert image is not None and image.exported is not None
-                keep_image(result, image.exported, image.decoded, first_of_image)
+                assert image is not None and image.spooled is not None
+                keep_image.keep(result, image.spooled, image.decoded, first_of_image)
             checked.append(result)
     group_key.check()
     images.sort_out(checked, report, keep_duplicates, scratch)
@@ -280,7 +326,7 @@ _CHUNKS_AHEAD = 6
 
 def _checked_items(
     items: Iterable[TrainingSample | SampleError],
-    check_images: Callable[[Iterator[TrainingSample]], Iterable[_ImageResult]],
+    check_images: Callable[[Iterator[_ToCheck]], Iterable[_ImageResult]],
     form: str,
     group_by: str | None,
     seen: Ledger,
@@ -291,17 +337,19 @@ def _checked_items(
     image can be checked as it needs them."""
     waiting: deque[tuple[TrainingSample | SampleError, _Fields | None, bool]] = deque()
 
-    def checkable() -> Iterator[TrainingSample]:
-        for item in items:
-            fields = None if isinstance(item, SampleError) else _checked_fields(item, form, group_by, seen)
+    def checkable() -> Iterator[_ToCheck]:
+        for read in items:
+            fields = None if isinstance(read, SampleError) else _checked_fields(read, form, group_by, seen)
             # A sample whose metadata cannot be stored may not even pickle for a worker process
             # (nested hundreds deep, or holding objects), and image_bytes that are not bytes
             # cannot be opened: such samples are rejected for that without their image decoded.
             image_checkable = fields is not None and fields.image_checkable
+            # The worker spools a passing sample's row as it is exported: its texts normalised.
+            item = _with_fields(read, fields) if fields is not None and not fields.problems else read
             waiting.append((item, fields, image_checkable))
             if image_checkable:
-                assert isinstance(item, TrainingSample)
-                yield item
+                assert isinstance(item, TrainingSample) and fields is not None
+                yield item, not fields.problems
 
     for image in check_images(checkable()):
         while True:
@@ -344,16 +392,30 @@ class _GroupKeyWatch:
 _MIN_IMAGES_PER_PROCESS = 500
 
 
+# A sample whose image is to be checked, and whether its other fields passed (so that its row
+# may be spooled).
+_ToCheck = tuple[TrainingSample, bool]
+
+
 @contextmanager
 def _image_checker(
     num_proc: int | None, sample_count: int, check: ImageCheck
-) -> Iterator[Callable[[Iterator[TrainingSample]], Iterable[_ImageResult]]]:
-    """A function giving the results of ``_checked_image`` for samples, in order, from a pool of
-    processes if ``sample_count`` samples pay for one."""
-    checked_image = functools.partial(_checked_image, check=check)
+) -> Iterator[tuple[Callable[[Iterator[_ToCheck]], Iterable[_ImageResult]], Workers]]:
+    """A function giving the results of ``_checked_image`` for samples, in order, checked
+    ``_CHUNK`` at a time (the chunks numbered from 0) in a pool of processes if
+    ``sample_count`` samples pay for one, and that pool as ``Workers`` (or this process)."""
+    checked_chunk = functools.partial(_checked_chunk, check=check)
     processes = worker_count(num_proc, sample_count // _MIN_IMAGES_PER_PROCESS)
     if processes < 2:
-        yield lambda samples: map(checked_image, samples)
+
+        def serial(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
+            for number in itertools.count():
+                chunk = list(itertools.islice(samples, _CHUNK))
+                if not chunk:
+                    return
+                yield from checked_chunk((number, chunk))
+
+        yield serial, _NoWorkers()
         return
     # The platform's start method, or the one the program chose: fork on Linux (before Python
     # 3.14), spawn on macOS (where a forked process may crash in system frameworks) and on
@@ -361,17 +423,83 @@ def _image_checker(
     # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
     # its CropOptions too), so neither may depend on what the parent process holds.
     with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
+        workers = _PoolWorkers(pool)
 
-        def pooled(samples: Iterator[TrainingSample]) -> Iterator[_ImageResult]:
-            ahead: deque[AsyncResult] = deque()
-            while chunk := list(itertools.islice(samples, _CHUNK)):
-                ahead.append(pool.map_async(checked_image, chunk, chunksize=len(chunk)))
-                if len(ahead) > _CHUNKS_AHEAD:
-                    yield from ahead.popleft().get()
-            while ahead:
-                yield from ahead.popleft().get()
+        def pooled(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
+            for number in itertools.count():
+                chunk = list(itertools.islice(samples, _CHUNK))
+                if not chunk:
+                    break
+                workers.ahead.append(pool.apply_async(checked_chunk, ((number, chunk),)))
+                if len(workers.ahead) > _CHUNKS_AHEAD:
+                    yield from workers.ahead.popleft().get()
+            while workers.ahead:
+                yield from workers.ahead.popleft().get()
 
-        yield pooled
+        yield pooled, workers
+
+
+class _PoolWorkers:
+    """The pool's processes as ``Workers``, and the chunks of images sent to them whose results
+    this process has not taken yet (``ahead``), in order."""
+
+    def __init__(self, pool: multiprocessing.pool.Pool):
+        self._pool = pool
+        self.ahead: deque[AsyncResult] = deque()
+
+    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+        return self._pool.apply_async(function, (argument,))
+
+    def busy(self) -> bool:
+        return not self.ahead or not self.ahead[0].ready()
+
+
+class _NoWorkers:
+    """``Workers`` when validation runs in this process alone."""
+
+    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+        return run_here(function, argument)
+
+    def busy(self) -> bool:
+        return True
+
+
+def run_here(function: Callable[[Any], T], argument: Any) -> Pending[T]:
+    """``function`` run at once, in this process, as ``Workers.submit`` would run it."""
+    return _Done(function(argument))
+
+
+class _Done(Generic[T_co]):
+    """A result computed already (see ``run_here``)."""
+
+    def __init__(self, value: T_co):
+        self._value = value
+
+    def ready(self) -> bool:
+        return True
+
+    def get(self) -> T_co:
+        return self._value
+
+
+def _checked_chunk(numbered: tuple[int, list[_ToCheck]], check: ImageCheck) -> list[_ImageResult]:
+    """``_checked_image`` of each sample of a chunk; with a ``spool``, the rows of the samples
+    that passed (and whose other fields passed) are handed to it with the bytes an export
+    writes, and each result says where its row went."""
+    number, chunk = numbered
+    results: list[_ImageResult] = []
+    spooled: list[tuple[CheckedSample, bytes]] = []
+    for sample, fields_passed in chunk:
+        result, exported = _checked_image(sample, check)
+        if check.spool is not None and fields_passed and exported is not None:
+            assert isinstance(result.outcome, Verdict) and result.sha256 is not None
+            spooled.append((CheckedSample(sample, result.sha256, result.outcome, -1), exported))
+            result = result._replace(spooled=(number, len(spooled) - 1))
+        results.append(result)
+    if spooled:
+        assert check.spool is not None
+        check.spool(number, spooled)
+    return results
 
 
 def _leave_interrupts_to_the_main_process() -> None:
@@ -535,15 +663,19 @@ def _checked_sample(
         return SampleError.from_problems(sample_id, problems, location=sample.source)
     # Only a sample whose fields have problems goes unchecked (None): this one's image was checked.
     assert image is not None and isinstance(image.outcome, Verdict) and image.sha256 is not None
-    # Copied only where validation changed something: most samples pass unchanged.
+    return CheckedSample(sample, image.sha256, image.outcome, row)
+
+
+def _with_fields(sample: TrainingSample | SampleError, fields: _Fields) -> TrainingSample:
+    """``sample`` with its fields as validation made them (copied only where it changed
+    something: most samples pass unchanged)."""
+    assert isinstance(sample, TrainingSample)
     changed = {
         name: value
         for name, value in fields.values.items()
         if type(value) is not type(getattr(sample, name)) or value != getattr(sample, name)
     }
-    return CheckedSample(
-        dataclasses.replace(sample, **changed) if changed else sample, image.sha256, image.outcome, row
-    )
+    return dataclasses.replace(sample, **changed) if changed else sample
 
 
 def _checked_text(text, form: str, name: str) -> tuple[str | None, Problem | None]:
@@ -659,16 +791,16 @@ def _open_image(data: bytes, named: str | None) -> Image.Image:
     return Image.open(io.BytesIO(data))
 
 
-def _checked_image(sample: TrainingSample, check: ImageCheck) -> _ImageResult:
+def _checked_image(sample: TrainingSample, check: ImageCheck) -> tuple[_ImageResult, bytes | None]:
     """The image of ``sample`` read once, and its verdict: from the cache if it knows these bytes,
-    else from decoding them in full; or its problem."""
+    else from decoding them in full; or its problem. With the verdict, the bytes an export writes."""
     try:
         data = sample.read_image_bytes()
     except SampleError as error:
         # Reading an image fails for one reason: its error has one code.
-        return _ImageResult(Problem(error.codes[0], error.problem, error.fix))
+        return _ImageResult(Problem(error.codes[0], error.problem, error.fix)), None
     if not data:
-        return _ImageResult(Problem(IMAGE_EMPTY, "image file is empty (0 bytes)", _REPLACE_IMAGE))
+        return _ImageResult(Problem(IMAGE_EMPTY, "image file is empty (0 bytes)", _REPLACE_IMAGE)), None
     sha256 = hashlib.sha256(data).hexdigest()
     named = expected_format(sample.image_path)
     verdict = check.verdicts.lookup(sha256) if check.verdicts is not None else None
@@ -682,7 +814,7 @@ def _checked_image(sample: TrainingSample, check: ImageCheck) -> _ImageResult:
     if verdict is None:
         outcome = _image_verdict(data, sha256, named, check.keep_image_metadata)
         if isinstance(outcome, Problem):
-            return _ImageResult(outcome, sha256, decoded=True)
+            return _ImageResult(outcome, sha256, decoded=True), None
         verdict, exported = outcome
     if named and named != verdict.format:
         problem = Problem(
@@ -690,8 +822,8 @@ def _checked_image(sample: TrainingSample, check: ImageCheck) -> _ImageResult:
             f"image file is named as {named} but holds {verdict.format}",
             "rename the file to its real format, or convert it",
         )
-        return _ImageResult(problem, sha256, decoded=decoded)
-    return _ImageResult(verdict, sha256, exported if check.send_bytes else None, decoded)
+        return _ImageResult(problem, sha256, decoded=decoded), None
+    return _ImageResult(verdict, sha256, decoded=decoded), exported
 
 
 _REPLACE_IMAGE = "replace the image with a valid one"

@@ -3,6 +3,7 @@ samples it accepts are held packed (pickled and compressed in blocks) until writ
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 
@@ -133,11 +134,21 @@ def test_a_ledger_remembers_each_key_with_its_first_value(on_disk, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_validation_that_fails_midway_leaves_no_ledger_in_its_scratch_folder(tmp_path):
-    def failing(checked, data, decoded, first_of_image):
+class _FailingKeeper:
+    """An ImageKeeper whose disk fills up at the sixth sample."""
+
+    def spool(self, chunk, items):
+        pass
+
+    def keep(self, checked, spooled, decoded, first_of_image):
         if checked.row == 5:
             raise OSError(28, "No space left on device")
 
+    def using(self, submit):
+        return contextlib.nullcontext()
+
+
+def test_validation_that_fails_midway_leaves_no_ledger_in_its_scratch_folder(tmp_path):
     with pytest.raises(OSError, match="No space left"):
-        validate([sample(number) for number in range(20)], keep_image=failing, scratch=tmp_path)
+        validate([sample(number) for number in range(20)], keep_image=_FailingKeeper(), scratch=tmp_path)
     assert [path.suffix for path in tmp_path.iterdir()] == [".bin"]

@@ -53,6 +53,10 @@ class FormatAdapter:
         cell = row[self.image_column]
         return cell if isinstance(cell, list) else [cell]
 
+    def image_file_name(self, sample_id: str, canonical_name: str) -> str:
+        """The file name of a row's image, given its canonical row's (``image.path``)."""
+        return canonical_name
+
     def view_name(self, split: str) -> str:
         return f"{split}.jsonl"
 

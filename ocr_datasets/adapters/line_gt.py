@@ -24,10 +24,13 @@ class LineGtAdapter(FormatAdapter):
 
     def project(self, batch, options):
         images = [
-            {"bytes": metadata_free_png(cell["bytes"]), "path": line_stem(sample_id) + ".png"}
+            {"bytes": metadata_free_png(cell["bytes"]), "path": self.image_file_name(sample_id, cell["path"])}
             for cell, sample_id in zip(batch["image"], batch["id"], strict=True)
         ]
         return {column: images if column == "image" else batch[column] for column in self.features}
+
+    def image_file_name(self, sample_id, canonical_name):
+        return line_stem(sample_id) + ".png"
 
     def transcription(self, row):
         return row["ground_truth"]
