@@ -22,7 +22,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, TextIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -711,6 +711,8 @@ def _destinations(
     return destination, fingerprint.hexdigest()
 
 
+_Taken = TypeVar("_Taken", pa.Table, pa.ChunkedArray, pa.Array)
+
 # Chunks handed to the workers whose files are not written into the batches yet: enough that
 # no worker waits for the main process, few enough that their files in the scratch folder stay
 # a few megabytes.
@@ -742,9 +744,10 @@ class _ChunkWriting:
         selected = [index for index, code in enumerate(codes) if code]
         splits = [self._split_names[codes[index] - 1] for index in selected]
         with pa.memory_map(rows) as source:
-            table = pa.ipc.open_file(source).read_all().select(["id", "image"]).take(pa.array(selected, pa.int32()))
-            ids = table.column("id").to_pylist()
-            paths = pc.struct_field(table.column("image"), "path").to_pylist()
+            table = pa.ipc.open_file(source).read_all()
+            # The image bytes stay where they are: only the ids and file names are read.
+            ids = _rows_taken(table.column("id"), selected).to_pylist()
+            paths = _rows_taken(pc.struct_field(table.column("image"), "path"), selected).to_pylist()
             del table
         for split in dict.fromkeys(splits):
             for output in self._outputs:
@@ -829,19 +832,25 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
     """Write a chunk's rows in a worker process (see ``_ChunkWriting``): per format and split,
     the projected rows, the image or line files, and the view lines."""
     with pa.OSFile(plan.rows) as source:
-        canonical = pa.ipc.open_file(source).read_all().take(pa.array(plan.selected, pa.int32()))
+        canonical = _rows_taken(pa.ipc.open_file(source).read_all(), plan.selected)
     os.remove(plan.rows)
     written: list[list[_WrittenSplit]] = [[] for _ in plan.targets]
     for split in plan.split_names:
         taken = [index for index, name in enumerate(plan.splits) if name == split]
         if not taken:
             continue
-        rows = canonical.take(pa.array(taken, pa.int32()))
+        rows = _rows_taken(canonical, taken)
         for target, names, splits in zip(plan.targets, plan.names, written, strict=True):
             stem = os.path.join(plan.scratch, f"{target.format_name}-{plan.number}-{plan.split_names.index(split)}")
             given = None if names is None else [names[index] for index in taken]
             splits.append(_write_split_chunk(target, split, rows, given, stem, plan.here))
     return written
+
+
+def _rows_taken(rows: _Taken, indices: list[int]) -> _Taken:
+    """The ``rows`` at ``indices`` (increasing), with no copy when they are all of them: the
+    common case (every row passed, one split), where a copy of the images would be for nothing."""
+    return rows if len(indices) == len(rows) else rows.take(pa.array(indices, pa.int32()))
 
 
 def _write_split_chunk(
