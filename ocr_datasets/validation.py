@@ -409,11 +409,8 @@ def _image_checker(
     if processes < 2:
 
         def serial(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
-            for number in itertools.count():
-                chunk = list(itertools.islice(samples, _CHUNK))
-                if not chunk:
-                    return
-                yield from checked_chunk((number, chunk))
+            for numbered in _numbered_chunks(samples):
+                yield from checked_chunk(numbered)
 
         yield serial, _NoWorkers()
         return
@@ -426,17 +423,19 @@ def _image_checker(
         workers = _PoolWorkers(pool)
 
         def pooled(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
-            for number in itertools.count():
-                chunk = list(itertools.islice(samples, _CHUNK))
-                if not chunk:
-                    break
-                workers.ahead.append(pool.apply_async(checked_chunk, ((number, chunk),)))
+            for numbered in _numbered_chunks(samples):
+                workers.ahead.append(pool.apply_async(checked_chunk, (numbered,)))
                 if len(workers.ahead) > _CHUNKS_AHEAD:
                     yield from workers.ahead.popleft().get()
             while workers.ahead:
                 yield from workers.ahead.popleft().get()
 
         yield pooled, workers
+
+
+def _numbered_chunks(samples: Iterator[_ToCheck]) -> Iterator[tuple[int, list[_ToCheck]]]:
+    """``samples`` ``_CHUNK`` at a time, the chunks numbered from 0 (their rows' spool files)."""
+    return enumerate(iter(lambda: list(itertools.islice(samples, _CHUNK)), []))
 
 
 class _PoolWorkers:

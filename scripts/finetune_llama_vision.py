@@ -24,11 +24,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ocr_datasets.training.common import announce_predictions
 from ocr_datasets.training.lora import (
     add_lora_arguments,
     add_training_arguments,
     add_validation_arguments,
-    announce_predictions,
     lora_config,
 )
 
@@ -194,7 +194,7 @@ def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> N
         # ocr-datasets eval scores whole splits: a file of some lines would be refused.
         print(f"no predictions file: --eval-limit transcribed {len(rows)} of the {split_size} validation lines")
         return
-    announce_predictions(args, [row["id"] for row in rows], predictions)
+    announce_predictions(args.output, args.batch_dir, [row["id"] for row in rows], predictions)
 
 
 def main() -> int:

@@ -30,7 +30,7 @@ from transformers import (  # noqa: E402
 )
 
 from ocr_datasets.training import TrOCRCollator, character_error_rate, load_batch  # noqa: E402
-from ocr_datasets.training.common import save_predictions  # noqa: E402
+from ocr_datasets.training.common import announce_predictions  # noqa: E402
 from ocr_datasets.training.trocr import prepare_trocr_model, tiny_trocr  # noqa: E402
 
 
@@ -115,10 +115,7 @@ def main(argv=None) -> None:
             predictions = transcribe(trainer.model, collator, validation, args.batch_size, args.max_target_length)
         cer = character_error_rate(list(validation["text"]), predictions)
         print(f"validation CER: {cer:.2%} over {len(validation)} lines")
-        path = save_predictions(args.output, "validation", validation["id"], predictions)
-        print(
-            f"validation predictions: {path} (ocr-datasets eval {args.batch} --predictions {path} --split validation)"
-        )
+        announce_predictions(args.output, args.batch, validation["id"], predictions)
 
 
 if __name__ == "__main__":

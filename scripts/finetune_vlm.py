@@ -29,11 +29,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from ocr_datasets.training.common import announce_predictions
 from ocr_datasets.training.lora import (
     add_lora_arguments,
     add_training_arguments,
     add_validation_arguments,
-    announce_predictions,
     lora_config,
 )
 
@@ -80,10 +80,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.tiny:
         args.dtype = "float32"
     return args
-
-
-def transcription(row: dict) -> str:
-    return row["completion"][0]["content"][0]["text"]
 
 
 def load_base(args: argparse.Namespace, train):
@@ -142,6 +138,7 @@ def train(model, processor, train_rows, args: argparse.Namespace):
 
 
 def report_validation(model, processor, rows, args: argparse.Namespace) -> None:
+    from ocr_datasets.adapters import get_adapter
     from ocr_datasets.training import character_error_rate
     from ocr_datasets.training.vlm import transcribe
 
@@ -149,8 +146,8 @@ def report_validation(model, processor, rows, args: argparse.Namespace) -> None:
     predictions = transcribe(
         model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
     )
-    announce_predictions(args, [row["id"] for row in rows], predictions)
-    cer = character_error_rate([transcription(row) for row in rows], predictions)
+    announce_predictions(args.output, args.batch_dir, [row["id"] for row in rows], predictions)
+    cer = character_error_rate([get_adapter("vlm").transcription(row) for row in rows], predictions)
     print(f"validation CER: {cer:.2%} ({len(rows)} lines)" if cer is not None else "validation CER: n/a")
 
 

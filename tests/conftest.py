@@ -11,6 +11,18 @@ from support.data import LINE_GT, repo_copy
 from ocr_datasets.example import write_example_manifest
 
 
+@pytest.fixture
+def one_torch_thread():
+    """A tiny model gains nothing from more threads, and on a busy 2-core machine torch's idle
+    threads spinning for work made each training step up to ten times slower."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(autouse=True)
 def private_hf_home(tmp_path_factory, monkeypatch):
     """Every test runs offline with its own Hugging Face home, so no test reads another's cache

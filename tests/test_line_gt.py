@@ -13,7 +13,7 @@ import datasets
 import pytest
 from PIL import Image, ImageOps
 from PIL.PngImagePlugin import PngInfo
-from support.data import LINE_GT_LINES
+from support.data import LINE_GT_LINES, line_png
 
 from ocr_datasets import TrainingSample, export, read_samples, verify_batch
 from ocr_datasets.errors import OptionError
@@ -133,14 +133,6 @@ def test_verify_finds_a_line_removed_from_its_folder(tmp_path, example_manifest)
     problems = verify_batch(batch)
     assert f"train/{removed.name}: listed in the manifest but missing" in problems
     assert "train/: 11 .gt.txt lines, manifest says 12" in problems
-
-
-def line_png(colour: int = 0) -> bytes:
-    image = Image.new("L", (40, 12), 255)
-    image.putpixel((3, 4), colour)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_ids_that_are_no_safe_file_name_get_one_without_dots_that_stays_unique(tmp_path):

@@ -86,16 +86,6 @@ def train_answers_processor(train_answers):
     return processor
 
 
-@pytest.fixture
-def one_torch_thread():
-    # The tiny model's tensors are so small that on two busy cores syncing threads costs more than
-    # it saves: a training step took ~10x longer with torch's default two threads.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def rows_of_different_lengths(train, answers: list[str]) -> list[dict]:
     by_length = sorted(range(len(answers)), key=lambda index: len(answers[index]))
     return [train[index] for index in (by_length[0], by_length[len(by_length) // 2], by_length[-1])]

@@ -66,16 +66,6 @@ def processor(processor_and_model):
 
 
 @pytest.fixture
-def one_torch_thread():
-    """A tiny model gains nothing from more threads, and on a busy 2-core machine torch's idle
-    threads spinning for work made each step up to ten times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
 def checkpoint_without_top_level_ids(processor_and_model, tmp_path) -> Path:
     """A saved tiny TrOCR missing what published TrOCR checkpoints miss (their fine-tuning
     tutorials set it by hand): the ids in the model's config, and a generation_config.json."""

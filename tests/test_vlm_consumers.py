@@ -14,14 +14,6 @@ from typing import Any
 import pytest
 import trl
 from support.data import line_gt_samples
-from support.qwen2_5_vl import (
-    IM_END,
-    IMAGE_PAD,
-    QWEN2_5_VL_CHAT_TEMPLATE,
-    VISION_END,
-    VISION_START,
-    tiny_qwen2_5_vl,
-)
 from support.smolvlm import (
     END_OF_UTTERANCE,
     FAKE_IMAGE_TOKEN,
@@ -31,12 +23,19 @@ from support.smolvlm import (
     SMOLVLM_CHAT_TEMPLATE,
     tiny_smolvlm,
 )
-from test_training_llama_vision import one_torch_thread  # noqa: F401 (a fixture)
 from trl import SFTConfig, SFTTrainer
 from trl.data_utils import is_conversational
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
 from ocr_datasets import DEFAULT_INSTRUCTION, export, load_batch
+from ocr_datasets.training.vlm import (
+    IM_END,
+    IMAGE_PAD,
+    QWEN2_5_VL_CHAT_TEMPLATE,
+    VISION_END,
+    VISION_START,
+    tiny_qwen2_5_vl,
+)
 
 LINE_COUNT = 8
 TRAIN_STEPS = 3

@@ -13,7 +13,14 @@ from ..offline import switch_offline as go_offline
 from ..statistics import error_rates
 from ..validation import normalize_text
 
-__all__ = ["byte_level_bpe", "character_error_rate", "go_offline", "load_batch", "save_predictions"]
+__all__ = [
+    "announce_predictions",
+    "byte_level_bpe",
+    "character_error_rate",
+    "go_offline",
+    "load_batch",
+    "save_predictions",
+]
 
 
 def byte_level_bpe(
@@ -58,3 +65,12 @@ def save_predictions(output_dir: str | os.PathLike[str], split: str, ids: Iterab
     """Write what the model read on each line of ``split`` to ``<output_dir>/predictions-<split>.jsonl``,
     the file ``ocr-datasets eval BATCH --predictions FILE --split SPLIT`` scores; returns its path."""
     return write_predictions(Path(output_dir) / f"predictions-{split}.jsonl", ids, texts)
+
+
+def announce_predictions(
+    output_dir: str | os.PathLike[str], batch_dir: str | os.PathLike[str], ids: Iterable[str], texts: Iterable[str]
+) -> Path:
+    """``save_predictions`` of the validation split, and the ``ocr-datasets eval`` command that scores them."""
+    path = save_predictions(output_dir, "validation", ids, texts)
+    print(f"validation predictions: {path} (ocr-datasets eval {batch_dir} --predictions {path} --split validation)")
+    return path

@@ -20,6 +20,7 @@ from transformers import (
     MllamaProcessor,
     PreTrainedTokenizerFast,
 )
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from ..images import rgb
 from ..options import DEFAULT_INSTRUCTION
@@ -186,8 +187,6 @@ LLAMA3_SPECIAL_TOKENS = (
 )
 
 # The real preprocessor_config.json values; only the tile size shrinks (560 there).
-_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 TINY_TILE_SIZE = 56
 TINY_MAX_TILES = 4
 
@@ -222,8 +221,8 @@ def tiny_mllama_processor(texts: Iterable[str] = (), instruction: str = DEFAULT_
     image_processor = MllamaImageProcessorPil(
         size={"height": TINY_TILE_SIZE, "width": TINY_TILE_SIZE},
         max_image_tiles=TINY_MAX_TILES,
-        image_mean=_CLIP_MEAN,
-        image_std=_CLIP_STD,
+        image_mean=OPENAI_CLIP_MEAN,
+        image_std=OPENAI_CLIP_STD,
         resample=2,
     )
     return MllamaProcessor(

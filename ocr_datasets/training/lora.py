@@ -1,14 +1,9 @@
 """What the LoRA fine-tuning scripts (``finetune_llama_vision.py``, ``finetune_vlm.py``) share:
-their command-line arguments, the LoRA configuration, and the predictions file they leave for
-``ocr-datasets eval``."""
+their command-line arguments and the LoRA configuration."""
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
-from pathlib import Path
-
-from .common import save_predictions
 
 DTYPES = ("bfloat16", "float32")
 
@@ -78,12 +73,3 @@ def lora_config(args: argparse.Namespace, language_model: str):
         target_modules=rf".*\.({language_model})\..*\.({targets})",
         task_type="CAUSAL_LM",
     )
-
-
-def announce_predictions(args: argparse.Namespace, ids: Sequence[str], predictions: Sequence[str]) -> Path:
-    """Write the validation split's predictions to ``--output`` and say how ``eval`` scores them."""
-    path = save_predictions(args.output, "validation", ids, predictions)
-    print(
-        f"validation predictions: {path} (ocr-datasets eval {args.batch_dir} --predictions {path} --split validation)"
-    )
-    return path

@@ -21,6 +21,7 @@ from transformers import (
     Qwen2_5_VLProcessor,
     Qwen2VLImageProcessorPil,
 )
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from ..images import rgb
 from ..options import DEFAULT_INSTRUCTION
@@ -83,8 +84,6 @@ QWEN2_5_VL_SPECIAL_TOKENS = (
 
 # The real preprocessor_config.json values (CLIP normalisation, 14-pixel patches merged 2 x 2);
 # only the pixel budget shrinks, so that a text line becomes a few dozen image tokens.
-_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 PATCH_SIZE, MERGE_SIZE, TEMPORAL_PATCH_SIZE = 14, 2, 2
 TINY_MIN_PIXELS = 4 * (PATCH_SIZE * MERGE_SIZE) ** 2
 TINY_MAX_PIXELS = 32 * (PATCH_SIZE * MERGE_SIZE) ** 2
@@ -134,8 +133,8 @@ def tiny_qwen2_5_vl_processor(texts: Iterable[str] = (), instruction: str = DEFA
         patch_size=PATCH_SIZE,
         merge_size=MERGE_SIZE,
         temporal_patch_size=TEMPORAL_PATCH_SIZE,
-        image_mean=_CLIP_MEAN,
-        image_std=_CLIP_STD,
+        image_mean=OPENAI_CLIP_MEAN,
+        image_std=OPENAI_CLIP_STD,
     )
     return ImageOnlyQwen2_5_VLProcessor(
         image_processor=image_processor,
