@@ -15,8 +15,10 @@ import pyarrow.parquet as pq
 
 from .adapters import FormatAdapter, get_adapter
 from .errors import InputError, InputNotFoundError, OptionError
+from .problems import TEXT_LONE_SURROGATE
+from .sources.manifest import JSON_LINE_DECODER, UnreadableValue, utf8_lines
 from .statistics import error_rates
-from .validation import normalize_text
+from .validation import LONE_SURROGATE, normalize_text, surrogate_problem
 from .verify import read_batch_manifest
 
 # How many of the worst lines an evaluation lists.
@@ -60,7 +62,7 @@ def evaluate_predictions(
     adapter = get_adapter(manifest["format"])
     references = dict(_references(batch_dir, adapter, split))
     predicted = _read_predictions(Path(predictions), manifest.get("options", {}).get("normalize", "NFC"))
-    _check_ids(Path(predictions), predicted, references, split, batch_dir, adapter)
+    _check_ids(Path(predictions), predicted, references, split, batch_dir)
     pairs = [(reference, predicted[line_id][1]) for line_id, reference in references.items()]
     lines = (
         {"id": line_id, "reference": reference, "prediction": prediction, **_line_figures(reference, prediction)}
@@ -126,23 +128,20 @@ def _read_predictions(path: Path, form: str) -> dict[str, tuple[int, str]]:
         raise InputNotFoundError(f"{path}: no such predictions file")
     predicted: dict[str, tuple[int, str]] = {}
     problems = []
-    try:
-        with path.open(encoding="utf-8-sig") as file:
-            for number, line in enumerate(file, start=1):
-                if not line.strip():
-                    continue
-                record = _prediction(line)
-                if isinstance(record, str):
-                    problems.append(f"line {number}: {record}")
-                elif record[0] in predicted:
-                    problems.append(
-                        f"line {number}: id {record[0]!r} was predicted on line {predicted[record[0]][0]} already: "
-                        "keep one prediction per line"
-                    )
-                else:
-                    predicted[record[0]] = (number, normalize_text(record[1], form))
-    except UnicodeDecodeError as error:
-        raise InputError(f"{path}: not UTF-8 text (byte {error.start}): save the predictions as UTF-8") from None
+    with path.open("rb") as file:
+        for number, line in utf8_lines(file, str(path)):
+            if not line.strip():
+                continue
+            record = _prediction(line)
+            if isinstance(record, str):
+                problems.append(f"line {number}: {record}")
+            elif record[0] in predicted:
+                problems.append(
+                    f"line {number}: id {record[0]!r} was predicted on line {predicted[record[0]][0]} already: "
+                    "keep one prediction per line"
+                )
+            else:
+                predicted[record[0]] = (number, normalize_text(record[1], form))
     if problems:
         raise InputError(_listing(f"{path}: {len(problems)} line(s) are not predictions", problems))
     return predicted
@@ -154,10 +153,15 @@ _EXPECTED = 'one JSON object a line, {"id": "<the line\'s id in the batch>", "te
 
 def _prediction(line: str) -> tuple[str, str] | str:
     """A line's (id, text), or what is wrong with it."""
+    # Read as the input manifest's lines are: a repeated key or a number too long is refused.
     try:
-        record = json.loads(line)
+        record = JSON_LINE_DECODER.decode(line)
     except json.JSONDecodeError as error:
         return f"not JSON ({error.msg}): write {_EXPECTED}"
+    except UnreadableValue as error:
+        return f"{error.problem}: {error.fix}"
+    except RecursionError:
+        return f"nested too deeply to read: write {_EXPECTED}"
     if not isinstance(record, dict):
         return f"a JSON {_JSON_TYPES.get(type(record), 'value')}, not an object: write {_EXPECTED}"
     line_id, text = record.get("id"), record.get("text")
@@ -167,16 +171,14 @@ def _prediction(line: str) -> tuple[str, str] | str:
     if not isinstance(text, str):
         what = "no text" if text is None else f"the text is a JSON {_JSON_TYPES.get(type(text), 'value')}"
         return f'{what} for id {line_id!r}: give what the model read as a string ("" if nothing)'
+    if LONE_SURROGATE.search(text):
+        problem = surrogate_problem(TEXT_LONE_SURROGATE, text, "the text")
+        return f"{problem.text} (id {line_id!r}): {problem.fix}"
     return line_id, text
 
 
 def _check_ids(
-    path: Path,
-    predicted: dict[str, tuple[int, str]],
-    references: dict[str, str],
-    split: str,
-    batch: Path,
-    adapter: FormatAdapter,
+    path: Path, predicted: dict[str, tuple[int, str]], references: dict[str, str], split: str, batch: Path
 ) -> None:
     unknown = [line_id for line_id in predicted if line_id not in references]
     missing = [line_id for line_id in references if line_id not in predicted]

@@ -216,7 +216,7 @@ _COLLAPSED_WHITESPACE = re.compile(r"[ \t\n\r]+")
 # Control characters other than tab, line feed and carriage return, the line and paragraph
 # separators, and lone surrogates (half of a broken escape such as "\ud800", not a character).
 _REFUSED_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
-_SURROGATES = re.compile(r"[\ud800-\udfff]")
+LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # Deeper metadata is a mistake, and hundreds of levels cannot even be pickled for a worker.
 MAX_METADATA_DEPTH = 32
 
@@ -596,8 +596,8 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
         )
     elif not sample.id.strip():
         problems.append(Problem(ID_EMPTY, "id is empty", "give every sample a non-empty id"))
-    elif _SURROGATES.search(sample.id):
-        problems.append(_surrogate_problem(ID_LONE_SURROGATE, sample.id, "id"))
+    elif LONE_SURROGATE.search(sample.id):
+        problems.append(surrogate_problem(ID_LONE_SURROGATE, sample.id, "id"))
     else:
         new, first = seen.remember("ids", sample.id, sample.source)
         if not new:
@@ -683,8 +683,8 @@ def _checked_text(text, form: str, name: str) -> tuple[str | None, Problem | Non
     if not isinstance(text, str):
         return None, Problem(TEXT_NOT_STRING, f"{name} is not text ({type(text).__name__})", f"give {name} as a string")
     if _REFUSED_CHARACTERS.search(text):
-        if _SURROGATES.search(text):
-            return None, _surrogate_problem(TEXT_LONE_SURROGATE, text, name)
+        if LONE_SURROGATE.search(text):
+            return None, surrogate_problem(TEXT_LONE_SURROGATE, text, name)
         controls = sorted({f"U+{ord(char):04X}" for char in _REFUSED_CHARACTERS.findall(text)})
         return None, Problem(
             TEXT_CONTROL_CHARACTER,
@@ -694,8 +694,8 @@ def _checked_text(text, form: str, name: str) -> tuple[str | None, Problem | Non
     return normalize_text(text, form), None
 
 
-def _surrogate_problem(code: str, text: str, name: str) -> Problem:
-    halves = sorted({f"U+{ord(char):04X}" for char in _SURROGATES.findall(text)})
+def surrogate_problem(code: str, text: str, name: str) -> Problem:
+    halves = sorted({f"U+{ord(char):04X}" for char in LONE_SURROGATE.findall(text)})
     return Problem(
         code,
         f"{name} holds a lone surrogate ({', '.join(halves)}), half of a character's escape and no character itself",
@@ -765,8 +765,8 @@ def _json_value_problem(value, where: str, depth: int) -> Problem | None:
             if problem:
                 return problem
     elif isinstance(value, str):
-        if _SURROGATES.search(value):
-            return _surrogate_problem(METADATA_LONE_SURROGATE, value, where)
+        if LONE_SURROGATE.search(value):
+            return surrogate_problem(METADATA_LONE_SURROGATE, value, where)
     elif isinstance(value, float):
         if not math.isfinite(value):
             return Problem(METADATA_NOT_JSON, f"{where} is {value}, which JSON cannot store", fix)

@@ -303,3 +303,37 @@ def test_cli_says_when_the_split_has_no_ocr_baseline(fraktur, test_lines, tmp_pa
     assert lines[2].split() == ["predictions", "0.00%", "0.00%", "0.00%", str(len(test_lines))]
     assert lines[3] == "  OCR baseline  none: no sample of this split had an ocr_text"
     assert not any("worst lines" in line for line in lines)
+
+
+def test_cli_names_lines_a_json_reader_would_misread_or_choke_on(fraktur, test_lines, tmp_path):
+    # Read as the input manifest is: a repeated key is not silently taken at its last value, and
+    # a number too long or a value nested too deep is a named line, not a traceback.
+    line_id = next(iter(test_lines))
+    predictions = predictions_file(
+        tmp_path,
+        [
+            f'{{"id": "{line_id}", "text": "right", "text": "wrong"}}',
+            f'{{"id": "{line_id}x", "text": "t", "score": {"9" * 5000}}}',
+            f'{{"id": "{line_id}y", "text": "t", "deep": {"[" * 100_000}{"]" * 100_000}}}',
+            json.dumps({"id": line_id + "z", "text": "ab\ud800cd"}),
+        ],
+    )
+
+    stderr = failed_cleanly(run_cli("eval", fraktur["trocr"], "--predictions", predictions))
+
+    assert f"{predictions}: 4 line(s) are not predictions" in stderr
+    assert "line 1: the key 'text' twice in one object" in stderr
+    assert "line 2: a number of 5,000 digits" in stderr
+    assert "line 3: nested too deeply to read" in stderr
+    assert "line 4: the text holds a lone surrogate (U+D800)" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_cli_names_the_line_that_is_not_utf8(fraktur, test_lines, tmp_path):
+    lines = [json.dumps({"id": line_id, "text": text}, ensure_ascii=False) for line_id, text in test_lines.items()]
+    predictions = tmp_path / "latin1.jsonl"
+    predictions.write_bytes("\n".join(lines).encode("utf-8") + '\n{"id": "x", "text": "ü"}\n'.encode("latin-1"))
+
+    stderr = failed_cleanly(run_cli("eval", fraktur["trocr"], "--predictions", predictions))
+
+    assert f"{predictions}:{len(lines) + 1} is not UTF-8 text (byte 0xFC at column 22)" in stderr

@@ -89,7 +89,7 @@ def manifest_samples(
     name = "stdin" if stdin else path.name
     base = Path.cwd() if stdin or not path.is_file() else path.parent
     with _opened(path, stdin) as file:
-        lines = _utf8_lines(file, name)
+        lines = utf8_lines(file, name)
         records = _csv_records(lines, name) if kind == CsvSource.kind else _jsonl_records(lines, name)
         for location, record in records:
             yield record if isinstance(record, SampleError) else _sample_from_record(record, location, base)
@@ -102,7 +102,7 @@ def _opened(path: Path, stdin: bool) -> BinaryIO:
     return path.open("rb")
 
 
-def _utf8_lines(file: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
+def utf8_lines(file: BinaryIO, name: str) -> Iterator[tuple[int, str]]:
     """(line number, text) of every line. UTF-8 never puts a line break inside a character, so
     decoding line by line is exact, and a file in another encoding is named at its first
     non-UTF-8 line rather than failing somewhere inside a reader."""
@@ -126,7 +126,7 @@ def _jsonl_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tupl
         location = f"{name}:{number}"
         fix = "write one JSON object per line"
         try:
-            record = _DECODER.decode(line)
+            record = JSON_LINE_DECODER.decode(line)
         except json.JSONDecodeError as error:
             yield (
                 location,
@@ -139,7 +139,7 @@ def _jsonl_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tupl
                 ),
             )
             continue
-        except _UnreadableValue as error:
+        except UnreadableValue as error:
             yield location, SampleError(None, error.problem, error.fix, code=error.code, location=location)
             continue
         except RecursionError:
@@ -165,7 +165,9 @@ def _jsonl_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tupl
         yield location, record
 
 
-class _UnreadableValue(ValueError):
+class UnreadableValue(ValueError):
+    """A JSON value this project refuses to read (a repeated key, a number too long), with its fix."""
+
     def __init__(self, problem: str, fix: str, *, code: str):
         super().__init__(problem)
         self.problem, self.fix, self.code = problem, fix, code
@@ -176,7 +178,7 @@ def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(record) != len(pairs):
         keys = [key for key, _ in pairs]
         twice = next(key for key in keys if keys.count(key) > 1)
-        raise _UnreadableValue(
+        raise UnreadableValue(
             f"the key {twice!r} twice in one object: only one of its values could be kept",
             f"keep one {twice!r} in the record",
             code=MANIFEST_KEY_REPEATED,
@@ -186,7 +188,7 @@ def _object_with_unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def _bounded_int(digits: str) -> int:
     if len(digits.lstrip("-")) > _MAX_DIGITS:
-        raise _UnreadableValue(
+        raise UnreadableValue(
             f"a number of {len(digits):,} digits",
             "write such a value as a string, or correct it",
             code=MANIFEST_NUMBER_TOO_LONG,
@@ -194,8 +196,9 @@ def _bounded_int(digits: str) -> int:
     return int(digits)
 
 
-# One decoder for every line: json.loads with options builds a new one each call.
-_DECODER = json.JSONDecoder(object_pairs_hook=_object_with_unique_keys, parse_int=_bounded_int)
+# One decoder for every JSON line this project reads (manifests, predictions): json.loads with
+# options builds a new one each call.
+JSON_LINE_DECODER = json.JSONDecoder(object_pairs_hook=_object_with_unique_keys, parse_int=_bounded_int)
 
 
 def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[str, dict[str, Any] | SampleError]]:
@@ -228,7 +231,7 @@ def _csv_records(lines: Iterable[tuple[int, str]], name: str) -> Iterator[tuple[
         record: dict[str, Any] = {column: cell for column, cell in zip(header, row, strict=True) if cell != ""}
         if "metadata" in record:
             try:
-                record["metadata"] = _DECODER.decode(record["metadata"])
+                record["metadata"] = JSON_LINE_DECODER.decode(record["metadata"])
             except (ValueError, RecursionError):
                 yield (
                     location,
