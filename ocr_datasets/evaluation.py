@@ -17,7 +17,7 @@ from .adapters import FormatAdapter, get_adapter
 from .errors import InputError, InputNotFoundError, OptionError
 from .problems import TEXT_LONE_SURROGATE
 from .sources.manifest import JSON_LINE_DECODER, UnreadableValue, utf8_lines
-from .statistics import error_rates
+from .statistics import ErrorRates
 from .validation import LONE_SURROGATE, normalize_text, surrogate_problem
 from .verify import read_batch_manifest
 
@@ -50,7 +50,7 @@ def evaluate_predictions(
     split does not hold and a line without a prediction raise one ``InputError`` naming each.
 
     Returns ``batch``, ``format``, ``batch_id``, ``split``, ``predictions`` (the file),
-    ``model`` (the figures of ``statistics.error_rates`` for the predictions), ``ocr_baseline``
+    ``model`` (the figures of ``statistics.ErrorRates`` for the predictions), ``ocr_baseline``
     (the same figures for the OCR text the batch was exported with, over the lines that had one,
     or None) and ``worst_lines``: up to ``worst`` lines with errors, highest CER first, each with
     ``id``, ``reference``, ``prediction``, ``cer``, ``grapheme_cer``, ``char_edits`` and
@@ -63,20 +63,20 @@ def evaluate_predictions(
     references = dict(_references(batch_dir, adapter, split))
     predicted = _read_predictions(Path(predictions), manifest.get("options", {}).get("normalize", "NFC"))
     _check_ids(Path(predictions), predicted, references, split, batch_dir)
-    pairs = [(reference, predicted[line_id][1]) for line_id, reference in references.items()]
-    lines = (
-        {"id": line_id, "reference": reference, "prediction": prediction, **_line_figures(reference, prediction)}
-        for line_id, (reference, prediction) in zip(references, pairs, strict=True)
+    rates = ErrorRates()
+    scored = (
+        _scored_line(rates, line_id, reference, predicted[line_id][1]) for line_id, reference in references.items()
     )
+    worst_lines = heapq.nlargest(worst, (line for line in scored if line["char_edits"]), key=_badness)
     return {
         "batch": str(batch_dir),
         "format": manifest["format"],
         "batch_id": manifest.get("batch_id"),
         "split": split,
         "predictions": str(predictions),
-        "model": error_rates(pairs),
+        "model": rates.figures(),
         "ocr_baseline": manifest.get("statistics", {}).get(split, {}).get("ocr_baseline"),
-        "worst_lines": heapq.nlargest(worst, (line for line in lines if line["char_edits"]), key=_badness),
+        "worst_lines": worst_lines,
     }
 
 
@@ -226,9 +226,15 @@ def _listing(heading: str, items: list[str]) -> str:
     )
 
 
-def _line_figures(reference: str, prediction: str) -> dict[str, Any]:
-    figures = error_rates([(reference, prediction)])
-    return {name: figures[name] for name in ("cer", "grapheme_cer", "char_edits", "reference_chars")}
+def _scored_line(rates: ErrorRates, line_id: str, reference: str, prediction: str) -> dict[str, Any]:
+    """A line with its figures, its counts added to ``rates``."""
+    figures = rates.add(reference, prediction).figures()
+    return {
+        "id": line_id,
+        "reference": reference,
+        "prediction": prediction,
+        **{name: figures[name] for name in ("cer", "grapheme_cer", "char_edits", "reference_chars")},
+    }
 
 
 def _badness(line: dict[str, Any]) -> tuple[float, int]:

@@ -28,26 +28,39 @@ def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | None]:
     normalised text (u + U+0364 is two characters), ``grapheme_cer`` extended grapheme
     clusters (u + U+0364 is one, as a reader sees it); words are whitespace-separated.
     ``pairs`` is read once."""
-    rates = _ErrorRates()
+    rates = ErrorRates()
     for reference, hypothesis in pairs:
         rates.add(reference, hypothesis)
     return rates.figures()
 
 
-class _ErrorRates:
+class ErrorRates:
+    """Edit and length counts summed over lines (``add``), and the rates they give (``figures``)."""
+
+    _COUNTS = (
+        "lines", "char_edits", "reference_chars", "grapheme_edits", "reference_graphemes", "word_edits",
+        "reference_words",
+    )  # fmt: skip
+
     def __init__(self):
         self.lines = self.char_edits = self.reference_chars = 0
         self.grapheme_edits = self.reference_graphemes = self.word_edits = self.reference_words = 0
 
-    def add(self, reference: str, hypothesis: str) -> None:
+    def add(self, reference: str, hypothesis: str) -> ErrorRates:
+        """Count one more line; the counts of that line alone (so that a caller ranking lines
+        does not measure them twice)."""
+        line = ErrorRates()
         reference_graphemes, reference_words = graphemes(reference), reference.split()
-        self.lines += 1
-        self.char_edits += Levenshtein.distance(reference, hypothesis)
-        self.reference_chars += len(reference)
-        self.grapheme_edits += Levenshtein.distance(reference_graphemes, graphemes(hypothesis))
-        self.reference_graphemes += len(reference_graphemes)
-        self.word_edits += Levenshtein.distance(reference_words, hypothesis.split())
-        self.reference_words += len(reference_words)
+        line.lines = 1
+        line.char_edits = Levenshtein.distance(reference, hypothesis)
+        line.reference_chars = len(reference)
+        line.grapheme_edits = Levenshtein.distance(reference_graphemes, graphemes(hypothesis))
+        line.reference_graphemes = len(reference_graphemes)
+        line.word_edits = Levenshtein.distance(reference_words, hypothesis.split())
+        line.reference_words = len(reference_words)
+        for count in self._COUNTS:
+            setattr(self, count, getattr(self, count) + getattr(line, count))
+        return line
 
     def figures(self) -> dict[str, float | None]:
         return {
@@ -75,7 +88,7 @@ def split_statistics(checked: Iterable[CheckedSample]) -> dict:
     """The figures of one split, in one pass over its samples; an empty split has only its count."""
     alphabet: Counter[str] = Counter()
     text_lengths, widths, heights = array("l"), array("l"), array("l")
-    ocr_baseline = _ErrorRates()
+    ocr_baseline = ErrorRates()
     for item in checked:
         text = item.sample.ground_truth
         alphabet.update(text)
