@@ -79,7 +79,7 @@ _TIFF_BYTES_TAGS = {347}
 # PNG chunks that carry pixels or how to show them; every other chunk (tEXt, zTXt, iTXt, eXIf,
 # tIME, iCCP, animation chunks, private chunks) is dropped.
 _PNG_KEPT_CHUNKS = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"gAMA", b"cHRM", b"sRGB", b"sBIT", b"bKGD", b"pHYs"}
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # JPEG: Pillow reads a JPEG with pictures appended (multi-picture format) as "MPO".
 _JPEG_FORMATS = {"JPEG", "MPO"}
 _EOI, _SOS = 0xD9, 0xDA
@@ -159,7 +159,7 @@ def _holds_text(value) -> bool:
 
 
 def _png_without_chunks(data: bytes) -> bytes:
-    kept, position = [_PNG_SIGNATURE], len(_PNG_SIGNATURE)
+    kept, position = [PNG_SIGNATURE], len(PNG_SIGNATURE)
     while position + 8 <= len(data):
         length, kind = struct.unpack(">I4s", data[position : position + 8])
         end = position + 12 + length

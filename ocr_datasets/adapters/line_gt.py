@@ -9,10 +9,9 @@ import json
 from ..canonical import CANONICAL_FEATURES
 from ..images import decoded_png_bytes
 from ..names import file_stem
-from ..privacy import without_private_metadata
+from ..privacy import PNG_SIGNATURE, without_private_metadata
+from ..sources.gt_folder import LINE_TEXT_SUFFIX
 from .base import FormatAdapter
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 class LineGtAdapter(FormatAdapter):
@@ -47,7 +46,7 @@ class LineGtAdapter(FormatAdapter):
         }
         return {
             ".png": row["image"]["bytes"],
-            ".gt.txt": (row["ground_truth"] + "\n").encode("utf-8"),
+            LINE_TEXT_SUFFIX: (row["ground_truth"] + "\n").encode("utf-8"),
             ".json": (json.dumps(metadata, ensure_ascii=False) + "\n").encode("utf-8"),
         }
 
@@ -57,7 +56,7 @@ def metadata_free_png(data: bytes) -> bytes:
     read): a PNG as the privacy step leaves it (its own bytes when it holds no metadata, as
     exported images do unless ``keep_image_metadata``), any other image encoded from its pixels."""
     cleaned = without_private_metadata(data)
-    return cleaned if cleaned.startswith(_PNG_SIGNATURE) else decoded_png_bytes(cleaned)
+    return cleaned if cleaned.startswith(PNG_SIGNATURE) else decoded_png_bytes(cleaned)
 
 
 def line_stem(sample_id: str) -> str:
