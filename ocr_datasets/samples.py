@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from .errors import OcrDatasetsError
@@ -19,6 +21,21 @@ from .problems import (
     INPUT_UNREADABLE,
     Problem,
 )
+
+
+def pickled_as_its_fields(item: Any) -> tuple:
+    """The ``__reduce__`` of a slotted dataclass: its class called with its fields in order.
+    Pickle's own way makes an empty object and sets its slots one by one, and for a frozen
+    class calls ``dataclasses.fields`` for every object: most of the time a pass over packed
+    samples took, twice what this takes."""
+    cls = type(item)
+    values = _FIELD_VALUES.get(cls)
+    if values is None:
+        values = _FIELD_VALUES[cls] = attrgetter(*(each.name for each in dataclasses.fields(cls)))
+    return cls, values(item)
+
+
+_FIELD_VALUES: dict[type, attrgetter] = {}
 
 
 @dataclass(slots=True)
@@ -40,6 +57,9 @@ class TrainingSample:
     image_bytes: bytes | None = None
     # Where the sample was read from ("samples.jsonl:3"), named in error messages, never exported.
     source: str | None = None
+
+    def __reduce__(self):
+        return pickled_as_its_fields(self)
 
     def __post_init__(self):
         # Taken as the bytes they hold: a memoryview cannot be pickled for a worker process.

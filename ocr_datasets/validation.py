@@ -60,7 +60,7 @@ from .problems import (
     Problem,
 )
 from .progress import progress_bar
-from .samples import SampleError, TrainingSample
+from .samples import SampleError, TrainingSample, pickled_as_its_fields
 from .verdicts import Verdict, VerdictCache
 from .workers import worker_count
 
@@ -88,6 +88,9 @@ class CheckedSample:
     image_sha256: str
     image: Verdict
     row: int
+
+    def __reduce__(self):
+        return pickled_as_its_fields(self)
 
     @property
     def width(self) -> int:

@@ -14,6 +14,8 @@ import ocr_datasets.validation as validation
 from ocr_datasets import TrainingSample, validate
 from ocr_datasets.ledger import Ledger
 from ocr_datasets.packed import BLOCK_SIZE, PackedSamples, unpack_block
+from ocr_datasets.sources.crop import CropOptions, CroppedSample
+from ocr_datasets.verdicts import Verdict
 
 
 def png(width: int, shade: int) -> bytes:
@@ -66,6 +68,28 @@ def test_packed_samples_with_images_in_memory_round_trip():
         packed = PackedSamples(samples)
         assert list(packed) == samples
         assert [item for block in packed.blocks() for item in unpack_block(block)] == samples
+
+
+def test_checked_and_cropped_samples_come_back_whole_of_their_own_class():
+    # They pickle as their class called with their fields (``pickled_as_its_fields``): a field
+    # left out, or a subclass's own fields, would come back wrong here.
+    cropped = CroppedSample(
+        id="crop-1",
+        image_path="crop-1.png",
+        ground_truth="Zeile",
+        metadata={"page": 3},
+        source="page.xml:12",
+        page_image="page.tif",
+        polygon=((1, 2), (30, 2), (30, 14)),
+        crop=CropOptions(padding=2, mask_outside=True),
+    )
+    verdict = Verdict(30, 12, "L", "PNG", False, "b" * 64, "PNG")
+    checked = [validation.CheckedSample(item, "a" * 64, verdict, row) for row, item in enumerate([cropped, sample(5)])]
+    back = list(PackedSamples(checked))
+    assert back == checked
+    assert [type(item.sample) for item in back] == [CroppedSample, TrainingSample]
+    assert back[0].sample.crop == CropOptions(padding=2, mask_outside=True)
+    assert type(back[0]) is validation.CheckedSample
 
 
 def test_with_a_scratch_folder_validation_keeps_what_it_remembers_there_and_judges_the_same(tmp_path):
