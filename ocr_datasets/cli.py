@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from . import __version__
 from .adapters import ALL_FORMATS, FORMAT_NAMES
 from .errors import OcrDatasetsError
+from .notices import Notice
 from .options import ExportOptions, ViewOptions, add_flags
-from .sources import SOURCE_KINDS, CropOptions, SourceNotice, read_samples
+from .sources import SOURCE_KINDS, CropOptions, read_samples
 
 if TYPE_CHECKING:
     from .manifest import ExportResult
@@ -122,7 +123,7 @@ def in_cli_terms(message: str) -> str:
 
 def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # One line in the command's voice, not Python's "file:line: Category: ..." with the source line.
-    kind = "note" if issubclass(category, SourceNotice) else "warning"
+    kind = "note" if issubclass(category, Notice) else "warning"
     print(f"ocr-datasets: {kind}: {in_cli_terms(str(message))}", file=sys.stderr)
 
 

@@ -18,11 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..notices import Notice
+
 # Beyond this many, a list of names ends in "and N more".
 LISTED_NAMES = 10
 
 
-class SourceNotice(UserWarning):
+class SourceNotice(Notice):
     """What a source read from one input, and what in it held nothing or was skipped."""
 
 
