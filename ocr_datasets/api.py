@@ -31,6 +31,8 @@ from .writer import BatchContents, BatchWriter, prepare_batches
 if TYPE_CHECKING:
     import datasets
 
+    from .ray_engine import RayEngine
+
 DEFAULT_OUTPUT_DIR = "ocr-exports"
 
 
@@ -241,11 +243,21 @@ def _validated(samples, options: ExportOptions, **validating) -> ValidationRepor
         group_by=options.group_by,
         num_proc=options.num_proc,
         keep_image_metadata=options.keep_image_metadata,
+        engine=_engine(options),
         **validating,
     )
     if (report.rejected and not options.skip_invalid) or not report.accepted:
         raise ValidationError(report)
     return report
+
+
+def _engine(options: ExportOptions) -> RayEngine | None:
+    if options.engine != "ray":
+        return None
+    from .ray_engine import RayEngine
+
+    parent = Path(options.ray_temp_dir) if options.ray_temp_dir is not None else None
+    return RayEngine(address=options.ray_address, session_parent=parent, num_cpus=options.num_proc)
 
 
 def _new_batch_id() -> str:

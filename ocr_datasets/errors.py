@@ -35,3 +35,7 @@ class BatchExistsError(OcrDatasetsError, FileExistsError):
 
 class ExportWriteError(OcrDatasetsError, OSError):
     """The export folder could not be written (full disk, no permission): nothing was published."""
+
+
+class EngineError(OcrDatasetsError, RuntimeError):
+    """The engine running an export's tasks failed (a Ray worker or node was lost): nothing was published."""

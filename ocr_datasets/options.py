@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -25,6 +26,8 @@ DEFAULT_INSTRUCTION = (
 )
 NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
 SPLIT_STRATEGIES = ("hash", "balanced")
+ENGINES = ("local", "ray")
+RAY_INSTALL = 'pip install "ocr-datasets[ray]"'
 _SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # A language as the Hub's dataset cards name it: an ISO 639-1 (de) or ISO 639-3 (deu, and gmh
 # for Middle High German, which has no two-letter code) code.
@@ -135,6 +138,24 @@ def check_num_proc(num_proc: int | None) -> int | None:
             f"num_proc={num_proc!r}: give a whole number of processes, 1 or more (1: serial), or None for one per core"
         )
     return num_proc
+
+
+def check_engine(engine: str, ray_address: str | None, ray_temp_dir: str | None) -> None:
+    if engine not in ENGINES:
+        raise OptionError(f"unknown engine {engine!r} (--engine): choose local (default) or ray")
+    if engine != "ray":
+        for name, value in (("ray_address", ray_address), ("ray_temp_dir", ray_temp_dir)):
+            if value is not None:
+                flag = "--" + name.replace("_", "-")
+                raise OptionError(f"{name}={value!r} ({flag}) is for the Ray engine: add engine='ray' (--engine ray)")
+        return
+    if ray_address is not None and ray_temp_dir is not None:
+        raise OptionError(
+            "ray_temp_dir (--ray-temp-dir) is for the local Ray instance; a cluster joined at ray_address "
+            "(--ray-address) keeps its sessions where it was started (ray start --temp-dir): give one of them"
+        )
+    if importlib.util.find_spec("ray") is None:
+        raise OptionError(f"engine='ray' (--engine ray) needs Ray, which is not installed: {RAY_INSTALL}")
 
 
 def parse_languages(languages: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -278,6 +299,27 @@ class ExportOptions(ViewOptions):
         recorded=False,
         build=True,
     )
+    engine: str = option(
+        "local",
+        "local (default): this machine's processes; ray: validation's and the writer's tasks on a Ray cluster, "
+        "the same batch byte for byte (needs the ray extra: " + RAY_INSTALL + ")",
+        choices=ENGINES,
+        recorded=False,
+    )
+    ray_address: str | None = option(
+        None,
+        "with --engine ray, the Ray cluster to join (e.g. ray://head:10001 or auto); default: a local Ray instance "
+        "sized by --num-proc, started for the export and stopped after it",
+        metavar="ADDRESS",
+        recorded=False,
+    )
+    ray_temp_dir: str | None = option(
+        None,
+        "with --engine ray and no --ray-address, the folder for the local Ray instance's session (sockets, logs, "
+        "spilled objects), removed after the export; default: .ocr-datasets/ray in the export folder",
+        metavar="DIR",
+        recorded=False,
+    )
     overwrite: bool = option(
         False, "replace an existing batch of the same id, once the new one is complete", recorded=False
     )
@@ -296,6 +338,7 @@ class ExportOptions(ViewOptions):
         check_normalization(self.normalize)
         check_split_strategy(self.split_strategy)
         check_num_proc(self.num_proc)
+        check_engine(self.engine, self.ray_address, self.ray_temp_dir)
         # Kept as the codes and identifier the card shows, so the manifest records them.
         object.__setattr__(self, "language", parse_languages(self.language))
         object.__setattr__(self, "license", check_license(self.license))

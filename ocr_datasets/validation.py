@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass, field
-from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar, cast
 
@@ -113,11 +112,33 @@ class Pending(Protocol[T_co]):
     def get(self) -> T_co: ...
 
 
+class Tasks(Protocol):
+    """Somewhere tasks run besides this process: a pool's processes, a Ray cluster."""
+
+    # How many tasks run at once there.
+    parallelism: int
+
+    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
+        """Run a module-level ``function`` on a picklable ``argument`` in a worker process;
+        ``retriable``: it may run again if that process dies (it does nothing twice that
+        another run would not redo the same way)."""
+        ...
+
+
+class TaskEngine(Protocol):
+    """An engine other than this machine's process pool (see ``ray_engine.RayEngine``)."""
+
+    def tasks(self, scratch: Path | None) -> AbstractContextManager[Tasks]:
+        """The engine started for as long as the block runs (its own files in ``scratch``, an
+        export's staging folder, if it keeps any)."""
+        ...
+
+
 class Workers(Protocol):
     """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
 
-    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
-        """Run a module-level ``function`` on a picklable ``argument`` in a worker process."""
+    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
+        """Run a module-level ``function`` on a picklable ``argument`` in a worker process (see ``Tasks``)."""
         ...
 
     def busy(self) -> bool:
@@ -248,6 +269,7 @@ def validate(
     verdicts: VerdictCache | None = None,
     keep_image: ImageKeeper | None = None,
     scratch: Path | None = None,
+    engine: TaskEngine | None = None,
 ) -> ValidationReport:
     """Check every sample (see the README's validation table) and de-duplicate.
 
@@ -272,6 +294,9 @@ def validate(
     ``scratch`` folder (an export's staging folder), what validation remembers of every sample
     (its id, its image, the packed samples) is kept in files there, and memory stays flat
     however many samples there are.
+
+    With an ``engine`` (``ray_engine.RayEngine``), the images are checked in its tasks however
+    few they are, and ``keep_image`` uses them: the report is the one the local pool gives.
     """
     report = ValidationReport()
     # Each id with where its first sample was read from (named when another sample repeats the
@@ -287,7 +312,7 @@ def validate(
     check = ImageCheck(keep_image_metadata, None if keep_image is None else keep_image.spool, verdicts)
     with (
         closing(Ledger(None if scratch is None else scratch / LEDGER_NAME)) as seen,
-        _image_checker(num_proc, first_count, check) as (check_images, workers),
+        _image_checker(num_proc, first_count, check, engine, scratch) as (check_images, workers),
         keep_image.using(workers) if keep_image is not None else nullcontext(),
         progress_bar(total=total, desc="Validating samples", unit=" samples") as progress,
     ):
@@ -402,12 +427,17 @@ _ToCheck = tuple[TrainingSample, bool]
 
 @contextmanager
 def _image_checker(
-    num_proc: int | None, sample_count: int, check: ImageCheck
+    num_proc: int | None, sample_count: int, check: ImageCheck, engine: TaskEngine | None, scratch: Path | None
 ) -> Iterator[tuple[Callable[[Iterator[_ToCheck]], Iterable[_ImageResult]], Workers]]:
     """A function giving the results of ``_checked_image`` for samples, in order, checked
-    ``_CHUNK`` at a time (the chunks numbered from 0) in a pool of processes if
-    ``sample_count`` samples pay for one, and that pool as ``Workers`` (or this process)."""
+    ``_CHUNK`` at a time (the chunks numbered from 0) in the ``engine``'s tasks, or in a pool of
+    processes if ``sample_count`` samples pay for one, and those as ``Workers`` (or this process)."""
     checked_chunk = functools.partial(_checked_chunk, check=check)
+    if engine is not None:
+        with engine.tasks(scratch) as tasks:
+            workers = _TaskWorkers(tasks)
+            yield workers.checker(checked_chunk), workers
+        return
     processes = worker_count(num_proc, sample_count // _MIN_IMAGES_PER_PROCESS)
     if processes < 2:
 
@@ -423,17 +453,8 @@ def _image_checker(
     # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
     # its CropOptions too), so neither may depend on what the parent process holds.
     with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
-        workers = _PoolWorkers(pool)
-
-        def pooled(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
-            for numbered in _numbered_chunks(samples):
-                workers.ahead.append(pool.apply_async(checked_chunk, (numbered,)))
-                if len(workers.ahead) > _CHUNKS_AHEAD:
-                    yield from workers.ahead.popleft().get()
-            while workers.ahead:
-                yield from workers.ahead.popleft().get()
-
-        yield pooled, workers
+        workers = _TaskWorkers(_PoolTasks(pool, processes))
+        yield workers.checker(checked_chunk), workers
 
 
 def _numbered_chunks(samples: Iterator[_ToCheck]) -> Iterator[tuple[int, list[_ToCheck]]]:
@@ -441,25 +462,55 @@ def _numbered_chunks(samples: Iterator[_ToCheck]) -> Iterator[tuple[int, list[_T
     return enumerate(iter(lambda: list(itertools.islice(samples, _CHUNK)), []))
 
 
-class _PoolWorkers:
-    """The pool's processes as ``Workers``, and the chunks of images sent to them whose results
-    this process has not taken yet (``ahead``), in order."""
+class _PoolTasks:
+    """A process pool's processes as ``Tasks`` (a process that dies takes its task with it)."""
 
-    def __init__(self, pool: multiprocessing.pool.Pool):
+    def __init__(self, pool: multiprocessing.pool.Pool, processes: int):
         self._pool = pool
-        self.ahead: deque[AsyncResult] = deque()
+        self.parallelism = processes
 
-    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         return self._pool.apply_async(function, (argument,))
+
+
+class _TaskWorkers:
+    """``Tasks`` as ``Workers``, and the chunks of images sent to them whose results this
+    process has not taken yet (``ahead``), in order."""
+
+    def __init__(self, tasks: Tasks):
+        self._tasks = tasks
+        self.ahead: deque[Pending[list[_ImageResult]]] = deque()
+        # Enough chunks out that no worker waits while this process writes, few enough that the
+        # images waiting to be written stay a few megabytes a worker.
+        self._chunks_ahead = max(_CHUNKS_AHEAD, 2 * tasks.parallelism)
+
+    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
+        return self._tasks.submit(function, argument, retriable=retriable)
 
     def busy(self) -> bool:
         return not self.ahead or not self.ahead[0].ready()
+
+    def checker(
+        self, checked_chunk: Callable[[tuple[int, list[_ToCheck]]], list[_ImageResult]]
+    ) -> Callable[[Iterator[_ToCheck]], Iterator[_ImageResult]]:
+        """The results of ``checked_chunk`` for samples, in order, a chunk a task."""
+
+        def checked(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
+            for numbered in _numbered_chunks(samples):
+                # Checking a chunk again rewrites its spool file the same way.
+                self.ahead.append(self._tasks.submit(checked_chunk, numbered, retriable=True))
+                if len(self.ahead) > self._chunks_ahead:
+                    yield from self.ahead.popleft().get()
+            while self.ahead:
+                yield from self.ahead.popleft().get()
+
+        return checked
 
 
 class _NoWorkers:
     """``Workers`` when validation runs in this process alone."""
 
-    def submit(self, function: Callable[[Any], T], argument: Any) -> Pending[T]:
+    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         return run_here(function, argument)
 
     def busy(self) -> bool:

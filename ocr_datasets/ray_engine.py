@@ -1,0 +1,209 @@
+"""The Ray engine (``engine="ray"``): an export's tasks on a Ray cluster, a local instance sized to
+the machine or a cluster joined at an address.
+
+The tasks are the local engine's own (``validation._checked_chunk`` reads, crops, decodes and
+checks a chunk of images and spools its rows; ``writer._write_chunk`` projects a chunk's rows
+and writes its image files and view lines), handed to Ray instead of a process pool. This
+process, the driver, keeps what needs the whole corpus in order, as it does locally: reading
+the inputs, ids, duplicates and conflicts (by image hash over every task's results), splits,
+file names, the parquet files, views, card and manifest, and the atomic publication. So a
+batch built on Ray is byte for byte the batch the local engine writes.
+
+Tasks and driver exchange image bytes through files in the batch's staging folder, never
+through Ray's object store: on a cluster of several machines that folder must be one every
+node sees at the same path (a shared file system), as must the inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from .errors import EngineError, OptionError
+from .notices import note
+from .options import RAY_INSTALL
+
+T = TypeVar("T")
+
+# An AF_UNIX socket path holds at most 107 bytes on Linux and 103 on macOS. Ray makes its
+# sockets in <session folder>/session_<date>_<time>_<microseconds>_<pid>/sockets/plasma_store.
+_SOCKET_PATH_LIMIT = 103
+_SOCKET_PATH_IN_SESSION = len("/session_2026-12-07_14-43-39_425770_4194304/sockets/plasma_store")
+# Checking a chunk of images can run again after its worker died: it rewrites the same spool
+# file. Writing a chunk cannot (its image files are created exclusively, its input removed).
+_RETRIES = 3
+_TOKEN = secrets.token_hex(32)
+
+
+@dataclass(frozen=True)
+class RayEngine:
+    """Where an export's tasks run: the cluster at ``address``, or a local instance of
+    ``num_cpus`` CPUs (None: one per core) whose session (sockets, logs, spilled objects) is kept
+    in a folder made for it in ``session_parent`` (None: the export's scratch folder) and
+    removed after it."""
+
+    address: str | None = None
+    session_parent: Path | None = None
+    num_cpus: int | None = None
+
+    @contextmanager
+    def tasks(self, scratch: Path | None) -> Iterator[RayTasks]:
+        """Ray started (or joined) for as long as the block runs, then stopped."""
+        try:
+            import ray
+        except ImportError:
+            raise OptionError(f"engine='ray' (--engine ray) needs Ray, which is not installed: {RAY_INSTALL}") from None
+        if ray.is_initialized():
+            # The caller's own session (a notebook that called ray.init): used, and left running.
+            yield RayTasks(ray)
+            return
+        if self.address is not None:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            note(f"joined the Ray cluster at {self.address}")
+            try:
+                yield RayTasks(ray)
+            finally:
+                ray.shutdown()
+            return
+        parent = self.session_parent or scratch or Path(tempfile.gettempdir())
+        with _session_folder(parent) as folder, _local_instance(ray, folder, self.num_cpus or _available_cores()):
+            yield RayTasks(ray)
+
+
+@contextmanager
+def _session_folder(parent: Path) -> Iterator[str]:
+    """A new folder in ``parent`` for a local instance's session, removed afterwards, as a path
+    short enough for Ray's sockets: if its own is not, a symbolic link to it in the system's
+    temporary folder (a name only: what Ray writes stays in ``parent``), removed with it."""
+    folder = Path(tempfile.mkdtemp(dir=parent, prefix="ray-"))
+    link = None
+    try:
+        if sys.platform != "win32" and len(os.fsencode(folder)) + _SOCKET_PATH_IN_SESSION > _SOCKET_PATH_LIMIT:
+            link = os.path.join(tempfile.gettempdir(), f"ocr-ray-{secrets.token_hex(4)}")
+            if len(os.fsencode(link)) + _SOCKET_PATH_IN_SESSION > _SOCKET_PATH_LIMIT:
+                raise OptionError(
+                    f"the local Ray instance's session folder {folder} is too deep for Ray's sockets (their "
+                    f"paths hold at most {_SOCKET_PATH_LIMIT} bytes), and so is the temporary folder "
+                    f"{tempfile.gettempdir()}: "
+                    f"name a folder of at most {_SOCKET_PATH_LIMIT - _SOCKET_PATH_IN_SESSION - 13} bytes with "
+                    "ray_temp_dir (--ray-temp-dir), such as /tmp"
+                )
+            os.symlink(folder, link, target_is_directory=True)
+        yield link or str(folder)
+    finally:
+        if link is not None:
+            os.unlink(link)
+        _remove(folder)
+
+
+@contextmanager
+def _local_instance(ray: Any, folder: str, cpus: int) -> Iterator[None]:
+    # A token of its own, so that no other client may use it and Ray writes none to
+    # ~/.ray/auth_token (given one, Ray turns token authentication on, and says so as a warning
+    # of its own, kept quiet here); no usage statistics sent to Ray's makers; its addresses this
+    # machine's loopback.
+    # Ray keeps the first token it reads for the life of the process: one token a process.
+    environment = {"RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or _TOKEN, "RAY_USAGE_STATS_ENABLED": "0"}
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
+    announcer = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = announcer.level
+    announcer.setLevel(logging.ERROR)
+    try:
+        ray.init(
+            num_cpus=cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+            _temp_dir=folder,
+            _node_ip_address="127.0.0.1",
+            object_spilling_directory=os.path.join(folder, "spilled"),
+        )
+        announcer.setLevel(level)
+        note(f"started a local Ray instance with {cpus} CPUs, for this export only")
+        try:
+            yield
+        finally:
+            ray.shutdown()
+    finally:
+        announcer.setLevel(level)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class RayTasks:
+    """``Workers`` (see ``validation``) whose tasks are Ray tasks."""
+
+    def __init__(self, ray: Any):
+        self._ray = ray
+        self._run = ray.remote(_run)
+        self.parallelism = max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> RayPending[T]:
+        reference = self._run.options(max_retries=_RETRIES if retriable else 0).remote(function, argument)
+        return RayPending(self._ray, reference)
+
+
+class RayPending(Generic[T]):
+    """A Ray task's result to come, as ``validation.Pending``: its error, raised in the task, is
+    raised here as it was; a worker or node lost is one ``EngineError``."""
+
+    def __init__(self, ray: Any, reference: Any):
+        self._ray = ray
+        self._reference = reference
+
+    def ready(self) -> bool:
+        done, _ = self._ray.wait([self._reference], timeout=0, fetch_local=False)
+        return bool(done)
+
+    def get(self) -> T:
+        exceptions = self._ray.exceptions
+        try:
+            return self._ray.get(self._reference)
+        except exceptions.RayTaskError as error:
+            if isinstance(error.cause, Exception):
+                raise error.cause from None
+            raise
+        except exceptions.RayError as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise EngineError(
+                f"a Ray task was lost ({type(error).__name__}: {first_line}), so the export stopped and published "
+                "nothing: run it again; if it recurs, see the Ray logs of the cluster's nodes"
+            ) from None
+
+
+def _run(function: Callable[[Any], T], argument: Any) -> T:
+    return function(argument)
+
+
+def _available_cores() -> int:
+    from .workers import available_cores
+
+    return available_cores()
+
+
+def _remove(folder: Path) -> None:
+    # Ray's processes may still be closing their logs for a moment after it stopped.
+    for attempt in range(50):
+        try:
+            shutil.rmtree(folder)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            if attempt == 49:
+                raise
+            time.sleep(0.1)

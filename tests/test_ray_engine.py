@@ -1,0 +1,253 @@
+"""The Ray engine (``engine="ray"``, ``--engine ray``): validation's and the writer's tasks on a
+local Ray instance of 2 CPUs build the very batches the local engine writes, a lost worker
+publishes nothing half-written, and the instance keeps its files in the export folder and its
+connections on this machine."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from support.data import line_gt_samples, line_png, repo_copy
+
+from ocr_datasets import TrainingSample, export, export_all, read_samples, validation, verify_batch
+from ocr_datasets.cli import main
+from ocr_datasets.errors import EngineError, OptionError
+from ocr_datasets.options import check_num_proc
+
+ray = pytest.importorskip("ray")
+psutil = pytest.importorskip("psutil")
+
+from ocr_datasets.ray_engine import RayEngine  # noqa: E402
+
+
+def batch_files(result) -> dict[str, bytes]:
+    batch = Path(result.export_path)
+    return {
+        str(path.relative_to(batch)): path.read_bytes()
+        for path in sorted(batch.rglob("*"))
+        if path.is_file() and path.name not in ("README.md", "manifest.json")
+    }
+
+
+def assert_same_batches(local, on_ray) -> None:
+    for alone, cluster in zip(local, on_ray, strict=True):
+        assert batch_files(alone) == batch_files(cluster), alone.export_format
+        first, second = alone.read_manifest(), cluster.read_manifest()
+        for key in ("fingerprint", "counts", "splits", "statistics", "rejection_reasons"):
+            assert first.get(key) == second.get(key), key
+        assert verify_batch(cluster.export_path) == []
+
+
+def synthetic_samples(late_conflict: bool) -> list[TrainingSample]:
+    lines = [
+        TrainingSample(
+            id=f"line-{number:03d}",
+            image_path=f"line-{number:03d}.png",
+            image_bytes=line_png(number),
+            ground_truth=f"Zeile  {number}",
+            metadata={"page": number // 10},
+        )
+        for number in range(300)
+    ]
+    extra = [
+        # Differs from another id only in case: its image file gets another name.
+        TrainingSample(id="LINE-007", image_path="x.png", image_bytes=line_png(1007), ground_truth="Groß"),
+        # A duplicate (exported once), a broken image and a repeated id (both rejected).
+        TrainingSample(id="twin", image_path="twin.png", image_bytes=line_png(5), ground_truth="Zeile 5"),
+        TrainingSample(id="broken", image_path="broken.png", image_bytes=line_png(9)[:60], ground_truth="kaputt"),
+        TrainingSample(id="line-010", image_path="again.png", image_bytes=line_png(2010), ground_truth="wieder"),
+    ]
+    for sample in extra:
+        sample.metadata = {"page": 0}
+    # The first line's image again with another text, long after it was written: a conflict
+    # that rejects both, and the batch written again.
+    late = [TrainingSample("late", "late.png", "anders", image_bytes=line_png(0), metadata={"page": 0})]
+    return [*lines, *extra, *(late if late_conflict else [])]
+
+
+@pytest.fixture
+def short_temp_dir():
+    """A folder with a short path for the local instance's session, as --ray-temp-dir names one."""
+    with tempfile.TemporaryDirectory(prefix="ocr-ray-test-") as folder:
+        yield folder
+
+
+@pytest.mark.slow  # each export starts a local Ray instance (~4 s)
+@pytest.mark.parametrize(
+    ("strategy", "late_conflict"),
+    [("hash", False), ("balanced", False), ("hash", True)],
+    ids=["hash", "balanced", "late-conflict"],
+)
+def test_every_format_built_on_ray_is_the_local_batch(strategy, late_conflict, monkeypatch, tmp_path):
+    options = {
+        "split": "train=0.6,validation=0.2,test=0.2",
+        "group_by": "page",
+        "split_strategy": strategy,
+        "skip_invalid": True,
+        "progress": False,
+        "cache": False,
+    }
+    local = export_all(synthetic_samples(late_conflict), batch_id="local", output_dir=tmp_path, **options)
+    # Every chunk's files written by a Ray task, as when the driver is the busier one.
+    monkeypatch.setattr(validation._TaskWorkers, "busy", lambda self: False)
+    on_ray = export_all(
+        synthetic_samples(late_conflict), batch_id="ray", output_dir=tmp_path, engine="ray", num_proc=2, **options
+    )
+    assert_same_batches(local, on_ray)
+    manifest = on_ray[0].read_manifest()
+    assert manifest["counts"]["duplicates"] == 1
+    assert manifest["counts"]["rejected"] == (4 if late_conflict else 2)
+    assert manifest["image_checks"]["decoded"] >= 300
+    # Nothing of the export's working files, Ray's session included, is left beside the batches.
+    assert list(tmp_path.rglob(".*")) == []
+
+
+@pytest.mark.slow
+def test_real_lines_and_page_crops_built_on_ray_are_the_local_batches(line_gt_copy, tmp_path_factory, tmp_path):
+    kant = repo_copy("ocrd-kant-1784", tmp_path_factory) / "data"
+    options = {"progress": False, "cache": False, "num_proc": 2}
+    for name, source in (
+        ("lines", lambda: line_gt_samples(line_gt_copy)),
+        # Each line cut from its page image along its polygon, in the tasks.
+        ("page", lambda: read_samples(kant, "page")),
+    ):
+        split = {"split": "train=0.8,test=0.2", "group_by": "work"} if name == "lines" else {}
+        local = export_all(source(), batch_id=f"{name}-local", output_dir=tmp_path, **options, **split)
+        on_ray = export_all(source(), batch_id=f"{name}-ray", output_dir=tmp_path, engine="ray", **options, **split)
+        assert_same_batches(local, on_ray)
+        assert on_ray[0].sample_count == (114 if name == "lines" else 55)
+
+
+@pytest.mark.slow
+def test_a_task_whose_worker_dies_runs_again_if_it_may_else_it_is_one_clear_error(short_temp_dir, tmp_path):
+    def _kills_itself(argument: str) -> str:
+        # The first run kills its worker process; a run after that returns. (Defined here, it
+        # travels to the worker by value: the workers cannot import a test module.)
+        marker = Path(argument)
+        if not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return "ran again"
+
+    with RayEngine(num_cpus=2).tasks(Path(short_temp_dir)) as tasks:
+        assert tasks.parallelism == 2
+        assert tasks.submit(_kills_itself, str(tmp_path / "first"), retriable=True).get() == "ran again"
+        lost = tasks.submit(_kills_itself, str(tmp_path / "second"))
+        with pytest.raises(EngineError, match=r"a Ray task was lost .*published nothing: run it again"):
+            lost.get()
+        # An error raised in a task is raised here as itself.
+        with pytest.raises(OptionError, match="num_proc"):
+            tasks.submit(check_num_proc, 0).get()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_export_publishes_the_whole_batch_or_nothing(line_gt_copy, tmp_path):
+    lines = line_gt_samples(line_gt_copy)
+    samples = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(12) for sample in lines]
+    options = {"progress": False, "cache": False, "keep_duplicates": True, "num_proc": 2}
+    local = export(samples, "trocr", batch_id="local", output_dir=tmp_path, **options)
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_a_task() -> None:
+        # Ray names a worker process after the task it runs.
+        while not stop.is_set() and not killed:
+            for process in psutil.Process().children(recursive=True):
+                try:
+                    if process.name().startswith("ray::_run") or "ray::_run" in " ".join(process.cmdline()):
+                        process.kill()
+                        killed.append(process.pid)
+                        break
+                except psutil.Error:
+                    continue
+            time.sleep(0.005)
+
+    killer = threading.Thread(target=kill_a_task)
+    killer.start()
+    try:
+        result = export(samples, "trocr", batch_id="ray", output_dir=tmp_path, engine="ray", **options)
+    except EngineError as error:
+        assert "published nothing" in str(error)
+        result = None
+    finally:
+        stop.set()
+        killer.join()
+    assert killed, "no Ray task was running to be killed"
+    if result is None:
+        assert not (tmp_path / "trocr" / "ray").exists()
+    else:
+        assert batch_files(result) == batch_files(local)
+    assert sorted(path.name for path in (tmp_path / "trocr").iterdir()) == (
+        ["local"] if result is None else ["local", "ray"]
+    )
+
+
+@pytest.mark.slow
+def test_the_local_instance_stays_in_the_export_folder_and_on_this_machine(
+    example_manifest, refuse_network, monkeypatch, tmp_path
+):
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    links_before = set(Path(tempfile.gettempdir()).glob("ocr-ray-*"))
+    output = tmp_path / "a-folder-deep-enough-that-ray-sockets-would-not-fit-in-its-path" / "exports"
+    seen: dict[str, set] = {"remote": set(), "sessions": set()}
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for process in psutil.Process().children(recursive=True):
+                try:
+                    for connection in process.net_connections(kind="inet"):
+                        if connection.raddr:
+                            seen["remote"].add(connection.raddr.ip)
+                    for file in process.open_files():
+                        if "session_" in file.path:
+                            seen["sessions"].add(file.path.split("/session_")[0])
+                except psutil.Error:
+                    continue
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        with pytest.warns(UserWarning, match="started a local Ray instance with 2 CPUs, for this export only"):
+            result = export(
+                read_samples(example_manifest), "trocr", output_dir=output, engine="ray", num_proc=2, progress=False
+            )
+    finally:
+        stop.set()
+        watcher.join()
+    # Ray's processes talk to each other over the loopback and this machine's own addresses.
+    own = {address.address for addresses in psutil.net_if_addrs().values() for address in addresses}
+    assert seen["remote"] and {ip.removeprefix("::ffff:") for ip in seen["remote"]} <= own, seen["remote"]
+    assert seen["sessions"]
+    assert refuse_network == []
+    # Ray wrote its session in the export's staging folder, through a short link in the temporary
+    # folder, and both are gone; nothing went to ~/.ray.
+    assert all(path.startswith(("/tmp/ocr-ray-", str(output))) for path in seen["sessions"]), seen["sessions"]
+    assert set(Path(tempfile.gettempdir()).glob("ocr-ray-*")) == links_before
+    assert list(home.iterdir()) == []
+    assert sorted(path.name for path in output.rglob(".*")) == [".ocr-datasets"]
+    assert [path.name for path in (output / ".ocr-datasets").iterdir() if not path.name.startswith("verdicts.")] == []
+    assert verify_batch(result.export_path) == []
+
+
+def test_the_cli_names_the_flags_of_the_ray_engine(example_manifest, tmp_path, capsys, monkeypatch):
+    arguments = ["export", "--input", str(example_manifest), "--format", "trocr", "--output", str(tmp_path / "out")]
+    assert main([*arguments, "--ray-address", "auto"]) == 2
+    assert "--ray-address is for the Ray engine: add --engine ray" in capsys.readouterr().err
+    assert main([*arguments, "--engine", "ray", "--ray-address", "auto", "--ray-temp-dir", "/tmp"]) == 2
+    assert "give one of them" in capsys.readouterr().err
+    # Without Ray installed (here: hidden from imports), the flag says how to install it.
+    monkeypatch.setitem(__import__("sys").modules, "ray", None)
+    assert main([*arguments, "--engine", "ray"]) == 2
+    assert 'needs Ray, which is not installed: pip install "ocr-datasets[ray]"' in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
