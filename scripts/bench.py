@@ -8,7 +8,9 @@ for datasets to import). Then builds a corpus of N line images in which every im
 - cp -r of the images: the floor;
 - the original service: copy every image and write a JSONL line per sample (reimplemented here);
 - our export per format, parquet only (--no-copy-images), and --format all (export_all); each
-  must export all N lines;
+  must export all N lines; with --engine ray, the trocr export on Ray too (a local instance
+  the export starts, of --num-proc CPUs, or the cluster at --ray-address), and its time over
+  the local one's;
 - re-exports, with views and parquet only: the same lines exported a second time into the same
   output root under a new batch id ("again"), after an untimed first export ("first"); the
   second may reuse the verdicts the first left in <output>/.ocr-datasets/verdicts.sqlite, and
@@ -117,14 +119,18 @@ with open(out / "train.jsonl", "w", encoding="utf-8") as view:
 """
 
 # argv: manifest, output root, format ("all": export_all), copy images (1/0), num_proc (0: the
-# default), batch id, the number of samples every batch must hold, and "no-cache" to pass
-# cache=False (left out otherwise: the default).
+# default), batch id, the number of samples every batch must hold, then "no-cache" to pass
+# cache=False (left out otherwise: the default) and "ray=[ADDRESS]" for engine="ray".
 EXPORT_JOB = """
 from ocr_datasets import export, export_all, read_manifest
 export_format, copy_images, num_proc = sys.argv[3], sys.argv[4] == "1", int(sys.argv[5]) or None
 options = dict(batch_id=sys.argv[6], output_dir=sys.argv[2], copy_images=copy_images, num_proc=num_proc, progress=False)
-if sys.argv[8:] == ["no-cache"]:
-    options["cache"] = False
+for extra in sys.argv[8:]:
+    if extra == "no-cache":
+        options["cache"] = False
+    elif extra.startswith("ray="):
+        options["engine"] = "ray"
+        options["ray_address"] = extra.removeprefix("ray=") or None
 if export_format == "all":
     results = export_all(read_manifest(sys.argv[1]), **options)
 else:
@@ -167,6 +173,7 @@ for blob in blobs:
 # The rows of an export, whose peak RSS has a target.
 EXPORT_ROWS = (
     "trocr",
+    "trocr-ray",
     "parquet",
     "llama_vision",
     "generic",
@@ -379,6 +386,17 @@ def main() -> None:
         default=0,
         help="--num-proc for our exports (default: 0, the export's own default of one process per core)",
     )
+    parser.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="ray: time the trocr export on Ray too, beside the local one (default: local only)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="with --engine ray, the Ray cluster to run it on (default: a local instance started by the export)",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures and targets as JSON")
     parser.add_argument(
         "--rss-baseline",
@@ -394,6 +412,8 @@ def main() -> None:
         parser.error(f"--only: unknown rows {', '.join(sorted(unknown))}: choose from {', '.join(ROW_KEYS)}")
     if args.ketos and args.synthetic:
         parser.error("--ketos needs the real lines (ketos reads each line's text from a .gt.txt beside its image)")
+    if args.ray_address and args.engine != "ray":
+        parser.error("--ray-address needs --engine ray")
     if args.only is not None and "ketos" in only and not args.ketos:
         parser.error("--only ketos needs --ketos PATH")
     if not args.synthetic and not any(args.lines.glob("*.tif")):
@@ -423,13 +443,14 @@ def main() -> None:
             f"in {args.scratch} in {corpus_seconds:.2f} s"
         )
         count, proc = str(args.count), str(args.num_proc)
+        ray_address = args.ray_address or ""
 
         def export_args(output: Path, export_format: str, copy_images: bool, batch_id: str) -> list[str]:
             return [str(manifest), str(output), export_format, "1" if copy_images else "0", proc, batch_id, count]
 
-        def export_job(export_format: str, copy_images: bool) -> Job:
+        def export_job(export_format: str, copy_images: bool, *engine: str) -> Job:
             return lambda scratch: run_job(
-                EXPORT_JOB, *export_args(scratch / "out", export_format, copy_images, "bench")
+                EXPORT_JOB, *export_args(scratch / "out", export_format, copy_images, "bench"), *engine
             )
 
         def reexport_job(copy_images: bool, cache: bool = True) -> Job:
@@ -470,6 +491,18 @@ def main() -> None:
                 lambda scratch: run_job(_ORIGINAL_SERVICE, str(manifest), str(scratch / "out")),
             ),
             ("trocr", "trocr", "trocr (validation, parquet, views, images, checksums)", export_job("trocr", True)),
+            *(
+                [
+                    (
+                        "trocr",
+                        "trocr-ray",
+                        "trocr --engine ray",
+                        export_job("trocr", True, f"ray={ray_address}"),
+                    )
+                ]
+                if args.engine == "ray"
+                else []
+            ),
             ("parquet", "parquet", "trocr parquet only (--no-copy-images)", export_job("trocr", False)),
             ("llama_vision", "llama_vision", "llama_vision", export_job("llama_vision", True)),
             ("generic", "generic", "generic", export_job("generic", True)),
@@ -519,6 +552,8 @@ def main() -> None:
             f"{row['peak_rss_mb']:8.0f}{ratios}".rstrip()
         )
 
+    if "trocr-ray" in by_key and "trocr" in by_key:
+        print(f"trocr --engine ray / trocr: {by_key['trocr-ray']['seconds'] / by_key['trocr']['seconds']:.2f} x")
     targets = check_targets(by_key, baseline)
     if targets:
         print("targets (issue 16):")
