@@ -68,7 +68,14 @@ class RayEngine:
             yield RayTasks(ray)
             return
         if self.address is not None:
-            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            except ConnectionError as error:
+                raise EngineError(
+                    f"could not join the Ray cluster at {self.address} ({error}), so nothing was published: check "
+                    "the address (ray status on the cluster's head node shows it) and, for a cluster with token "
+                    "authentication, that RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (its token) are set here too"
+                ) from None
             note(f"joined the Ray cluster at {self.address}")
             try:
                 yield RayTasks(ray)

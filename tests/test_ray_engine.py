@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import secrets
 import signal
+import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from support.cli import run_cli, succeeded
 from support.data import line_gt_samples, line_png, repo_copy
 
 from ocr_datasets import TrainingSample, export, export_all, read_samples, validation, verify_batch
@@ -251,3 +257,63 @@ def test_the_cli_names_the_flags_of_the_ray_engine(example_manifest, tmp_path, c
     assert main([*arguments, "--engine", "ray"]) == 2
     assert 'needs Ray, which is not installed: pip install "ocr-datasets[ray]"' in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_an_export_joins_the_cluster_at_ray_address_and_leaves_it_running(example_manifest, short_temp_dir, tmp_path):
+    # A one-node cluster started as Ray's docs start one with token authentication (`ray start
+    # --head`, RAY_AUTH_MODE=token); the export, a process of its own, is given the token and
+    # the address. (Without RAY_AUTH_MODE, a driver joining at an address sends no token.)
+    token = secrets.token_hex(32)
+    environment = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    ray_command = Path(sys.executable).with_name("ray")
+    start = [ray_command, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false"]
+    start += ["--node-ip-address=127.0.0.1", f"--temp-dir={short_temp_dir}", "--disable-usage-stats"]
+    subprocess.run(start, check=True, capture_output=True, env={**os.environ, **environment}, timeout=120)
+    try:
+        completed = succeeded(
+            run_cli(
+                *("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "out"),
+                *("--batch-id", "b1", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"),
+                env=environment,
+                console_script=True,
+            )
+        )
+        assert f"ocr-datasets: note: joined the Ray cluster at 127.0.0.1:{port}" in completed.stderr
+        # The cluster still runs: the export left it as it found it.
+        assert _cluster_processes(short_temp_dir)
+        # A wrong token is one error saying what to check, and nothing is published.
+        refused = run_cli(
+            *("export", "--input", example_manifest, "--format", "trocr", "--output", tmp_path / "out"),
+            *("--batch-id", "b2", "--engine", "ray", "--ray-address", f"127.0.0.1:{port}"),
+            env={**environment, "RAY_AUTH_TOKEN": secrets.token_hex(32)},
+            console_script=True,
+        )
+        assert refused.returncode == 2
+        assert f"ocr-datasets: error: could not join the Ray cluster at 127.0.0.1:{port}" in refused.stderr
+        assert "RAY_AUTH_MODE=token and RAY_AUTH_TOKEN" in refused.stderr
+        assert not (tmp_path / "out" / "trocr" / "b2").exists()
+    finally:
+        # Its processes alone (`ray stop` would stop every Ray instance of the machine).
+        for process in _cluster_processes(short_temp_dir):
+            process.kill()
+    local = export(
+        read_samples(example_manifest), "trocr", batch_id="local", output_dir=tmp_path / "out", progress=False
+    )
+    assert batch_files(local) == batch_files(SimpleNamespace(export_path=tmp_path / "out" / "trocr" / "b1"))
+
+
+def _cluster_processes(session_folder: str) -> list:
+    """The processes of the cluster whose session folder is ``session_folder``, with their children."""
+    processes = {}
+    for process in psutil.process_iter():
+        try:
+            if session_folder in " ".join(process.cmdline()):
+                processes[process.pid] = process
+                processes.update((child.pid, child) for child in process.children(recursive=True))
+        except psutil.Error:
+            continue
+    return list(processes.values())
