@@ -115,8 +115,12 @@ class Pending(Protocol[T_co]):
 class Tasks(Protocol):
     """Somewhere tasks run besides this process: a pool's processes, a Ray cluster."""
 
-    # How many tasks run at once there.
+    # How many tasks run at once there; how many images a task checks; whether a chunk's
+    # parquet is written where its files are (a cluster's tasks: its rows need not travel back
+    # to this process), else this process writes it from the projected rows.
     parallelism: int
+    chunk_size: int
+    writes_parquet: bool
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         """Run a module-level ``function`` on a picklable ``argument`` in a worker process;
@@ -136,6 +140,9 @@ class TaskEngine(Protocol):
 
 class Workers(Protocol):
     """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
+
+    # See ``Tasks``.
+    writes_parquet: bool
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         """Run a module-level ``function`` on a picklable ``argument`` in a worker process (see ``Tasks``)."""
@@ -429,8 +436,8 @@ _ToCheck = tuple[TrainingSample, bool]
 def _image_checker(
     num_proc: int | None, sample_count: int, check: ImageCheck, engine: TaskEngine | None, scratch: Path | None
 ) -> Iterator[tuple[Callable[[Iterator[_ToCheck]], Iterable[_ImageResult]], Workers]]:
-    """A function giving the results of ``_checked_image`` for samples, in order, checked
-    ``_CHUNK`` at a time (the chunks numbered from 0) in the ``engine``'s tasks, or in a pool of
+    """A function giving the results of ``_checked_image`` for samples, in order, checked a
+    chunk at a time (the chunks numbered from 0) in the ``engine``'s tasks, or in a pool of
     processes if ``sample_count`` samples pay for one, and those as ``Workers`` (or this process)."""
     checked_chunk = functools.partial(_checked_chunk, check=check)
     if engine is not None:
@@ -442,7 +449,7 @@ def _image_checker(
     if processes < 2:
 
         def serial(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
-            for numbered in _numbered_chunks(samples):
+            for numbered in _numbered_chunks(samples, _CHUNK):
                 yield from checked_chunk(numbered)
 
         yield serial, _NoWorkers()
@@ -457,13 +464,16 @@ def _image_checker(
         yield workers.checker(checked_chunk), workers
 
 
-def _numbered_chunks(samples: Iterator[_ToCheck]) -> Iterator[tuple[int, list[_ToCheck]]]:
-    """``samples`` ``_CHUNK`` at a time, the chunks numbered from 0 (their rows' spool files)."""
-    return enumerate(iter(lambda: list(itertools.islice(samples, _CHUNK)), []))
+def _numbered_chunks(samples: Iterator[_ToCheck], size: int) -> Iterator[tuple[int, list[_ToCheck]]]:
+    """``samples`` ``size`` at a time, the chunks numbered from 0 (their rows' spool files)."""
+    return enumerate(iter(lambda: list(itertools.islice(samples, size)), []))
 
 
 class _PoolTasks:
     """A process pool's processes as ``Tasks`` (a process that dies takes its task with it)."""
+
+    chunk_size = _CHUNK
+    writes_parquet = False
 
     def __init__(self, pool: multiprocessing.pool.Pool, processes: int):
         self._pool = pool
@@ -479,6 +489,7 @@ class _TaskWorkers:
 
     def __init__(self, tasks: Tasks):
         self._tasks = tasks
+        self.writes_parquet = tasks.writes_parquet
         self.ahead: deque[Pending[list[_ImageResult]]] = deque()
         # Enough chunks out that no worker waits while this process writes, few enough that the
         # images waiting to be written stay a few megabytes a worker.
@@ -496,7 +507,7 @@ class _TaskWorkers:
         """The results of ``checked_chunk`` for samples, in order, a chunk a task."""
 
         def checked(samples: Iterator[_ToCheck]) -> Iterator[_ImageResult]:
-            for numbered in _numbered_chunks(samples):
+            for numbered in _numbered_chunks(samples, self._tasks.chunk_size):
                 # Checking a chunk again rewrites its spool file the same way.
                 self.ahead.append(self._tasks.submit(checked_chunk, numbered, retriable=True))
                 if len(self.ahead) > self._chunks_ahead:
@@ -509,6 +520,8 @@ class _TaskWorkers:
 
 class _NoWorkers:
     """``Workers`` when validation runs in this process alone."""
+
+    writes_parquet = False
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         return run_here(function, argument)

@@ -734,6 +734,8 @@ class _ChunkWriting:
         self._split_names = split_names
         self._scratch = os.fspath(scratch)
         self._workers = workers
+        # A cluster's tasks write their chunk's parquet shards themselves (see ``Tasks``).
+        self._parquet_in_chunks = workers is not None and workers.writes_parquet
         self._writing: deque[Pending[list[list[_WrittenSplit]]]] = deque()
         self._chunks = 0
         self.rows_written = 0
@@ -763,6 +765,7 @@ class _ChunkWriting:
             names=[output.names(ids, paths) for output in self._outputs],
             scratch=self._scratch,
             number=self._chunks,
+            parquet_shards=self._parquet_in_chunks,
         )
         self._chunks += 1
         self.rows_written += len(selected)
@@ -794,6 +797,7 @@ class _FormatTarget:
     views: bool
     text_chat: bool
     line_folders: bool
+    max_shard_bytes: int
 
 
 @dataclass(frozen=True)
@@ -801,7 +805,8 @@ class _ChunkPlan:
     """A chunk of canonical rows to write (``_write_chunk``), in this process or not (``here``):
     the IPC file ``rows``, the rows taken from it (``selected``, in order) and the split of
     each, and per format where to write them and the name of each row's image file (None where
-    no file is written)."""
+    no file is written); with ``parquet_shards``, its projected rows go to parquet shards of
+    their own, else back to the main process."""
 
     here: bool
     rows: str
@@ -812,20 +817,22 @@ class _ChunkPlan:
     names: list[list[str] | None]
     scratch: str
     number: int
+    parquet_shards: bool = False
 
 
 @dataclass(frozen=True)
 class _WrittenSplit:
     """What ``_write_chunk`` wrote of a chunk's rows of one split in one format: the projected
-    rows (an IPC file, or the table itself when written in this process), the lines of its
-    views (files in the scratch folder, or None), and the files it wrote into the batch (path,
-    sha256, size)."""
+    rows (an IPC file, the table itself when written in this process, or None when written to
+    ``shards``: path in the batch, sha256, size), the lines of its views (files in the scratch
+    folder, or None), and the files it wrote into the batch (path, sha256, size)."""
 
     split: str
-    rows: str | pa.Table
+    rows: str | pa.Table | None
     view: str | None
     text_chat_view: str | None
     files: list[tuple[str, str, int]]
+    shards: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
@@ -843,7 +850,8 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
         for target, names, splits in zip(plan.targets, plan.names, written, strict=True):
             stem = os.path.join(plan.scratch, f"{target.format_name}-{plan.number}-{plan.split_names.index(split)}")
             given = None if names is None else [names[index] for index in taken]
-            splits.append(_write_split_chunk(target, split, rows, given, stem, plan.here))
+            shards = f"{split}-{plan.number:07d}" if plan.parquet_shards else None
+            splits.append(_write_split_chunk(target, split, rows, given, stem, plan.here, shards))
     return written
 
 
@@ -854,15 +862,25 @@ def _rows_taken(rows: _Taken, indices: list[int]) -> _Taken:
 
 
 def _write_split_chunk(
-    target: _FormatTarget, split: str, canonical: pa.Table, names: list[str] | None, stem: str, here: bool
+    target: _FormatTarget,
+    split: str,
+    canonical: pa.Table,
+    names: list[str] | None,
+    stem: str,
+    here: bool,
+    shards_named: str | None,
 ) -> _WrittenSplit:
     adapter = get_adapter(target.format_name)
     digests = canonical.column(_SPOOLED_SHA256).to_pylist()
     columns = canonical.drop_columns([_SPOOLED_SHA256]).to_pydict()
     projected = adapter.project(columns, target.view_options)
     schema = adapter.features.arrow_schema
-    rows: str | pa.Table = pa.Table.from_pydict(projected, schema=schema)
-    if not here:
+    rows: str | pa.Table | None = pa.Table.from_pydict(projected, schema=schema)
+    shards: list[tuple[str, str, int]] = []
+    if shards_named is not None:
+        shards = _write_shards(rows, adapter, target, shards_named)
+        rows = None
+    elif not here:
         # For the main process, which writes the parquet.
         with pa.OSFile(stem + ".arrow", "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
             writer.write_table(rows)
@@ -871,7 +889,7 @@ def _write_split_chunk(
     text_chat_view = stem + ".chat.jsonl" if target.text_chat else None
     files: list[tuple[str, str, int]] = []
     if view is None and not target.line_folders:
-        return _WrittenSplit(split, rows, None, None, files)
+        return _WrittenSplit(split, rows, None, None, files, shards)
     # The views' images are the canonical rows' own byte objects, so their sha256 is the one
     # validation took (told by identity; anything else is hashed).
     known = {id(cell["bytes"]): digest for cell, digest in zip(columns["image"], digests, strict=True)}
@@ -892,7 +910,30 @@ def _write_split_chunk(
             )
             if chat_lines is not None:
                 chat_lines.write(json.dumps(adapter.text_chat_record(row, images), ensure_ascii=False) + "\n")
-    return _WrittenSplit(split, rows, view, text_chat_view, files)
+    return _WrittenSplit(split, rows, view, text_chat_view, files, shards)
+
+
+def _write_shards(
+    rows: pa.Table, adapter: FormatAdapter, target: _FormatTarget, name: str
+) -> list[tuple[str, str, int]]:
+    """``rows`` as parquet shards of their own in the batch's data folder, each closed once it
+    holds ``max_shard_bytes``: their paths in the batch (numbered in order when the batch is
+    complete), sha256 and sizes."""
+    shards: list[tuple[str, str, int]] = []
+    writer = file = None
+    for start in range(0, rows.num_rows, ROWS_PER_ROW_GROUP):
+        if writer is None:
+            path = f"data/.{name}-{len(shards)}.parquet"
+            file = _HashingFile(Path(target.staging, path))
+            writer = pq.ParquetWriter(file, adapter.features.arrow_schema, **adapter.features.parquet_column_options)
+        writer.write_table(rows.slice(start, ROWS_PER_ROW_GROUP))
+        assert file is not None
+        if file.size >= target.max_shard_bytes or start + ROWS_PER_ROW_GROUP >= rows.num_rows:
+            writer.close()
+            file.close()
+            shards.append((path, file.digest.hexdigest(), file.size))
+            writer = file = None
+    return shards
 
 
 def _place_images(
@@ -958,6 +999,7 @@ class _FormatOutput:
             # LLaMA-Factory's and ms-swift's view of a chat points to the images' files.
             text_chat=options.copy_images and adapter.is_chat,
             line_folders=options.copy_images and adapter.line_folder,
+            max_shard_bytes=options.max_shard_bytes,
         )
         # Image files are written (and named) for the views with copy_images, and for line folders.
         self._names_files = options.copy_images and (views or adapter.line_folder)
@@ -991,15 +1033,20 @@ class _FormatOutput:
         """Take a split's part of a chunk the workers wrote: its rows into the parquet, its view
         lines appended to the views, its files noted."""
         output = self._splits[written.split]
+        for shard, sha256, size in written.shards:
+            output.shards.append(shard)
+            self.checksums[shard] = {"sha256": sha256, "bytes": size}
         rows = written.rows
         if isinstance(rows, str):
-            with pa.OSFile(rows) as source:
+            path = rows
+            with pa.OSFile(path) as source:
                 rows = pa.ipc.open_file(source).read_all()
-            os.remove(written.rows)
-        output.pending.append(rows)
-        output.pending_rows += rows.num_rows
-        if output.pending_rows >= ROWS_PER_WRITE:
-            self._write(written.split, output)
+            os.remove(path)
+        if rows is not None:
+            output.pending.append(rows)
+            output.pending_rows += rows.num_rows
+            if output.pending_rows >= ROWS_PER_WRITE:
+                self._write(written.split, output)
         for lines, view in ((written.view, output.view), (written.text_chat_view, output.text_chat_view)):
             if lines is not None:
                 assert view is not None
