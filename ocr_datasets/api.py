@@ -25,7 +25,7 @@ from .samples import SampleError, TrainingSample
 from .splits import assign_splits
 from .statistics import split_statistics
 from .validation import ImageCheck, ValidationError, ValidationReport, validate
-from .verdicts import VerdictCache, cache_path
+from .verdicts import CACHE_FOLDER, VerdictCache, cache_path
 from .writer import BatchContents, BatchWriter, prepare_batches
 
 if TYPE_CHECKING:
@@ -151,12 +151,18 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
     verdicts = (
         VerdictCache(cache_path(root), ImageCheck(options.keep_image_metadata).context()) if options.cache else None
     )
+    engine = _engine(options)
     with (
         progress_bars(progress),
         closing(verdicts) if verdicts is not None else nullcontext(),
         BatchWriter(root, adapters, batch_id, options, verdicts) as writer,
+        # Through validation and writing (where validation's use of it finds it running); a
+        # local instance keeps its session beside the verdict cache, out of the batches.
+        engine.tasks(root / CACHE_FOLDER) if engine is not None else nullcontext() as tasks,
     ):
-        report = _validated(samples, options, verdicts=verdicts, keep_image=writer, scratch=writer.scratch)
+        report = _validated(
+            samples, options, verdicts=verdicts, keep_image=writer, scratch=writer.scratch, engine=engine
+        )
         checked_splits = assign_splits(
             report.accepted,
             options.split,
@@ -174,7 +180,7 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
             duplicates=report.duplicates,
             image_checks={"decoded": report.images_decoded, "verdicts_from_cache": report.verdicts_reused},
         )
-        return writer.write(contents)
+        return writer.write(contents, tasks)
 
 
 def _with_option_keywords(function, only_build: bool = False):
@@ -243,7 +249,6 @@ def _validated(samples, options: ExportOptions, **validating) -> ValidationRepor
         group_by=options.group_by,
         num_proc=options.num_proc,
         keep_image_metadata=options.keep_image_metadata,
-        engine=_engine(options),
         **validating,
     )
     if (report.rejected and not options.skip_invalid) or not report.accepted:

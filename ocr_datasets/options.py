@@ -315,8 +315,8 @@ class ExportOptions(ViewOptions):
     )
     ray_temp_dir: str | None = option(
         None,
-        "with --engine ray and no --ray-address, the folder for the local Ray instance's session (sockets, logs, "
-        "spilled objects), removed after the export; default: .ocr-datasets/ray in the export folder",
+        "with --engine ray and no --ray-address, where the local Ray instance keeps its session (sockets, logs, "
+        "spilled objects) in a folder of its own, removed after the export; default: the export folder's .ocr-datasets",
         metavar="DIR",
         recorded=False,
     )

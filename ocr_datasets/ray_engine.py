@@ -3,15 +3,16 @@ the machine or a cluster joined at an address.
 
 The tasks are the local engine's own (``validation._checked_chunk`` reads, crops, decodes and
 checks a chunk of images and spools its rows; ``writer._write_chunk`` projects a chunk's rows
-and writes its image files and view lines), handed to Ray instead of a process pool. This
-process, the driver, keeps what needs the whole corpus in order, as it does locally: reading
-the inputs, ids, duplicates and conflicts (by image hash over every task's results), splits,
-file names, the parquet files, views, card and manifest, and the atomic publication. So a
-batch built on Ray is byte for byte the batch the local engine writes.
+and writes its image files, view lines and parquet shards), handed to Ray instead of a process
+pool. This process, the driver, keeps what needs the whole corpus in order, as it does locally:
+reading the inputs, ids, duplicates and conflicts (by image hash over every task's results),
+splits, file names, views, card and manifest, and the atomic publication. So a batch built on
+Ray holds the local engine's rows in its order, and every file but the parquet shards (which
+end where the chunks do) byte for byte.
 
-Tasks and driver exchange image bytes through files in the batch's staging folder, never
-through Ray's object store: on a cluster of several machines that folder must be one every
-node sees at the same path (a shared file system), as must the inputs.
+Tasks and driver exchange image bytes and rows through files in the batch's staging folder,
+never through Ray's object store: on a cluster of several machines that folder must be one
+every node sees at the same path (a shared file system), as must the inputs.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -32,6 +33,7 @@ from typing import Any, Generic, TypeVar
 from .errors import EngineError, OptionError
 from .notices import note
 from .options import RAY_INSTALL
+from .workers import available_cores
 
 T = TypeVar("T")
 
@@ -39,17 +41,18 @@ T = TypeVar("T")
 # sockets in <session folder>/session_<date>_<time>_<microseconds>_<pid>/sockets/plasma_store.
 _SOCKET_PATH_LIMIT = 103
 _SOCKET_PATH_IN_SESSION = len("/session_2026-12-07_14-43-39_425770_4194304/sockets/plasma_store")
+# The longest folder whose session folder (/ray-<8 characters, tempfile.mkdtemp>) Ray's sockets fit in.
+_LONGEST_PARENT = _SOCKET_PATH_LIMIT - _SOCKET_PATH_IN_SESSION - len("/ray-12345678")
 # Checking a chunk of images can run again after its worker died: it rewrites the same spool
 # file. Writing a chunk cannot (its image files are created exclusively, its input removed).
 _RETRIES = 3
-_TOKEN = secrets.token_hex(32)
 
 
 @dataclass(frozen=True)
 class RayEngine:
     """Where an export's tasks run: the cluster at ``address``, or a local instance of
     ``num_cpus`` CPUs (None: one per core) whose session (sockets, logs, spilled objects) is kept
-    in a folder made for it in ``session_parent`` (None: the export's scratch folder) and
+    in a folder made for it in ``session_parent`` (None: the folder ``tasks`` is given) and
     removed after it."""
 
     address: str | None = None
@@ -57,8 +60,11 @@ class RayEngine:
     num_cpus: int | None = None
 
     @contextmanager
-    def tasks(self, scratch: Path | None) -> Iterator[RayTasks]:
-        """Ray started (or joined) for as long as the block runs, then stopped."""
+    def tasks(self, folder: Path | None) -> Iterator[RayTasks]:
+        """Ray started (or joined) for as long as the block runs, then stopped; a local
+        instance's session in a new folder in ``session_parent`` or else ``folder`` (made if
+        need be, and then removed if left empty). Within a block, Ray runs already: another
+        block uses it and leaves it running."""
         try:
             import ray
         except ImportError:
@@ -82,8 +88,8 @@ class RayEngine:
             finally:
                 ray.shutdown()
             return
-        parent = self.session_parent or scratch or Path(tempfile.gettempdir())
-        with _session_folder(parent) as folder, _local_instance(ray, folder, self.num_cpus or _available_cores()):
+        parent = self.session_parent or folder or Path(tempfile.gettempdir())
+        with _session_folder(parent) as session, _local_instance(ray, session, self.num_cpus or available_cores()):
             yield RayTasks(ray)
 
 
@@ -92,6 +98,8 @@ def _session_folder(parent: Path) -> Iterator[str]:
     """A new folder in ``parent`` for a local instance's session, removed afterwards, as a path
     short enough for Ray's sockets: if its own is not, a symbolic link to it in the system's
     temporary folder (a name only: what Ray writes stays in ``parent``), removed with it."""
+    made = [missing for missing in (parent, *parent.parents) if not missing.exists()]
+    parent.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(dir=parent, prefix="ray-"))
     link = None
     try:
@@ -101,9 +109,8 @@ def _session_folder(parent: Path) -> Iterator[str]:
                 raise OptionError(
                     f"the local Ray instance's session folder {folder} is too deep for Ray's sockets (their "
                     f"paths hold at most {_SOCKET_PATH_LIMIT} bytes), and so is the temporary folder "
-                    f"{tempfile.gettempdir()}: "
-                    f"name a folder of at most {_SOCKET_PATH_LIMIT - _SOCKET_PATH_IN_SESSION - 13} bytes with "
-                    "ray_temp_dir (--ray-temp-dir), such as /tmp"
+                    f"{tempfile.gettempdir()}: name a folder of at most {_LONGEST_PARENT} bytes with ray_temp_dir "
+                    "(--ray-temp-dir), such as /tmp"
                 )
             os.symlink(folder, link, target_is_directory=True)
         yield link or str(folder)
@@ -111,44 +118,65 @@ def _session_folder(parent: Path) -> Iterator[str]:
         if link is not None:
             os.unlink(link)
         _remove(folder)
+        for missing in made:
+            with suppress(OSError):
+                missing.rmdir()  # only if left empty
 
 
 @contextmanager
 def _local_instance(ray: Any, folder: str, cpus: int) -> Iterator[None]:
     # A token of its own, so that no other client may use it and Ray writes none to
-    # ~/.ray/auth_token (given one, Ray turns token authentication on, and says so as a warning
-    # of its own, kept quiet here); no usage statistics sent to Ray's makers; its addresses this
-    # machine's loopback.
-    # Ray keeps the first token it reads for the life of the process: one token a process.
-    environment = {"RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or _TOKEN, "RAY_USAGE_STATS_ENABLED": "0"}
+    # ~/.ray/auth_token; no usage statistics sent to Ray's makers; this machine's loopback as the
+    # node's address.
+    environment = {
+        "RAY_AUTH_TOKEN": os.environ.get("RAY_AUTH_TOKEN") or secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
     saved = {name: os.environ.get(name) for name in environment}
     os.environ.update(environment)
-    announcer = logging.getLogger("ray._private.authentication.authentication_token_setup")
-    level = announcer.level
-    announcer.setLevel(logging.ERROR)
+    _forget_the_token_read_before(ray)
     try:
-        ray.init(
-            num_cpus=cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            configure_logging=False,
-            _temp_dir=folder,
-            _node_ip_address="127.0.0.1",
-            object_spilling_directory=os.path.join(folder, "spilled"),
-        )
-        announcer.setLevel(level)
+        with _quiet(logging.getLogger("ray._private.authentication.authentication_token_setup")):
+            # Given a token, Ray turns token authentication on, and says so in a warning.
+            ray.init(
+                num_cpus=cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                _temp_dir=folder,
+                _node_ip_address="127.0.0.1",
+                object_spilling_directory=os.path.join(folder, "spilled"),
+            )
         note(f"started a local Ray instance with {cpus} CPUs, for this export only")
         try:
             yield
         finally:
             ray.shutdown()
     finally:
-        announcer.setLevel(level)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def _forget_the_token_read_before(ray: Any) -> None:
+    # Ray keeps the token it read first for the life of the process, and an instance started
+    # with another one refuses it; its loader offers to forget it (not a documented API, hence
+    # the care: without it, only the first instance of a process may have its own token).
+    loader = getattr(getattr(ray, "_raylet", None), "AuthenticationTokenLoader", None)
+    if loader is not None and hasattr(loader, "instance"):
+        loader.instance().reset_cache()
+
+
+@contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class RayTasks:
@@ -200,12 +228,6 @@ class RayPending(Generic[T]):
 
 def _run(function: Callable[[Any], T], argument: Any) -> T:
     return function(argument)
-
-
-def _available_cores() -> int:
-    from .workers import available_cores
-
-    return available_cores()
 
 
 def _remove(folder: Path) -> None:

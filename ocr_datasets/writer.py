@@ -22,7 +22,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, TextIO, TypeVar
+from typing import Any, BinaryIO, TextIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,7 +43,7 @@ from .packed import PackedSamples
 from .progress import progress_bar
 from .samples import SampleError
 from .splits import split_of_sample
-from .validation import CheckedSample, Pending, SpooledRow, Workers, run_here
+from .validation import CheckedSample, Pending, SpooledRow, Tasks, Workers, run_here
 from .verdicts import Verdict, VerdictCache
 
 # Rows written together (a batch of the spool, a projection): small enough that memory stays
@@ -293,19 +293,22 @@ class BatchWriter:
             rows = self._chunk_rows[-1]
             self._writing.add(self.spool.path(self._chunk_numbers[-1]), self._written[len(self._written) - rows :])
 
-    def write(self, contents: BatchContents) -> list[ExportResult]:
-        """Complete every format's batch and publish them; their results."""
+    def write(self, contents: BatchContents, tasks: Tasks | None = None) -> list[ExportResult]:
+        """Complete every format's batch and publish them; their results. What was not written
+        while validation ran is written by ``tasks`` (an engine's, still running), if given,
+        else here."""
         with self._errors_named(self.export_root):
             destination, samples_digest = _destinations(contents.splits, self._split_names, len(self._written))
+            workers = _Unoccupied(tasks) if tasks is not None else None
             if self._split_of is None:
-                self._write_after_validation(self._spooled_chunks(destination), sum(map(bool, destination)))
+                self._write_after_validation(self._spooled_chunks(destination), sum(map(bool, destination)), workers)
             elif destination != self._written:
                 # A conflict found after its first sample was written rejects rows written
                 # already: the batch is written again, each image read once more from its source.
                 for output in self._outputs:
                     output.discard()
                 self._outputs = self._new_outputs()
-                self._write_after_validation(self._spooled_again(contents.splits), sum(map(bool, destination)))
+                self._write_after_validation(self._spooled_again(contents.splits), sum(map(bool, destination)), workers)
             for output in self._outputs:
                 output.close(self._split_names)
             self._store_new_verdicts()
@@ -322,11 +325,13 @@ class BatchWriter:
             for batch, manifest in zip(self._staged, manifests, strict=True)
         ]
 
-    def _write_after_validation(self, chunks: Iterable[tuple[str, bytes | bytearray]], rows: int) -> None:
+    def _write_after_validation(
+        self, chunks: Iterable[tuple[str, bytes | bytearray]], rows: int, workers: Workers | None
+    ) -> None:
         """Write ``chunks`` of spooled rows (each file with its destinations, see
-        ``_destinations``) in this process, validation's workers being gone; ``rows`` of them
-        are written."""
-        writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, None)
+        ``_destinations``) by ``workers``, or in this process (validation's pool being gone);
+        ``rows`` of them are written."""
+        writing = _ChunkWriting(self._outputs, self._split_names, self.scratch, workers)
         formats = ", ".join(output.adapter.name for output in self._outputs)
         with progress_bar(total=rows, desc=f"Writing {formats}", unit=" samples") as progress:
             for path, codes in chunks:
@@ -709,6 +714,24 @@ def _destinations(
             destination[item.row] = code
             fingerprint.add(item)
     return destination, fingerprint.hexdigest()
+
+
+T = TypeVar("T")
+
+
+class _Unoccupied:
+    """An engine's ``Tasks`` as ``Workers`` once validation is done: they check no image, so
+    every chunk goes to them."""
+
+    def __init__(self, tasks: Tasks):
+        self._tasks = tasks
+        self.writes_parquet = tasks.writes_parquet
+
+    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
+        return self._tasks.submit(function, argument, retriable=retriable)
+
+    def busy(self) -> bool:
+        return False
 
 
 _Taken = TypeVar("_Taken", pa.Table, pa.ChunkedArray, pa.Array)

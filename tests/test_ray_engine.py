@@ -137,16 +137,27 @@ def test_every_format_built_on_ray_is_the_local_batch(strategy, late_conflict, m
 def test_real_lines_and_page_crops_built_on_ray_are_the_local_batches(line_gt_copy, tmp_path_factory, tmp_path):
     kant = repo_copy("ocrd-kant-1784", tmp_path_factory) / "data"
     options = {"progress": False, "cache": False, "num_proc": 2}
-    for name, source in (
-        ("lines", lambda: line_gt_samples(line_gt_copy)),
+    # Ten copies of the real lines (two chunks of tasks), split by work into balanced parts:
+    # written once validation is done, by the tasks, each chunk's rows in shards of their own.
+    lines = line_gt_samples(line_gt_copy)
+    copies = [dataclasses.replace(sample, id=f"{copy}-{sample.id}") for copy in range(10) for sample in lines]
+    balanced = {"split": "train=0.8,test=0.2", "group_by": "work", "split_strategy": "balanced"}
+    for name, source, more in (
+        ("lines", lambda: copies, {"keep_duplicates": True, **balanced}),
         # Each line cut from its page image along its polygon, in the tasks.
-        ("page", lambda: read_samples(kant, "page")),
+        ("page", lambda: read_samples(kant, "page"), {}),
     ):
-        split = {"split": "train=0.8,test=0.2", "group_by": "work"} if name == "lines" else {}
-        local = export_all(source(), batch_id=f"{name}-local", output_dir=tmp_path, **options, **split)
-        on_ray = export_all(source(), batch_id=f"{name}-ray", output_dir=tmp_path, engine="ray", **options, **split)
+        local = export_all(source(), batch_id=f"{name}-local", output_dir=tmp_path, **options, **more)
+        on_ray = export_all(source(), batch_id=f"{name}-ray", output_dir=tmp_path, engine="ray", **options, **more)
         assert_same_batches(local, on_ray)
-        assert on_ray[0].sample_count == (114 if name == "lines" else 55)
+        assert on_ray[0].sample_count == (1140 if name == "lines" else 55)
+    shards = {split: len(files) for split, files in on_ray_lines_data_files(tmp_path).items()}
+    assert shards == {"train": 2, "test": 2}
+
+
+def on_ray_lines_data_files(root: Path) -> dict[str, list[Path]]:
+    batch = root / "trocr" / "lines-ray"
+    return {split: sorted(batch.glob(f"data/{split}-*.parquet")) for split in ("train", "test")}
 
 
 @pytest.mark.slow

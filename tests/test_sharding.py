@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import tempfile
 from pathlib import Path
 
@@ -66,22 +65,17 @@ def test_streaming_load_reads_every_row_in_order(sharded_batch, tmp_path):
 
 
 @pytest.mark.slow  # starts a local Ray instance (~4 s)
-def test_ray_data_reads_every_row_in_order_with_the_images(sharded_batch, refuse_network, monkeypatch):
-    # The line of docs/formats.md ("Beyond one machine"), on a local instance that starts no
-    # dashboard and keeps its session files in a folder of its own (a short path: Ray's sockets
-    # live there, and a socket path may not exceed 107 bytes). Given a token, Ray writes none
-    # to ~/.ray/auth_token.
+def test_ray_data_reads_every_row_in_order_with_the_images(sharded_batch, refuse_network):
+    # The line of docs/formats.md ("Beyond one machine"), on a local instance as --engine ray
+    # starts one (see tests/test_ray_engine.py).
     ray = pytest.importorskip("ray")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    from ocr_datasets.ray_engine import RayEngine
+
     batch, ids = sharded_batch
-    with tempfile.TemporaryDirectory(prefix="ray-") as session:
-        ray.init(num_cpus=2, include_dashboard=False, _temp_dir=session, log_to_driver=False)
-        try:
-            # Ray Data hands rows on as its tasks finish them, unless asked to keep their order.
-            ray.data.DataContext.get_current().execution_options.preserve_order = True
-            rows = ray.data.read_parquet(str(batch / "data")).take_all()
-        finally:
-            ray.shutdown()
+    with tempfile.TemporaryDirectory(prefix="ray-") as session, RayEngine(num_cpus=2).tasks(Path(session)):
+        # Ray Data hands rows on as its tasks finish them, unless asked to keep their order.
+        ray.data.DataContext.get_current().execution_options.preserve_order = True
+        rows = ray.data.read_parquet(str(batch / "data")).take_all()
     assert [row["id"] for row in rows] == ids
     reference = pq.read_table(batch / "data", columns=["image"]).column("image").to_pylist()
     assert [row["image"]["bytes"] for row in rows] == [cell["bytes"] for cell in reference]
