@@ -132,9 +132,9 @@ class Tasks(Protocol):
 class TaskEngine(Protocol):
     """An engine other than this machine's process pool (see ``ray_engine.RayEngine``)."""
 
-    def tasks(self, scratch: Path | None) -> AbstractContextManager[Tasks]:
-        """The engine started for as long as the block runs (its own files in ``scratch``, an
-        export's staging folder, if it keeps any)."""
+    def tasks(self, folder: Path | None) -> AbstractContextManager[Tasks]:
+        """The engine started for as long as the block runs (its own files, if it keeps any, in
+        ``folder``); already started, used as it is."""
         ...
 
 
@@ -491,9 +491,10 @@ class _TaskWorkers:
         self._tasks = tasks
         self.writes_parquet = tasks.writes_parquet
         self.ahead: deque[Pending[list[_ImageResult]]] = deque()
-        # Enough chunks out that no worker waits while this process writes, few enough that the
-        # images waiting to be written stay a few megabytes a worker.
-        self._chunks_ahead = max(_CHUNKS_AHEAD, 2 * tasks.parallelism)
+        # Enough chunks out that no worker waits while this process writes (one queued for each
+        # besides the one it runs), few enough that the images waiting to be written stay a few
+        # megabytes a worker.
+        self._chunks_ahead = max(2 * tasks.parallelism, _CHUNKS_AHEAD * _CHUNK // tasks.chunk_size)
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         return self._tasks.submit(function, argument, retriable=retriable)
