@@ -16,12 +16,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 from support.cli import run_cli, succeeded
-from support.data import line_gt_samples, line_png, repo_copy
+from support.data import batch_files, line_gt_samples, line_png, lines_with_twins, repo_copy, split_cases, split_options
 
 from ocr_datasets import TrainingSample, export, export_all, read_samples, validation, verify_batch
 from ocr_datasets.cli import main
@@ -33,15 +36,6 @@ ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
 from ocr_datasets.ray_engine import RayEngine  # noqa: E402
-
-
-def batch_files(result) -> dict[str, bytes]:
-    batch = Path(result.export_path)
-    return {
-        str(path.relative_to(batch)): path.read_bytes()
-        for path in sorted(batch.rglob("*"))
-        if path.is_file() and path.name not in ("README.md", "manifest.json")
-    }
 
 
 def parquet_rows(result) -> dict[str, list[dict]]:
@@ -70,30 +64,38 @@ def assert_same_batches(local, on_ray) -> None:
 
 
 def synthetic_samples(late_conflict: bool) -> list[TrainingSample]:
-    lines = [
-        TrainingSample(
-            id=f"line-{number:03d}",
-            image_path=f"line-{number:03d}.png",
-            image_bytes=line_png(number),
-            ground_truth=f"Zeile  {number}",
-            metadata={"page": number // 10},
-        )
-        for number in range(300)
+    """``lines_with_twins``, and a broken image and a repeated id (both rejected)."""
+    page = {"page": 0}
+    return [
+        *lines_with_twins(late_conflict),
+        TrainingSample("broken", "broken.png", "kaputt", image_bytes=line_png(9)[:60], metadata=page),
+        TrainingSample("line-010", "again.png", "wieder", image_bytes=line_png(2010), metadata=page),
     ]
-    extra = [
-        # Differs from another id only in case: its image file gets another name.
-        TrainingSample(id="LINE-007", image_path="x.png", image_bytes=line_png(1007), ground_truth="Groß"),
-        # A duplicate (exported once), a broken image and a repeated id (both rejected).
-        TrainingSample(id="twin", image_path="twin.png", image_bytes=line_png(5), ground_truth="Zeile 5"),
-        TrainingSample(id="broken", image_path="broken.png", image_bytes=line_png(9)[:60], ground_truth="kaputt"),
-        TrainingSample(id="line-010", image_path="again.png", image_bytes=line_png(2010), ground_truth="wieder"),
-    ]
-    for sample in extra:
-        sample.metadata = {"page": 0}
-    # The first line's image again with another text, long after it was written: a conflict
-    # that rejects both, and the batch written again.
-    late = [TrainingSample("late", "late.png", "anders", image_bytes=line_png(0), metadata={"page": 0})]
-    return [*lines, *extra, *(late if late_conflict else [])]
+
+
+@contextmanager
+def watching_processes(look: Callable[[Any], bool], interval: float) -> Iterator[None]:
+    """While the block runs, ``look`` at each process this one started (Ray's among them), again
+    and again in a thread, until it returns True."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            for process in psutil.Process().children(recursive=True):
+                try:
+                    if look(process):
+                        return
+                except psutil.Error:
+                    continue
+            time.sleep(interval)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 @pytest.fixture
@@ -104,20 +106,9 @@ def short_temp_dir():
 
 
 @pytest.mark.slow  # each export starts a local Ray instance (~4 s)
-@pytest.mark.parametrize(
-    ("strategy", "late_conflict"),
-    [("hash", False), ("balanced", False), ("hash", True)],
-    ids=["hash", "balanced", "late-conflict"],
-)
+@split_cases
 def test_every_format_built_on_ray_is_the_local_batch(strategy, late_conflict, monkeypatch, tmp_path):
-    options = {
-        "split": "train=0.6,validation=0.2,test=0.2",
-        "group_by": "page",
-        "split_strategy": strategy,
-        "skip_invalid": True,
-        "progress": False,
-        "cache": False,
-    }
+    options = split_options(strategy) | {"cache": False}
     local = export_all(synthetic_samples(late_conflict), batch_id="local", output_dir=tmp_path, **options)
     # Every chunk's files written by a Ray task, as when the driver is the busier one.
     monkeypatch.setattr(validation._TaskWorkers, "busy", lambda self: False)
@@ -189,31 +180,20 @@ def test_a_worker_killed_mid_export_publishes_the_whole_batch_or_nothing(line_gt
     options = {"progress": False, "cache": False, "keep_duplicates": True, "num_proc": 2}
     local = export(samples, "trocr", batch_id="local", output_dir=tmp_path, **options)
     killed: list[int] = []
-    stop = threading.Event()
 
-    def kill_a_task() -> None:
+    def kill_a_task(process) -> bool:
         # Ray names a worker process after the task it runs.
-        while not stop.is_set() and not killed:
-            for process in psutil.Process().children(recursive=True):
-                try:
-                    if process.name().startswith("ray::_run") or "ray::_run" in " ".join(process.cmdline()):
-                        process.kill()
-                        killed.append(process.pid)
-                        break
-                except psutil.Error:
-                    continue
-            time.sleep(0.005)
+        if process.name().startswith("ray::_run") or "ray::_run" in " ".join(process.cmdline()):
+            process.kill()
+            killed.append(process.pid)
+        return bool(killed)
 
-    killer = threading.Thread(target=kill_a_task)
-    killer.start()
-    try:
-        result = export(samples, "trocr", batch_id="ray", output_dir=tmp_path, engine="ray", **options)
-    except EngineError as error:
-        assert "published nothing" in str(error)
-        result = None
-    finally:
-        stop.set()
-        killer.join()
+    with watching_processes(kill_a_task, interval=0.005):
+        try:
+            result = export(samples, "trocr", batch_id="ray", output_dir=tmp_path, engine="ray", **options)
+        except EngineError as error:
+            assert "published nothing" in str(error)
+            result = None
     assert killed, "no Ray task was running to be killed"
     if result is None:
         assert not (tmp_path / "trocr" / "ray").exists()
@@ -234,32 +214,23 @@ def test_the_local_instance_stays_in_the_export_folder_and_on_this_machine(
     links_before = set(Path(tempfile.gettempdir()).glob("ocr-ray-*"))
     output = tmp_path / "a-folder-deep-enough-that-ray-sockets-would-not-fit-in-its-path" / "exports"
     seen: dict[str, set] = {"remote": set(), "sessions": set()}
-    stop = threading.Event()
 
-    def watch() -> None:
-        while not stop.is_set():
-            for process in psutil.Process().children(recursive=True):
-                try:
-                    for connection in process.net_connections(kind="inet"):
-                        if connection.raddr:
-                            seen["remote"].add(connection.raddr.ip)
-                    for file in process.open_files():
-                        if "session_" in file.path:
-                            seen["sessions"].add(file.path.split("/session_")[0])
-                except psutil.Error:
-                    continue
-            time.sleep(0.05)
+    def note_connections_and_files(process) -> bool:
+        for connection in process.net_connections(kind="inet"):
+            if connection.raddr:
+                seen["remote"].add(connection.raddr.ip)
+        for file in process.open_files():
+            if "session_" in file.path:
+                seen["sessions"].add(file.path.split("/session_")[0])
+        return False
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    try:
-        with pytest.warns(UserWarning, match="started a local Ray instance with 2 CPUs, for this export only"):
-            result = export(
-                read_samples(example_manifest), "trocr", output_dir=output, engine="ray", num_proc=2, progress=False
-            )
-    finally:
-        stop.set()
-        watcher.join()
+    with (
+        watching_processes(note_connections_and_files, interval=0.05),
+        pytest.warns(UserWarning, match="started a local Ray instance with 2 CPUs, for this export only"),
+    ):
+        result = export(
+            read_samples(example_manifest), "trocr", output_dir=output, engine="ray", num_proc=2, progress=False
+        )
     # Ray's processes talk to each other over the loopback and this machine's own addresses.
     own = {address.address for addresses in psutil.net_if_addrs().values() for address in addresses}
     assert seen["remote"] and {ip.removeprefix("::ffff:") for ip in seen["remote"]} <= own, seen["remote"]

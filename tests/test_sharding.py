@@ -11,7 +11,7 @@ import pyarrow.dataset
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
-from support.data import LINE_GT_LINES, line_gt_samples
+from support.data import LINE_GT_LINES, batch_files, line_gt_samples
 
 from ocr_datasets import export, verify_batch
 
@@ -96,16 +96,8 @@ def test_an_export_with_worker_processes_writes_the_very_files_of_a_serial_one(l
     parallel = export(samples, "trocr", batch_id="parallel", output_dir=tmp_path, num_proc=2, **options)
     by_default = export(samples, "trocr", batch_id="default", output_dir=tmp_path, **options)
 
-    def files(result) -> dict[str, bytes]:
-        batch = Path(result.export_path)
-        return {
-            str(path.relative_to(batch)): path.read_bytes()
-            for path in sorted(batch.rglob("*"))
-            if path.is_file() and path.name not in ("README.md", "manifest.json")
-        }
-
-    assert files(parallel) == files(serial) == files(by_default)
-    assert len([name for name in files(serial) if name.startswith("data/")]) == 2
+    assert batch_files(parallel) == batch_files(serial) == batch_files(by_default)
+    assert len([name for name in batch_files(serial) if name.startswith("data/")]) == 2
     assert (
         parallel.read_manifest()["fingerprint"]
         == serial.read_manifest()["fingerprint"]

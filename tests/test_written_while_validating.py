@@ -10,23 +10,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from support.data import line_png
+from support.data import line_png, numbered_lines
 
 from ocr_datasets import SampleError, TrainingSample, export, validation, verify_batch
 from ocr_datasets.adapters import get_adapter
-
-
-def samples(count: int) -> list[TrainingSample]:
-    return [
-        TrainingSample(
-            id=f"line-{number:03d}",
-            image_path=f"line-{number:03d}.png",
-            image_bytes=line_png(number),
-            ground_truth=f"Zeile {number}",
-            metadata={"page": number // 10},
-        )
-        for number in range(count)
-    ]
 
 
 def exported_rows(result) -> dict[str, list[str]]:
@@ -45,7 +32,7 @@ def view_ids(result, split: str) -> list[str]:
 
 
 def test_a_conflict_found_after_its_first_sample_was_written_leaves_both_out(tmp_path):
-    lines = samples(600)
+    lines = numbered_lines(600)
     # The last sample repeats the first one's image with another text: by the time it arrives,
     # the first has long been written.
     lines.append(TrainingSample(id="late", image_path="late.png", image_bytes=line_png(0), ground_truth="anders"))
@@ -59,7 +46,7 @@ def test_a_conflict_found_after_its_first_sample_was_written_leaves_both_out(tmp
 
 
 def test_duplicates_are_never_written(tmp_path):
-    lines = samples(300)
+    lines = numbered_lines(300)
     twin = TrainingSample(id="twin", image_path="twin.png", image_bytes=line_png(5), ground_truth="Zeile 5")
     result = export([*lines, twin], "trocr", "b1", tmp_path / "exports", progress=False, num_proc=1)
     assert exported_rows(result)["train"] == [sample.id for sample in lines]
@@ -69,7 +56,7 @@ def test_duplicates_are_never_written(tmp_path):
 
 @pytest.mark.parametrize("strategy", ["hash", "balanced"])
 def test_splits_written_as_they_come_or_at_the_end_hold_the_same_rows_as_assigned(strategy, tmp_path):
-    lines = samples(400)
+    lines = numbered_lines(400)
     result = export(
         lines,
         "generic",

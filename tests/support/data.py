@@ -92,3 +92,62 @@ def line_png(number: int) -> bytes:
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def numbered_lines(count: int, text: str = "Zeile {number}") -> list[TrainingSample]:
+    """``count`` lines of ``line_png`` images, ten to a page (``metadata["page"]``), their text
+    ``text`` with the line's number."""
+    return [
+        TrainingSample(
+            id=f"line-{number:03d}",
+            image_path=f"line-{number:03d}.png",
+            image_bytes=line_png(number),
+            ground_truth=text.format(number=number),
+            metadata={"page": number // 10},
+        )
+        for number in range(count)
+    ]
+
+
+def lines_with_twins(late_conflict: bool = False) -> list[TrainingSample]:
+    """300 numbered lines whose texts hold two spaces (rows hold the normalised text), an id that
+    differs from another only in case (its image file gets another name), a duplicate (exported
+    once), and with ``late_conflict`` the first line's image again with another text, long after
+    the first was written (both rejected, and the batch written again)."""
+    page = {"page": 0}
+    extra = [
+        TrainingSample("LINE-007", "x.png", "Groß", image_bytes=line_png(1007), metadata=page),
+        TrainingSample("twin", "twin.png", "Zeile 5", image_bytes=line_png(5), metadata=page),
+    ]
+    late = [TrainingSample("late", "late.png", "anders", image_bytes=line_png(0), metadata=page)]
+    return [*numbered_lines(300, "Zeile  {number}"), *extra, *(late if late_conflict else [])]
+
+
+def batch_files(result) -> dict[str, bytes]:
+    """Every file of a batch but its card and manifest (which carry the batch id and time), by path."""
+    batch = Path(result.export_path)
+    return {
+        str(path.relative_to(batch)): path.read_bytes()
+        for path in sorted(batch.rglob("*"))
+        if path.is_file() and path.name not in ("README.md", "manifest.json")
+    }
+
+
+# How every engine must write ``lines_with_twins`` alike: split by hash, balanced, and with a
+# late conflict (see ``split_options``).
+split_cases = pytest.mark.parametrize(
+    ("strategy", "late_conflict"),
+    [("hash", False), ("balanced", False), ("hash", True)],
+    ids=["hash", "balanced", "late-conflict"],
+)
+
+
+def split_options(strategy: str) -> dict:
+    """Three splits grouped by page with ``strategy``, invalid samples left out, no progress bars."""
+    return {
+        "split": "train=0.6,validation=0.2,test=0.2",
+        "group_by": "page",
+        "split_strategy": strategy,
+        "skip_invalid": True,
+        "progress": False,
+    }
