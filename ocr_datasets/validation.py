@@ -142,6 +142,7 @@ class Workers(Protocol):
     """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
 
     # See ``Tasks``.
+    chunk_size: int
     writes_parquet: bool
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
@@ -489,6 +490,7 @@ class _TaskWorkers:
 
     def __init__(self, tasks: Tasks):
         self._tasks = tasks
+        self.chunk_size = tasks.chunk_size
         self.writes_parquet = tasks.writes_parquet
         self.ahead: deque[Pending[list[_ImageResult]]] = deque()
         # Enough chunks out that no worker waits while this process writes (one queued for each
@@ -522,6 +524,7 @@ class _TaskWorkers:
 class _NoWorkers:
     """``Workers`` when validation runs in this process alone."""
 
+    chunk_size = _CHUNK
     writes_parquet = False
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:

@@ -308,7 +308,9 @@ class BatchWriter:
                 for output in self._outputs:
                     output.discard()
                 self._outputs = self._new_outputs()
-                self._write_after_validation(self._spooled_again(contents.splits), sum(map(bool, destination)), workers)
+                self._write_after_validation(
+                    self._spooled_again(contents.splits, workers), sum(map(bool, destination)), workers
+                )
             for output in self._outputs:
                 output.close(self._split_names)
             self._store_new_verdicts()
@@ -346,18 +348,32 @@ class BatchWriter:
             yield self.spool.path(chunk), destination[start : start + rows]
             start += rows
 
-    def _spooled_again(self, splits: dict[str, PackedSamples[CheckedSample]]) -> Iterator[tuple[str, bytes]]:
+    def _spooled_again(
+        self, splits: dict[str, PackedSamples[CheckedSample]], workers: Workers | None
+    ) -> Iterator[tuple[str, bytes]]:
         """The rows of ``splits`` with each image read again (and refused if it is not what
-        validation checked), spooled a chunk at a time (the chunks validation's workers spooled
-        are written and gone), each with its destinations."""
-        spool, number = self.spool, 0
+        validation checked), spooled a chunk at a time by ``workers`` or here (the chunks
+        validation's workers spooled are written and gone), each with its destinations."""
+        size = ROWS_PER_WRITE if workers is None else workers.chunk_size
+        spooling: deque[tuple[Pending[None], str, bytes]] = deque()
+        number = 0
         for name, samples in splits.items():
             code = bytes([self._split_names.index(name) + 1])
             items = iter(samples)
-            while chunk := list(itertools.islice(items, ROWS_PER_WRITE)):
-                spool(number, [(item, exported_image_bytes(item, self.options.keep_image_metadata)) for item in chunk])
-                yield spool.path(number), code * len(chunk)
+            while chunk := list(itertools.islice(items, size)):
+                plan = _Respooling(self.spool, number, chunk, self.options.keep_image_metadata)
+                # Spooling a chunk again rewrites the same file.
+                done = (
+                    run_here(_spool_again, plan)
+                    if workers is None
+                    else workers.submit(_spool_again, plan, retriable=True)
+                )
+                spooling.append((done, self.spool.path(number), code * len(chunk)))
                 number += 1
+                if len(spooling) > _CHUNKS_WRITING:
+                    yield _spooled(spooling.popleft())
+        while spooling:
+            yield _spooled(spooling.popleft())
 
     def _store_new_verdicts(self) -> None:
         """Add the verdicts on the images decoded by this export to the cache, a window at a time
@@ -699,6 +715,27 @@ def _rows_with_digests(items: list[tuple[CheckedSample, bytes]]) -> pa.RecordBat
     return canonical_batch(items).append_column(_SPOOLED_SHA256, digests)
 
 
+@dataclass(frozen=True)
+class _Respooling:
+    """Checked samples whose images are to be read again and spooled as chunk ``number``."""
+
+    spool: RowSpool
+    number: int
+    items: list[CheckedSample]
+    keep_image_metadata: bool
+
+
+def _spool_again(plan: _Respooling) -> None:
+    plan.spool(plan.number, [(item, exported_image_bytes(item, plan.keep_image_metadata)) for item in plan.items])
+
+
+def _spooled(spooling: tuple[Pending[None], str, bytes]) -> tuple[str, bytes]:
+    """A chunk's spool file and destinations, once it is spooled."""
+    done, path, codes = spooling
+    done.get()
+    return path, codes
+
+
 def _destinations(
     splits: dict[str, PackedSamples[CheckedSample]], split_names: list[str], rows: int
 ) -> tuple[bytearray, str]:
@@ -726,6 +763,7 @@ class _Unoccupied:
     def __init__(self, tasks: Tasks):
         self._tasks = tasks
         self.writes_parquet = tasks.writes_parquet
+        self.chunk_size = tasks.chunk_size
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         return self._tasks.submit(function, argument, retriable=retriable)
