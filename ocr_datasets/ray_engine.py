@@ -103,14 +103,17 @@ def _session_folder(parent: Path) -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(dir=parent, prefix="ray-"))
     link = None
     try:
-        if sys.platform != "win32" and len(os.fsencode(folder)) + _SOCKET_PATH_IN_SESSION > _SOCKET_PATH_LIMIT:
-            link = os.path.join(tempfile.gettempdir(), f"ocr-ray-{secrets.token_hex(4)}")
-            if len(os.fsencode(link)) + _SOCKET_PATH_IN_SESSION > _SOCKET_PATH_LIMIT:
+        if sys.platform != "win32" and not _fits(folder):
+            # macOS's temporary folder (/var/folders/.../T) is itself too deep: /tmp, as Ray's own.
+            links = [
+                os.path.join(place, f"ocr-ray-{secrets.token_hex(4)}") for place in (tempfile.gettempdir(), "/tmp")
+            ]
+            link = next((path for path in links if _fits(path)), None)
+            if link is None:
                 raise OptionError(
                     f"the local Ray instance's session folder {folder} is too deep for Ray's sockets (their "
-                    f"paths hold at most {_SOCKET_PATH_LIMIT} bytes), and so is the temporary folder "
-                    f"{tempfile.gettempdir()}: name a folder of at most {_LONGEST_PARENT} bytes with ray_temp_dir "
-                    "(--ray-temp-dir), such as /tmp"
+                    f"paths hold at most {_SOCKET_PATH_LIMIT} bytes), and so are {tempfile.gettempdir()} and /tmp: "
+                    f"name a folder of at most {_LONGEST_PARENT} bytes with ray_temp_dir (--ray-temp-dir)"
                 )
             os.symlink(folder, link, target_is_directory=True)
         yield link or str(folder)
@@ -121,6 +124,11 @@ def _session_folder(parent: Path) -> Iterator[str]:
         for missing in made:
             with suppress(OSError):
                 missing.rmdir()  # only if left empty
+
+
+def _fits(folder: str | Path) -> bool:
+    """Whether Ray's sockets fit in a session made in ``folder``."""
+    return len(os.fsencode(folder)) + _SOCKET_PATH_IN_SESSION <= _SOCKET_PATH_LIMIT
 
 
 @contextmanager

@@ -35,6 +35,7 @@ from ocr_datasets.options import check_num_proc
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
+from ocr_datasets import ray_engine  # noqa: E402
 from ocr_datasets.ray_engine import RayEngine  # noqa: E402
 
 
@@ -318,3 +319,20 @@ def _cluster_processes(session_folder: str) -> list:
         except psutil.Error:
             continue
     return list(processes.values())
+
+
+def test_a_session_too_deep_for_ray_sockets_is_reached_through_a_short_link(monkeypatch, tmp_path):
+    # As on macOS, where the temporary folder (/var/folders/.../T) is too deep itself: /tmp.
+    deep = tmp_path / ("a-folder-name-long-enough-" * 3) / "exports" / ".ocr-datasets"
+    long_temporary_folder = tmp_path / ("t" * 60)
+    long_temporary_folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(long_temporary_folder))
+    with ray_engine._session_folder(deep) as session:
+        assert session.startswith("/tmp/ocr-ray-") and ray_engine._fits(session)
+        made = Path(session).resolve()
+        assert made.parent == deep.resolve() and made.name.startswith("ray-")
+        (Path(session) / "written-by-ray").touch()
+        assert (made / "written-by-ray").exists()
+    assert not os.path.lexists(session) and not made.exists()
+    # The folders made for it are gone too: nothing of them is left in the export folder.
+    assert not deep.exists()
