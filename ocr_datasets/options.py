@@ -140,7 +140,7 @@ def check_num_proc(num_proc: int | None) -> int | None:
     return num_proc
 
 
-def check_engine(engine: str, ray_address: str | None, ray_temp_dir: str | None) -> None:
+def check_engine(engine: str, ray_address: str | None, ray_temp_dir: str | None, num_proc: int | None) -> None:
     if engine not in ENGINES:
         raise OptionError(f"unknown engine {engine!r} (--engine): choose local (default) or ray")
     if engine != "ray":
@@ -149,6 +149,11 @@ def check_engine(engine: str, ray_address: str | None, ray_temp_dir: str | None)
                 flag = "--" + name.replace("_", "-")
                 raise OptionError(f"{name}={value!r} ({flag}) is for the Ray engine: add engine='ray' (--engine ray)")
         return
+    if ray_address is not None and num_proc is not None:
+        raise OptionError(
+            f"num_proc={num_proc!r} (--num-proc) sizes a local Ray instance; the cluster joined at ray_address "
+            "(--ray-address) runs on the CPUs it has: give one of them"
+        )
     if ray_address is not None and ray_temp_dir is not None:
         raise OptionError(
             "ray_temp_dir (--ray-temp-dir) is for the local Ray instance; a cluster joined at ray_address "
@@ -302,7 +307,7 @@ class ExportOptions(ViewOptions):
     engine: str = option(
         "local",
         "local (default): this machine's processes; ray: validation's and the writer's tasks on a Ray cluster, "
-        "the same batch byte for byte (needs the ray extra: " + RAY_INSTALL + ")",
+        "the same rows in the same order (needs the ray extra: " + RAY_INSTALL + ")",
         choices=ENGINES,
         recorded=False,
     )
@@ -338,7 +343,7 @@ class ExportOptions(ViewOptions):
         check_normalization(self.normalize)
         check_split_strategy(self.split_strategy)
         check_num_proc(self.num_proc)
-        check_engine(self.engine, self.ray_address, self.ray_temp_dir)
+        check_engine(self.engine, self.ray_address, self.ray_temp_dir, self.num_proc)
         # Kept as the codes and identifier the card shows, so the manifest records them.
         object.__setattr__(self, "language", parse_languages(self.language))
         object.__setattr__(self, "license", check_license(self.license))

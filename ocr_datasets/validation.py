@@ -142,6 +142,7 @@ class Workers(Protocol):
     """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
 
     # See ``Tasks``.
+    parallelism: int
     chunk_size: int
     writes_parquet: bool
 
@@ -443,7 +444,7 @@ def _image_checker(
     checked_chunk = functools.partial(_checked_chunk, check=check)
     if engine is not None:
         with engine.tasks(scratch) as tasks:
-            workers = _TaskWorkers(tasks)
+            workers = TaskWorkers(tasks)
             yield workers.checker(checked_chunk), workers
         return
     processes = worker_count(num_proc, sample_count // _MIN_IMAGES_PER_PROCESS)
@@ -461,7 +462,7 @@ def _image_checker(
     # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
     # its CropOptions too), so neither may depend on what the parent process holds.
     with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
-        workers = _TaskWorkers(_PoolTasks(pool, processes))
+        workers = TaskWorkers(_PoolTasks(pool, processes))
         yield workers.checker(checked_chunk), workers
 
 
@@ -484,12 +485,13 @@ class _PoolTasks:
         return self._pool.apply_async(function, (argument,))
 
 
-class _TaskWorkers:
+class TaskWorkers:
     """``Tasks`` as ``Workers``, and the chunks of images sent to them whose results this
     process has not taken yet (``ahead``), in order."""
 
     def __init__(self, tasks: Tasks):
         self._tasks = tasks
+        self.parallelism = tasks.parallelism
         self.chunk_size = tasks.chunk_size
         self.writes_parquet = tasks.writes_parquet
         self.ahead: deque[Pending[list[_ImageResult]]] = deque()
@@ -524,6 +526,7 @@ class _TaskWorkers:
 class _NoWorkers:
     """``Workers`` when validation runs in this process alone."""
 
+    parallelism = 1
     chunk_size = _CHUNK
     writes_parquet = False
 

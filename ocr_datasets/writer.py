@@ -22,7 +22,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO, TypeVar
+from typing import BinaryIO, TextIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,7 +43,7 @@ from .packed import PackedSamples
 from .progress import progress_bar
 from .samples import SampleError
 from .splits import split_of_sample
-from .validation import CheckedSample, Pending, SpooledRow, Tasks, Workers, run_here
+from .validation import CheckedSample, Pending, SpooledRow, Tasks, TaskWorkers, Workers, run_here
 from .verdicts import Verdict, VerdictCache
 
 # Rows written together (a batch of the spool, a projection): small enough that memory stays
@@ -355,6 +355,7 @@ class BatchWriter:
         validation checked), spooled a chunk at a time by ``workers`` or here (the chunks
         validation's workers spooled are written and gone), each with its destinations."""
         size = ROWS_PER_WRITE if workers is None else workers.chunk_size
+        in_flight = _chunks_writing(workers)
         spooling: deque[tuple[Pending[None], str, bytes]] = deque()
         number = 0
         for name, samples in splits.items():
@@ -370,7 +371,7 @@ class BatchWriter:
                 )
                 spooling.append((done, self.spool.path(number), code * len(chunk)))
                 number += 1
-                if len(spooling) > _CHUNKS_WRITING:
+                if len(spooling) > in_flight:
                     yield _spooled(spooling.popleft())
         while spooling:
             yield _spooled(spooling.popleft())
@@ -753,20 +754,9 @@ def _destinations(
     return destination, fingerprint.hexdigest()
 
 
-T = TypeVar("T")
-
-
-class _Unoccupied:
+class _Unoccupied(TaskWorkers):
     """An engine's ``Tasks`` as ``Workers`` once validation is done: they check no image, so
     every chunk goes to them."""
-
-    def __init__(self, tasks: Tasks):
-        self._tasks = tasks
-        self.writes_parquet = tasks.writes_parquet
-        self.chunk_size = tasks.chunk_size
-
-    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
-        return self._tasks.submit(function, argument, retriable=retriable)
 
     def busy(self) -> bool:
         return False
@@ -775,9 +765,13 @@ class _Unoccupied:
 _Taken = TypeVar("_Taken", pa.Table, pa.ChunkedArray, pa.Array)
 
 # Chunks handed to the workers whose files are not written into the batches yet: enough that
-# no worker waits for the main process, few enough that their files in the scratch folder stay
-# a few megabytes.
+# no worker waits for the main process (at least two a worker), few enough that their files in
+# the scratch folder stay a few megabytes a worker.
 _CHUNKS_WRITING = 8
+
+
+def _chunks_writing(workers: Workers | None) -> int:
+    return _CHUNKS_WRITING if workers is None else max(_CHUNKS_WRITING, 2 * workers.parallelism)
 
 
 class _ChunkWriting:
@@ -786,9 +780,11 @@ class _ChunkWriting:
     ``_write_chunk``, in a worker process when the workers have checked the images this process
     is to take next (it is the busier one), else here; and, chunk after chunk in order, what only
     this process may decide or write: the image file names, the parquet files (from the
-    projected rows), the views (the chunk's lines appended) and the ledger of the files written.
-    So the batches are the same however many workers there are, and wherever a chunk was
-    written."""
+    projected rows; workers that write parquet themselves, see ``Tasks``, write each chunk's
+    shards, which this process numbers), the views (the chunk's lines appended) and the ledger
+    of the files written. So the batches are the same however many workers there are, and
+    wherever a chunk was written (with parquet-writing workers, the same rows in the same
+    order)."""
 
     def __init__(self, outputs: list[_FormatOutput], split_names: list[str], scratch: Path, workers: Workers | None):
         self._outputs = outputs
@@ -797,6 +793,7 @@ class _ChunkWriting:
         self._workers = workers
         # A cluster's tasks write their chunk's parquet shards themselves (see ``Tasks``).
         self._parquet_in_chunks = workers is not None and workers.writes_parquet
+        self._in_flight = _chunks_writing(workers)
         self._writing: deque[Pending[list[list[_WrittenSplit]]]] = deque()
         self._chunks = 0
         self.rows_written = 0
@@ -834,7 +831,7 @@ class _ChunkWriting:
         self._writing.append(
             workers.submit(_write_chunk, plan) if workers is not None and not here else run_here(_write_chunk, plan)
         )
-        while self._writing and (self._writing[0].ready() or len(self._writing) > _CHUNKS_WRITING):
+        while self._writing and (self._writing[0].ready() or len(self._writing) > self._in_flight):
             self._merge(self._writing.popleft().get())
 
     def finish(self) -> None:

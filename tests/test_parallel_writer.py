@@ -16,7 +16,7 @@ def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, 
     # A pool even for a few hundred images, and every chunk written by its workers (as when the
     # main process is the busier one).
     monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 1)
-    monkeypatch.setattr(validation._TaskWorkers, "busy", lambda self: False)
+    monkeypatch.setattr(validation.TaskWorkers, "busy", lambda self: False)
     pooled = export_all(lines_with_twins(late_conflict), batch_id="pooled", output_dir=tmp_path, num_proc=2, **options)
 
     for alone, together in zip(serial, pooled, strict=True):

@@ -112,7 +112,7 @@ def test_every_format_built_on_ray_is_the_local_batch(strategy, late_conflict, m
     options = split_options(strategy) | {"cache": False}
     local = export_all(synthetic_samples(late_conflict), batch_id="local", output_dir=tmp_path, **options)
     # Every chunk's files written by a Ray task, as when the driver is the busier one.
-    monkeypatch.setattr(validation._TaskWorkers, "busy", lambda self: False)
+    monkeypatch.setattr(validation.TaskWorkers, "busy", lambda self: False)
     on_ray = export_all(
         synthetic_samples(late_conflict), batch_id="ray", output_dir=tmp_path, engine="ray", num_proc=2, **options
     )
@@ -165,6 +165,9 @@ def test_a_task_whose_worker_dies_runs_again_if_it_may_else_it_is_one_clear_erro
 
     with RayEngine(num_cpus=2).tasks(Path(short_temp_dir)) as tasks:
         assert tasks.parallelism == 2
+        # Within the engine's block, another gets the same tasks (validation's, in an export).
+        with RayEngine(num_cpus=1).tasks(None) as inner:
+            assert inner is tasks
         assert tasks.submit(_kills_itself, str(tmp_path / "first"), retriable=True).get() == "ran again"
         lost = tasks.submit(_kills_itself, str(tmp_path / "second"))
         with pytest.raises(EngineError, match=r"a Ray task was lost .*published nothing: run it again"):
@@ -212,6 +215,8 @@ def test_the_local_instance_stays_in_the_export_folder_and_on_this_machine(
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
+    # Set on a cluster's nodes (and by ray job submit): the local instance is local all the same.
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:1")
     links_before = set(Path(tempfile.gettempdir()).glob("ocr-ray-*"))
     output = tmp_path / "a-folder-deep-enough-that-ray-sockets-would-not-fit-in-its-path" / "exports"
     seen: dict[str, set] = {"remote": set(), "sessions": set()}
@@ -237,7 +242,7 @@ def test_the_local_instance_stays_in_the_export_folder_and_on_this_machine(
     assert seen["remote"] and {ip.removeprefix("::ffff:") for ip in seen["remote"]} <= own, seen["remote"]
     assert seen["sessions"]
     assert refuse_network == []
-    # Ray wrote its session in the export's staging folder, through a short link in the temporary
+    # Ray wrote its session in the export folder's .ocr-datasets, through a short link in the temporary
     # folder, and both are gone; nothing went to ~/.ray.
     assert all(path.startswith(("/tmp/ocr-ray-", str(output))) for path in seen["sessions"]), seen["sessions"]
     assert set(Path(tempfile.gettempdir()).glob("ocr-ray-*")) == links_before
@@ -253,6 +258,8 @@ def test_the_cli_names_the_flags_of_the_ray_engine(example_manifest, tmp_path, c
     assert "--ray-address is for the Ray engine: add --engine ray" in capsys.readouterr().err
     assert main([*arguments, "--engine", "ray", "--ray-address", "auto", "--ray-temp-dir", "/tmp"]) == 2
     assert "give one of them" in capsys.readouterr().err
+    assert main([*arguments, "--engine", "ray", "--ray-address", "auto", "--num-proc", "4"]) == 2
+    assert "--num-proc sizes a local Ray instance; the cluster joined at --ray-address" in capsys.readouterr().err
     # Without Ray installed (here: hidden from imports), the flag says how to install it.
     monkeypatch.setitem(__import__("sys").modules, "ray", None)
     assert main([*arguments, "--engine", "ray"]) == 2
@@ -336,3 +343,20 @@ def test_a_session_too_deep_for_ray_sockets_is_reached_through_a_short_link(monk
     assert not os.path.lexists(session) and not made.exists()
     # The folders made for it are gone too: nothing of them is left in the export folder.
     assert not deep.exists()
+
+
+@pytest.mark.slow
+def test_an_export_runs_on_the_ray_session_its_caller_started_and_leaves_it(
+    example_manifest, short_temp_dir, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=short_temp_dir, log_to_driver=False)
+    try:
+        with pytest.warns(UserWarning, match=r"runs on the Ray session this process started \(ray.init\) as it is"):
+            on_ray = export(read_samples(example_manifest), "trocr", batch_id="ray", output_dir=tmp_path, engine="ray")
+        assert ray.is_initialized()
+    finally:
+        ray.shutdown()
+    local = export(read_samples(example_manifest), "trocr", batch_id="local", output_dir=tmp_path, progress=False)
+    assert_same_batches([local], [on_ray])

@@ -70,6 +70,20 @@ def test_packed_samples_with_images_in_memory_round_trip():
         assert [item for block in packed.blocks() for item in unpack_block(block)] == samples
 
 
+@dataclasses.dataclass
+class AnnotatedSample(TrainingSample):
+    """A caller's own subclass: a field left out of __init__, and room for attributes of its own."""
+
+    reviewed: bool = dataclasses.field(default=False, init=False)
+
+
+def test_a_subclass_holding_more_than_its_fields_comes_back_whole():
+    item = AnnotatedSample("line-1", None, "Zeile", image_bytes=b"...")
+    item.reviewed, item.reviewer = True, "Anna"
+    [back] = unpack_block(PackedSamples([item]).blocks()[0])
+    assert (back, back.reviewed, back.reviewer) == (item, True, "Anna")
+
+
 def test_checked_and_cropped_samples_come_back_whole_of_their_own_class():
     # They pickle as their class called with their fields (``pickled_as_its_fields``): a field
     # left out, or a subclass's own fields, would come back wrong here.
@@ -85,7 +99,7 @@ def test_checked_and_cropped_samples_come_back_whole_of_their_own_class():
     )
     verdict = Verdict(30, 12, "L", "PNG", False, "b" * 64, "PNG")
     checked = [validation.CheckedSample(item, "a" * 64, verdict, row) for row, item in enumerate([cropped, sample(5)])]
-    back = list(PackedSamples(checked))
+    back = unpack_block(PackedSamples(checked).blocks()[0])
     assert back == checked
     assert [type(item.sample) for item in back] == [CroppedSample, TrainingSample]
     assert back[0].sample.crop == CropOptions(padding=2, mask_outside=True)
