@@ -313,8 +313,8 @@ class ExportOptions(ViewOptions):
     )
     ray_address: str | None = option(
         None,
-        "with --engine ray, the Ray cluster to join (e.g. ray://head:10001 or auto); default: a local Ray instance "
-        "sized by --num-proc, started for the export and stopped after it",
+        "with --engine ray, the Ray cluster to join (auto on one of its nodes, or its head's host:port); "
+        "default: a local Ray instance sized by --num-proc, started for the export and stopped after it",
         metavar="ADDRESS",
         recorded=False,
     )
