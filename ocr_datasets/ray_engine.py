@@ -8,7 +8,7 @@ pool. This process, the driver, keeps what needs the whole corpus in order, as i
 reading the inputs, ids, duplicates and conflicts (by image hash over every task's results),
 splits, file names, views, card and manifest, and the atomic publication. So a batch built on
 Ray holds the local engine's rows in its order, and every file but the parquet shards (which
-end where the chunks do) byte for byte.
+end where the chunks do, or hold a small split's parts of several) byte for byte.
 
 Tasks and driver exchange the images' bytes and the rows through files in the batch's staging
 folder (only images a sample holds in memory travel with its task): on a cluster of several

@@ -908,9 +908,15 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
         for target, names, splits in zip(plan.targets, plan.names, written, strict=True):
             stem = os.path.join(plan.scratch, f"{target.format_name}-{plan.number}-{plan.split_names.index(split)}")
             given = None if names is None else [names[index] for index in taken]
-            shards = f"{split}-{plan.number:07d}" if plan.parquet_shards else None
+            shards = f"{split}-{plan.number:07d}" if plan.parquet_shards and len(taken) >= _ROWS_FOR_A_SHARD else None
             splits.append(_write_split_chunk(target, split, rows, given, stem, plan.here, shards))
     return written
+
+
+# A split's part of a chunk this long is written by a parquet-writing worker as shards of its
+# own; a shorter one (a small split's share of each chunk) comes back to be written with
+# others, so that a small split is not scattered over a shard a chunk.
+_ROWS_FOR_A_SHARD = 500
 
 
 def _rows_taken(rows: _Taken, indices: list[int]) -> _Taken:
@@ -1091,6 +1097,10 @@ class _FormatOutput:
         """Take a split's part of a chunk the workers wrote: its rows into the parquet, its view
         lines appended to the views, its files noted."""
         output = self._splits[written.split]
+        if written.shards:
+            # The rows before them are in the shard being written here: it ends with them.
+            self._write(written.split, output)
+            self._close_shard(output)
         for shard, sha256, size in written.shards:
             output.shards.append(shard)
             self.checksums[shard] = {"sha256": sha256, "bytes": size}
