@@ -224,8 +224,8 @@ def _quiet(logger: logging.Logger) -> Iterator[None]:
 
 class RayTasks:
     """``validation.Tasks`` that are Ray tasks, each checking and writing ``chunk_size`` images,
-    which write their chunk's parquet themselves (``writes_parquet``): the driver never reads a
-    projected row. Each task works in this process's working folder, so that relative paths
+    which write their chunk's parquet themselves (``writes_parquet``): the driver reads back only
+    a small split's parts of a chunk. Each task works in this process's working folder, so that relative paths
     mean what they mean here (on a cluster, a folder every node must see at the same path)."""
 
     # A task's worth: about a second of decoding, and a parquet shard of some megabytes.
