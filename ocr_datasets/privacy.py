@@ -97,6 +97,8 @@ _JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 def without_private_metadata(data: bytes) -> bytes:
     """``data`` with orientation applied and no private metadata (see the module's docstring)."""
+    if _clean_png(data):
+        return data
     with Image.open(io.BytesIO(data)) as image:
         if _needs_turning(image) or is_deep_greyscale(image):
             return png_bytes(ImageOps.exif_transpose(image))
@@ -156,6 +158,17 @@ def _holds_text(value) -> bool:
     return isinstance(value, (str, bytes)) or (
         isinstance(value, tuple) and any(isinstance(item, (str, bytes)) for item in value)
     )
+
+
+def _clean_png(data: bytes) -> bool:
+    """Whether ``data`` is a PNG that holds only the chunks kept and 8-bit (or shallower) pixels:
+    nothing to drop, no orientation to apply (Pillow finds one only in chunks that are dropped)
+    and no deep greyscale to scale, known without opening it (for a PNG, Pillow's ``getexif``
+    decodes the whole image)."""
+    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 26:
+        return False
+    bit_depth, colour_type = data[24], data[25]
+    return not (colour_type == 0 and bit_depth == 16) and _png_without_chunks(data) is data
 
 
 def _png_without_chunks(data: bytes) -> bytes:

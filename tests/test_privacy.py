@@ -92,6 +92,22 @@ def test_clean_images_pass_through_byte_for_byte(make, image_format):
     assert without_private_metadata(buffer.getvalue()) == buffer.getvalue()
 
 
+def test_a_clean_png_passes_without_being_opened(monkeypatch):
+    # For a PNG, Pillow's getexif decodes the whole image: line_gt's lines, cleaned by
+    # validation already, were decoded a second time. A 16-bit greyscale PNG is still scaled.
+    buffer = io.BytesIO()
+    landscape_line().save(buffer, format="PNG")
+    clean = buffer.getvalue()
+    deep = io.BytesIO()
+    landscape_line().convert("I;16").save(deep, format="PNG")
+    opened = []
+    open_image = Image.open
+    monkeypatch.setattr(Image, "open", lambda *args, **kwargs: opened.append(args) or open_image(*args, **kwargs))
+    assert without_private_metadata(clean) is clean and opened == []
+    assert without_private_metadata(annotated_png()) != annotated_png() and len(opened) == 1
+    assert Image.open(io.BytesIO(without_private_metadata(deep.getvalue()))).mode == "L"
+
+
 def test_keep_image_metadata_keeps_the_bytes(tmp_path):
     original = phone_jpeg(orientation=6)
     stored, copied = export_one(original, "photo.jpg", tmp_path, keep_image_metadata=True)
