@@ -138,17 +138,8 @@ class TaskEngine(Protocol):
         ...
 
 
-class Workers(Protocol):
+class Workers(Tasks, Protocol):
     """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
-
-    # See ``Tasks``.
-    parallelism: int
-    chunk_size: int
-    writes_parquet: bool
-
-    def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
-        """Run a module-level ``function`` on a picklable ``argument`` in a worker process (see ``Tasks``)."""
-        ...
 
     def busy(self) -> bool:
         """Whether the workers are still checking the images this process is about to wait for

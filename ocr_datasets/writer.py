@@ -300,17 +300,16 @@ class BatchWriter:
         with self._errors_named(self.export_root):
             destination, samples_digest = _destinations(contents.splits, self._split_names, len(self._written))
             workers = _Unoccupied(tasks) if tasks is not None else None
+            exported = len(destination) - destination.count(0)
             if self._split_of is None:
-                self._write_after_validation(self._spooled_chunks(destination), sum(map(bool, destination)), workers)
+                self._write_after_validation(self._spooled_chunks(destination), exported, workers)
             elif destination != self._written:
                 # A conflict found after its first sample was written rejects rows written
                 # already: the batch is written again, each image read once more from its source.
                 for output in self._outputs:
                     output.discard()
                 self._outputs = self._new_outputs()
-                self._write_after_validation(
-                    self._spooled_again(contents.splits, workers), sum(map(bool, destination)), workers
-                )
+                self._write_after_validation(self._spooled_again(contents.splits, workers), exported, workers)
             for output in self._outputs:
                 output.close(self._split_names)
             self._store_new_verdicts()
@@ -905,11 +904,17 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
         if not taken:
             continue
         rows = _rows_taken(canonical, taken)
+        # As Python values once for every format (the adapters' projections leave them as they
+        # are). The images are the canonical rows' own byte objects, so their sha256 is the one
+        # validation took: known by identity, where an image file is written of them.
+        columns = rows.drop_columns([_SPOOLED_SHA256]).to_pydict()
+        digests = rows.column(_SPOOLED_SHA256).to_pylist()
+        known = {id(cell["bytes"]): digest for cell, digest in zip(columns["image"], digests, strict=True)}
         for target, names, splits in zip(plan.targets, plan.names, written, strict=True):
             stem = os.path.join(plan.scratch, f"{target.format_name}-{plan.number}-{plan.split_names.index(split)}")
             given = None if names is None else [names[index] for index in taken]
             shards = f"{split}-{plan.number:07d}" if plan.parquet_shards and len(taken) >= _ROWS_FOR_A_SHARD else None
-            splits.append(_write_split_chunk(target, split, rows, given, stem, plan.here, shards))
+            splits.append(_write_split_chunk(target, split, columns, known, given, stem, plan.here, shards))
     return written
 
 
@@ -928,15 +933,16 @@ def _rows_taken(rows: _Taken, indices: list[int]) -> _Taken:
 def _write_split_chunk(
     target: _FormatTarget,
     split: str,
-    canonical: pa.Table,
+    columns: dict[str, list],
+    known: dict[int, str],
     names: list[str] | None,
     stem: str,
     here: bool,
     shards_named: str | None,
 ) -> _WrittenSplit:
+    """A format's part of a chunk's rows of one split (``columns``, canonical; the sha256 of the
+    image bytes ``known`` by their identity)."""
     adapter = get_adapter(target.format_name)
-    digests = canonical.column(_SPOOLED_SHA256).to_pylist()
-    columns = canonical.drop_columns([_SPOOLED_SHA256]).to_pydict()
     projected = adapter.project(columns, target.view_options)
     schema = adapter.features.arrow_schema
     rows: str | pa.Table | None = pa.Table.from_pydict(projected, schema=schema)
@@ -954,9 +960,6 @@ def _write_split_chunk(
     files: list[tuple[str, str, int]] = []
     if view is None and not target.line_folders:
         return _WrittenSplit(split, rows, None, None, files, shards)
-    # The views' images are the canonical rows' own byte objects, so their sha256 is the one
-    # validation took (told by identity; anything else is hashed).
-    known = {id(cell["bytes"]): digest for cell, digest in zip(columns["image"], digests, strict=True)}
     with (
         open(view, "w", encoding="utf-8") if view is not None else nullcontext() as view_lines,
         open(text_chat_view, "w", encoding="utf-8") if text_chat_view is not None else nullcontext() as chat_lines,
@@ -965,7 +968,7 @@ def _write_split_chunk(
             row = dict(zip(projected, values, strict=True))
             if target.line_folders:
                 assert name is not None
-                files += _write_line(adapter, target, split, row, name)
+                files += _write_line(adapter, target, split, row, name, known)
                 continue
             images = _place_images(adapter, target, row, name, known, files)
             assert view_lines is not None
@@ -1023,15 +1026,16 @@ def _place_images(
 
 
 def _write_line(
-    adapter: FormatAdapter, target: _FormatTarget, split: str, row: dict, name: str
+    adapter: FormatAdapter, target: _FormatTarget, split: str, row: dict, name: str, known: dict[int, str]
 ) -> list[tuple[str, str, int]]:
-    """A line format's row as its files in the split's folder, all named after its image."""
+    """A line format's row as its files in the split's folder, all named after its image (whose
+    sha256 may be ``known``: see ``_place_images``)."""
     stem = name.rpartition(".")[0]
     files = []
     for suffix, data in adapter.line_files(row).items():
         with open(os.path.join(target.staging, split, stem + suffix), "xb") as file:
             file.write(data)
-        files.append((f"{split}/{stem}{suffix}", hashlib.sha256(data).hexdigest(), len(data)))
+        files.append((f"{split}/{stem}{suffix}", known.get(id(data)) or hashlib.sha256(data).hexdigest(), len(data)))
     return files
 
 
@@ -1048,7 +1052,6 @@ class _FormatOutput:
         self.options = options
         self.data_files: dict[str, list[str]] = {}
         self.checksums: dict[str, dict[str, object]] = {}
-        self._max_shard_bytes = options.max_shard_bytes
         self._schema = adapter.features.arrow_schema
         self._parquet_options = adapter.features.parquet_column_options
         self._splits: dict[str, _SplitOutput] = {}
@@ -1065,8 +1068,6 @@ class _FormatOutput:
             line_folders=options.copy_images and adapter.line_folder,
             max_shard_bytes=options.max_shard_bytes,
         )
-        # Image files are written (and named) for the views with copy_images, and for line folders.
-        self._names_files = options.copy_images and (views or adapter.line_folder)
         (staging / "data").mkdir()
         if options.copy_images and not adapter.line_folder:
             (staging / IMAGES_FOLDER).mkdir()
@@ -1086,7 +1087,8 @@ class _FormatOutput:
     def names(self, ids: list[str], canonical_names: list[str]) -> list[str] | None:
         """The file name of each row's image (the canonical row's ``image.path``), in order, or
         None if no image file is written."""
-        if not self._names_files:
+        # Image files are written (and named) with copy_images: for the views, or a line folder.
+        if not self.options.copy_images:
             return None
         return [
             self._unique_name(self.adapter.image_file_name(sample_id, name), sample_id)
@@ -1199,7 +1201,7 @@ class _FormatOutput:
             output.writer = pq.ParquetWriter(output.file, self._schema, **self._parquet_options)
         output.writer.write_table(rows, ROWS_PER_ROW_GROUP)
         assert output.file is not None
-        if output.file.size >= self._max_shard_bytes:
+        if output.file.size >= self.target.max_shard_bytes:
             self._close_shard(output)
 
     def _close_shard(self, output: _SplitOutput) -> None:
