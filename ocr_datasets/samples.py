@@ -28,12 +28,13 @@ def pickled_as_its_fields(item: Any) -> tuple:
     """The ``__reduce__`` of a slotted dataclass: its class called with its fields in order.
     Pickle's own way makes an empty object and sets its slots one by one, and for a frozen
     class calls ``dataclasses.fields`` for every object: most of the time a pass over packed
-    samples took, twice what this takes. A subclass that holds more than its fields (attributes
-    of its own, fields left out of ``__init__``) is pickled pickle's own way."""
+    samples took, twice what this takes. Only the package's own classes are: a caller's subclass
+    may hold more than its fields or take other arguments, and is pickled pickle's own way."""
     cls = type(item)
     if cls not in _FIELD_VALUES:
         fields = dataclasses.fields(cls)
-        whole = not hasattr(item, "__dict__") and all(each.init for each in fields)
+        whole = cls.__module__.partition(".")[0] == __name__.partition(".")[0] and not hasattr(item, "__dict__")
+        whole = whole and all(each.init for each in fields)
         _FIELD_VALUES[cls] = attrgetter(*(each.name for each in fields)) if whole else None
     values = _FIELD_VALUES[cls]
     if values is None:

@@ -77,11 +77,22 @@ class AnnotatedSample(TrainingSample):
     reviewed: bool = dataclasses.field(default=False, init=False)
 
 
-def test_a_subclass_holding_more_than_its_fields_comes_back_whole():
+@dataclasses.dataclass(slots=True)
+class MarkedSample(TrainingSample):
+    """A caller's own slotted subclass whose __post_init__ changes a field."""
+
+    def __post_init__(self):
+        self.ground_truth += "!"
+
+
+def test_a_callers_subclass_comes_back_as_pickle_would_bring_it():
     item = AnnotatedSample("line-1", None, "Zeile", image_bytes=b"...")
     item.reviewed, item.reviewer = True, "Anna"
-    [back] = unpack_block(PackedSamples([item]).blocks()[0])
+    marked = MarkedSample("line-2", None, "Zeile")
+    back, marked_back = unpack_block(PackedSamples([item, marked]).blocks()[0])
     assert (back, back.reviewed, back.reviewer) == (item, True, "Anna")
+    # Not made again (which would run __post_init__ once more): its fields as they were.
+    assert marked_back.ground_truth == "Zeile!"
 
 
 def test_checked_and_cropped_samples_come_back_whole_of_their_own_class():
@@ -182,7 +193,7 @@ class _FailingKeeper:
         if checked.row == 5:
             raise OSError(28, "No space left on device")
 
-    def using(self, submit):
+    def using(self, workers):
         return contextlib.nullcontext()
 
 
