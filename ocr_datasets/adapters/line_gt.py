@@ -6,19 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..canonical import CANONICAL_FEATURES
 from ..images import decoded_png_bytes
 from ..names import file_stem
 from ..privacy import PNG_SIGNATURE, without_private_metadata
 from ..sources.gt_folder import LINE_TEXT_SUFFIX
-from .base import FormatAdapter
+from .generic import CanonicalRowsAdapter, manifest_extras
 
 
-class LineGtAdapter(FormatAdapter):
+class LineGtAdapter(CanonicalRowsAdapter):
     name = "line_gt"
     folder = "line-gt"
-    features = CANONICAL_FEATURES
-    image_column = "image"
     line_folder = True
 
     def project(self, batch, options):
@@ -31,19 +28,11 @@ class LineGtAdapter(FormatAdapter):
     def image_file_name(self, sample_id, canonical_name):
         return line_stem(sample_id) + ".png"
 
-    def transcription(self, row):
-        return row["ground_truth"]
-
     def line_files(self, row):
         # One line of UTF-8 text ending in a newline, as tesstrain's and ketos's own line
         # extraction write it (each reader strips the newline again); the metadata without any
         # source path, in the input manifest's field names.
-        metadata = {
-            "id": row["id"],
-            "ocr_text": row["ocr_text"],
-            "ocr_confidence": row["ocr_confidence"],
-            "metadata": json.loads(row["metadata"]),
-        }
+        metadata = {"id": row["id"], **manifest_extras(row)}
         return {
             ".png": row["image"]["bytes"],
             LINE_TEXT_SUFFIX: (row["ground_truth"] + "\n").encode("utf-8"),

@@ -6,8 +6,7 @@ from typing import Any, ClassVar
 
 from ..features import Features, Image, List, Value
 from .base import FormatAdapter
-
-_CONTENT_PART = {"type": Value("string"), "text": Value("string")}
+from .chat import TURNS, answer_text, answer_turn, user_turn, view_turns
 
 
 class LlamaVisionAdapter(FormatAdapter):
@@ -17,7 +16,7 @@ class LlamaVisionAdapter(FormatAdapter):
         {
             "id": Value("string"),
             "images": List(Image()),
-            "messages": List({"role": Value("string"), "content": List(_CONTENT_PART)}),
+            "messages": TURNS,
         }
     )
     image_column = "images"
@@ -32,28 +31,14 @@ class LlamaVisionAdapter(FormatAdapter):
         return {
             "id": batch["id"],
             "images": [[image] for image in batch["image"]],
-            "messages": [self._messages(options.instruction, text) for text in batch["ground_truth"]],
+            "messages": [[user_turn(options.instruction), answer_turn(text)] for text in batch["ground_truth"]],
         }
 
-    @staticmethod
-    def _messages(instruction: str, answer: str) -> list[dict]:
-        # No system turn: the Mllama template refuses one next to an image. The image part comes
-        # first because the image attends only to the text after it. Every content is a list,
-        # since one Arrow column cannot hold both strings and lists.
-        return [
-            {"role": "user", "content": [{"type": "image", "text": None}, {"type": "text", "text": instruction}]},
-            {"role": "assistant", "content": [{"type": "text", "text": answer}]},
-        ]
-
     def transcription(self, row):
-        [answer] = [turn for turn in row["messages"] if turn["role"] == "assistant"]
-        return answer["content"][0]["text"]
+        return answer_text(row["messages"])
 
     def view_record(self, row, images, options):
-        messages = [
-            {"role": turn["role"], "content": [_without_empty_text(part) for part in turn["content"]]}
-            for turn in row["messages"]
-        ]
+        messages = view_turns(row["messages"])
         if options.include_base64:
             # The original service's OpenAI-style lines: each image part carries its data: URL.
             inline = iter(images)
@@ -66,7 +51,3 @@ class LlamaVisionAdapter(FormatAdapter):
                 ]
             return {"id": row["id"], "messages": messages}
         return {"id": row["id"], "messages": messages, "images": [image.path for image in images]}
-
-
-def _without_empty_text(part: dict) -> dict:
-    return {key: value for key, value in part.items() if not (key == "text" and value is None)}

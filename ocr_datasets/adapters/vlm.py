@@ -12,15 +12,13 @@ from typing import Any, ClassVar
 
 from ..features import Features, Image, List, Value
 from .base import FormatAdapter
-from .llama_vision import _CONTENT_PART, _without_empty_text
-
-_TURNS = List({"role": Value("string"), "content": List(_CONTENT_PART)})
+from .chat import TURNS, answer_text, answer_turn, user_turn, view_turns
 
 
 class VlmAdapter(FormatAdapter):
     name = "vlm"
     folder = "vlm"
-    features = Features({"id": Value("string"), "images": List(Image()), "prompt": _TURNS, "completion": _TURNS})
+    features = Features({"id": Value("string"), "images": List(Image()), "prompt": TURNS, "completion": TURNS})
     image_column = "images"
     model_config: ClassVar[dict[str, Any]] = {
         "trainer": "trl.SFTTrainer",
@@ -29,34 +27,19 @@ class VlmAdapter(FormatAdapter):
     }
 
     def project(self, batch, options):
-        # The image part first and no system turn, as in llama_vision rows: some templates refuse a
-        # system turn beside an image (Mllama), and the image attends only to the text after it.
-        prompt = [
-            {
-                "role": "user",
-                "content": [{"type": "image", "text": None}, {"type": "text", "text": options.instruction}],
-            }
-        ]
         return {
             "id": batch["id"],
             "images": [[image] for image in batch["image"]],
-            "prompt": [prompt] * len(batch["id"]),
-            "completion": [
-                [{"role": "assistant", "content": [{"type": "text", "text": text}]}] for text in batch["ground_truth"]
-            ],
+            "prompt": [[user_turn(options.instruction)]] * len(batch["id"]),
+            "completion": [[answer_turn(text)] for text in batch["ground_truth"]],
         }
 
     def transcription(self, row):
-        [answer] = row["completion"]
-        return answer["content"][0]["text"]
+        return answer_text(row["completion"])
 
     def view_record(self, row, images, options):
-        record: dict[str, Any] = {"id": row["id"]}
-        for column in ("prompt", "completion"):
-            record[column] = [
-                {"role": turn["role"], "content": [_without_empty_text(part) for part in turn["content"]]}
-                for turn in row[column]
-            ]
+        record: dict[str, Any] = {"id": row["id"], "prompt": view_turns(row["prompt"])}
+        record["completion"] = view_turns(row["completion"])
         if options.copy_images:
             record["images"] = [image.path for image in images]
         if options.include_base64:
