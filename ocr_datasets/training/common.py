@@ -4,8 +4,9 @@ and the predictions file ``ocr-datasets eval`` reads."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ..api import load_batch
 from ..evaluation import write_predictions
@@ -18,6 +19,7 @@ __all__ = [
     "byte_level_bpe",
     "character_error_rate",
     "go_offline",
+    "greedy_answers",
     "load_batch",
     "save_predictions",
 ]
@@ -74,3 +76,35 @@ def announce_predictions(
     path = save_predictions(output_dir, "validation", ids, texts)
     print(f"validation predictions: {path} (ocr-datasets eval {batch_dir} --predictions {path} --split validation)")
     return path
+
+
+def greedy_answers(
+    model,
+    processor,
+    rows: Sequence[dict[str, Any]],
+    prompt_inputs: Callable[[Any, Sequence[dict[str, Any]]], Any],
+    max_new_tokens: int,
+    batch_size: int,
+    **generate: Any,
+) -> list[str]:
+    """A vision chat model's greedy answer to each of ``rows``, ``batch_size`` at a time, from
+    the (left padded) ``prompt_inputs(processor, rows)``, decoded without special tokens;
+    ``generate`` adds to ``model.generate``'s arguments. Puts the model in eval mode (no dropout,
+    also in LoRA layers)."""
+    import torch
+
+    model.eval()
+    tokenizer = processor.tokenizer
+    answers: list[str] = []
+    with torch.no_grad():
+        for start in range(0, len(rows), batch_size):
+            inputs = prompt_inputs(processor, rows[start : start + batch_size]).to(model.device)
+            generated = model.generate(
+                **inputs,
+                do_sample=False,
+                max_new_tokens=max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                **generate,
+            )
+            answers += tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    return answers

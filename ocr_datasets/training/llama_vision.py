@@ -24,7 +24,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from ..images import rgb
 from ..options import DEFAULT_INSTRUCTION
-from .common import byte_level_bpe
+from .common import byte_level_bpe, greedy_answers
 
 # Verbatim chat template of meta-llama/Llama-3.2-11B-Vision-Instruct (chat_template.json), taken from
 # maiqingqiang/Jinja Tests/JinjaTests/ChatTemplateTests.swift (`llama3_2visionChatTemplate`) and
@@ -402,7 +402,6 @@ def _stop_ids(model: MllamaForConditionalGeneration, tokenizer) -> list[int]:
     return sorted({tokenizer.convert_tokens_to_ids(EOT), *configured})
 
 
-@torch.no_grad()
 def transcribe(
     model: MllamaForConditionalGeneration,
     processor: MllamaProcessor,
@@ -410,21 +409,7 @@ def transcribe(
     max_new_tokens: int = 128,
     batch_size: int = 4,
 ) -> list[str]:
-    """The model's greedy answer to each row's prompt (its ``messages`` without the answer), decoded
-    without special tokens; generation stops at ``<|eot_id|>`` or after ``max_new_tokens``.
-    Puts the model in eval mode (no dropout, also in LoRA layers)."""
-    model.eval()
-    tokenizer = processor.tokenizer
-    stop_ids = _stop_ids(model, tokenizer)
-    answers = []
-    for start in range(0, len(rows), batch_size):
-        inputs = prompt_inputs(processor, rows[start : start + batch_size]).to(model.device)
-        generated = model.generate(
-            **inputs,
-            do_sample=False,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=stop_ids,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-        answers += tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
-    return answers
+    """The model's greedy answer to each row's prompt (its ``messages`` without the answer;
+    ``greedy_answers``); generation stops at ``<|eot_id|>`` or after ``max_new_tokens``."""
+    stop_ids = _stop_ids(model, processor.tokenizer)
+    return greedy_answers(model, processor, rows, prompt_inputs, max_new_tokens, batch_size, eos_token_id=stop_ids)

@@ -25,7 +25,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from ..images import rgb
 from ..options import DEFAULT_INSTRUCTION
-from .common import byte_level_bpe
+from .common import byte_level_bpe, greedy_answers
 
 # Verbatim chat_template of Qwen/Qwen2.5-VL-7B-Instruct (chat_template.json; Qwen2-VL ships the same
 # bytes), as TRL 1.16 stores it in trl/chat_templates/qwen2_5_vl.jinja, which TRL's weekly CI
@@ -211,20 +211,10 @@ def prompt_inputs(processor, rows: Sequence[dict[str, Any]]):
     )
 
 
-@torch.no_grad()
 def transcribe(
     model, processor, rows: Sequence[dict[str, Any]], max_new_tokens: int = 128, batch_size: int = 4
 ) -> list[str]:
-    """The model's greedy answer to each ``vlm`` row's prompt, decoded without special tokens and
-    stripped; generation stops at the model's end-of-turn token(s) or after ``max_new_tokens``.
-    Puts the model in eval mode (no dropout, also in LoRA layers)."""
-    model.eval()
-    tokenizer = processor.tokenizer
-    answers = []
-    for start in range(0, len(rows), batch_size):
-        inputs = prompt_inputs(processor, rows[start : start + batch_size]).to(model.device)
-        generated = model.generate(
-            **inputs, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id
-        )
-        answers += tokenizer.batch_decode(generated[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    """The model's greedy answer to each ``vlm`` row's prompt (``greedy_answers``), stripped;
+    generation stops at the model's end-of-turn token(s) or after ``max_new_tokens``."""
+    answers = greedy_answers(model, processor, rows, prompt_inputs, max_new_tokens, batch_size)
     return [answer.strip() for answer in answers]
