@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 from peft import PeftModel
-from support.data import LINE_GT_LINES, line_gt_samples
+from support.data import LINE_GT_LINES, line_gt_batch
 from support.data import run_script as run_named_script
 from transformers import AutoProcessor, MllamaForConditionalGeneration, Trainer, TrainingArguments
 
-from ocr_datasets import evaluate_predictions, export
+from ocr_datasets import evaluate_predictions
 from ocr_datasets.training import LlamaVisionCollator, load_batch
 from ocr_datasets.training.llama_vision import (
     BOS,
@@ -50,16 +50,8 @@ TRAIN_STEPS = 24
 @pytest.fixture(scope="module")
 def line_batch_dir(line_gt_copy, tmp_path_factory) -> Path:
     """All real lines as one llama_vision batch, whole works split into train and validation."""
-    result = export(
-        line_gt_samples(line_gt_copy),
-        "llama_vision",
-        batch_id="fraktur-lines",
-        output_dir=tmp_path_factory.mktemp("exports"),
-        split="train=0.8,validation=0.2",
-        group_by="work",
-        progress=False,
-    )
-    return Path(result.export_path)
+    exports = tmp_path_factory.mktemp("exports")
+    return line_gt_batch(line_gt_copy, exports, "llama_vision", "fraktur-lines", split="train=0.8,validation=0.2")
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from support.data import LINE_GT_LINES, line_gt_samples
+from support.data import LINE_GT_LINES, line_gt_batch
 from support.data import run_script as run_named_script
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrOCRProcessor, VisionEncoderDecoderModel
 
-from ocr_datasets import evaluate_predictions, export
+from ocr_datasets import evaluate_predictions
 from ocr_datasets.training import TrOCRCollator, load_batch
 from ocr_datasets.training.trocr import TINY_IMAGE_SIZE, prepare_trocr_model, tiny_trocr
 
@@ -32,17 +32,9 @@ TOP_LEVEL_IDS = ("decoder_start_token_id", "pad_token_id", "eos_token_id", "voca
 @pytest.fixture
 def batch_dir(line_gt_copy, tmp_path) -> Path:
     """All real lines as one trocr batch, split by work so no page sits in both splits."""
-    result = export(
-        line_gt_samples(line_gt_copy),
-        "trocr",
-        batch_id="fraktur",
-        output_dir=tmp_path / "exports",
-        split="train=0.8,validation=0.2",
-        group_by="work",
-        progress=False,
-    )
-    assert result.sample_count == LINE_COUNT
-    return Path(result.export_path)
+    batch = line_gt_batch(line_gt_copy, tmp_path / "exports", "trocr", "fraktur", split="train=0.8,validation=0.2")
+    assert json.loads((batch / "manifest.json").read_text(encoding="utf-8"))["sample_count"] == LINE_COUNT
+    return batch
 
 
 @pytest.fixture

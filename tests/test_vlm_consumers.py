@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import trl
-from support.data import line_gt_samples
+from support.data import line_gt_batch, line_gt_samples
 from support.smolvlm import (
     END_OF_UTTERANCE,
     FAKE_IMAGE_TOKEN,
@@ -27,7 +27,7 @@ from trl import SFTConfig, SFTTrainer
 from trl.data_utils import is_conversational
 from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-from ocr_datasets import DEFAULT_INSTRUCTION, export, load_batch
+from ocr_datasets import DEFAULT_INSTRUCTION, load_batch
 from ocr_datasets.training.vlm import (
     IM_END,
     IMAGE_PAD,
@@ -76,14 +76,7 @@ FAMILIES = {
 @pytest.fixture(scope="module")
 def batch_dir(line_gt_copy, tmp_path_factory) -> Path:
     """Real Fraktur lines (TIFF, bilevel and grey) exported as one vlm batch."""
-    result = export(
-        line_gt_samples(line_gt_copy)[:LINE_COUNT],
-        "vlm",
-        batch_id="fraktur-vlm",
-        output_dir=tmp_path_factory.mktemp("exports"),
-        progress=False,
-    )
-    return Path(result.export_path)
+    return line_gt_batch(line_gt_copy, tmp_path_factory.mktemp("exports"), "vlm", "fraktur-vlm", LINE_COUNT)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageDraw
 
-from ocr_datasets import TrainingSample
+from ocr_datasets import TrainingSample, export
 
 # tests/data inside the repository: real data a plain clone carries (see tests/data/README.md).
 REPO_DATA = Path(__file__).resolve().parents[1] / "data"
@@ -46,6 +46,22 @@ def line_gt_samples(folder: Path) -> list[TrainingSample]:
 
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+
+
+def line_gt_batch(
+    folder: Path,
+    output_dir: Path,
+    export_format: str,
+    batch_id: str,
+    count: int | None = None,
+    split: str | None = None,
+) -> Path:
+    """The folder of a batch of the real lines in ``folder`` (the first ``count``), split by
+    ``split``, whole works to a split."""
+    grouped = {"split": split, "group_by": "work"} if split else {}
+    samples = line_gt_samples(folder)[:count]
+    result = export(samples, export_format, batch_id=batch_id, output_dir=output_dir, progress=False, **grouped)
+    return Path(result.export_path)
 
 
 def run_script(name: str, *arguments: str) -> subprocess.CompletedProcess:
