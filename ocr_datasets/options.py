@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib.util
+import operator
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -27,6 +28,8 @@ DEFAULT_INSTRUCTION = (
 NORMALIZATION_FORMS = ("NFC", "NFD", "NFKC", "none")
 SPLIT_STRATEGIES = ("hash", "balanced")
 ENGINES = ("local", "ray")
+# Where an image goes in a turn's text, for LLaMA-Factory and ms-swift (one per image, in order).
+IMAGE_PLACEHOLDER = "<image>"
 RAY_INSTALL = 'pip install "ocr-datasets[ray]"'
 _SPLIT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 # A language as the Hub's dataset cards name it: an ISO 639-1 (de) or ISO 639-3 (deu, and gmh
@@ -168,8 +171,8 @@ def parse_languages(languages: str | Sequence[str] | None) -> tuple[str, ...] | 
     if languages is None:
         return None
     example = "for example de, or de,la for German and Latin"
-    codes = languages.split(",") if isinstance(languages, str) else list(languages)
-    if not all(isinstance(code, str) for code in codes):
+    codes = languages.split(",") if isinstance(languages, str) else languages
+    if not isinstance(codes, (list, tuple)) or not all(isinstance(code, str) for code in codes):
         raise OptionError(f"language={languages!r} (--language): give language codes as text ({example})")
     codes = [code.strip() for code in codes if code.strip()]
     if not codes:
@@ -238,6 +241,11 @@ class ViewOptions:
                 "instruction (--instruction) holds bytes that are not UTF-8 text: write it in UTF-8 "
                 "(set the terminal to UTF-8, or pass it from Python as a str)"
             ) from None
+        if IMAGE_PLACEHOLDER in self.instruction:
+            raise OptionError(
+                f"instruction (--instruction) holds {IMAGE_PLACEHOLDER}, which LLaMA-Factory and ms-swift read as "
+                "an image in the chat formats' views: leave it out (the image comes before the instruction)"
+            )
 
 
 @dataclass(frozen=True)
@@ -347,12 +355,16 @@ class ExportOptions(ViewOptions):
         # Kept as the codes and identifier the card shows, so the manifest records them.
         object.__setattr__(self, "language", parse_languages(self.language))
         object.__setattr__(self, "license", check_license(self.license))
-        if not (
-            (isinstance(self.max_shard_size, int) and not isinstance(self.max_shard_size, bool))
-            or _SHARD_SIZE.fullmatch(str(self.max_shard_size))
-        ):
+        # Kept as a Python int when given as any integer (numpy's too), so the manifest records it.
+        given = self.max_shard_size
+        if not isinstance(given, (str, bool)) and hasattr(given, "__index__"):
+            object.__setattr__(self, "max_shard_size", operator.index(given))
+        valid = isinstance(self.max_shard_size, int) and not isinstance(self.max_shard_size, bool)
+        valid = valid or (isinstance(self.max_shard_size, str) and bool(_SHARD_SIZE.fullmatch(self.max_shard_size)))
+        if not valid or self.max_shard_bytes < 1:
             raise OptionError(
-                f"max_shard_size={self.max_shard_size!r} (--max-shard-size): give bytes or a size such as 500MB"
+                f"max_shard_size={given!r} (--max-shard-size): give bytes as a whole number of 1 or more, "
+                "or a size such as 500MB"
             )
 
     @property

@@ -5,6 +5,7 @@ options, its shard sizes, and progress bars that datasets' switch turns off."""
 from __future__ import annotations
 
 import datasets
+import numpy
 import pytest
 from datasets.arrow_writer import get_parquet_column_options
 from datasets.utils.py_utils import convert_file_size_to_int
@@ -13,6 +14,7 @@ from support.data import run_python
 from ocr_datasets import FORMAT_NAMES, export, load_batch, read_manifest
 from ocr_datasets.adapters import get_adapter
 from ocr_datasets.canonical import CANONICAL_FEATURES
+from ocr_datasets.errors import OptionError
 from ocr_datasets.options import ExportOptions
 
 FEATURES = {"canonical": CANONICAL_FEATURES} | {name: get_adapter(name).features for name in FORMAT_NAMES}
@@ -70,6 +72,19 @@ def test_a_shard_size_in_lower_case_is_still_bytes():
     # datasets would read "500mb" as megabits (62.5 MB); nobody sizes files in bits.
     assert ExportOptions(max_shard_size="500mb").max_shard_bytes == 500_000_000
     assert ExportOptions(max_shard_size="1 kib").max_shard_bytes == 1024
+
+
+def test_a_shard_size_given_as_a_numpy_number_is_a_whole_number_of_bytes():
+    # numpy's integers are what a size read from a table or computed comes as: the manifest
+    # records the option, and JSON holds only Python's.
+    options = ExportOptions(max_shard_size=numpy.int64(1000))
+    assert options.max_shard_bytes == 1000 and type(options.max_shard_size) is int
+
+
+@pytest.mark.parametrize("size", [0, -5, "0", "0MB", 2.5, True])
+def test_a_shard_size_of_no_bytes_or_of_no_number_is_refused(size):
+    with pytest.raises(OptionError, match=r"max_shard_size=.* \(--max-shard-size\): give bytes .* 1 or more"):
+        ExportOptions(max_shard_size=size)
 
 
 def test_progress_bars_follow_datasets_switch(example_manifest, tmp_path, capfd):

@@ -258,6 +258,8 @@ def test_language_and_license_are_kept_as_the_card_writes_them(options, expected
         ({"language": "de-DE"}, "language 'de-DE' (--language) is not an ISO 639-1 or 639-3 code"),
         ({"language": "German"}, "two or three letters"),
         ({"language": " , "}, "names no language"),
+        ({"language": 5}, "language=5 (--language): give language codes as text"),
+        ({"language": {"de": 1}}, "language={'de': 1} (--language): give language codes as text"),
         ({"license": "cc-by-4"}, "(did you mean cc-by-4.0?)"),
         ({"license": "proprietary"}, "https://huggingface.co/docs/hub/repositories-licenses"),
     ],

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 
 from ocr_datasets import SampleError, TrainingSample, ValidationError, export, read_manifest, read_samples
 from ocr_datasets.cli import main
+from ocr_datasets.errors import OptionError
 from ocr_datasets.options import parse_split_spec
 from ocr_datasets.validation import normalize_text
 
@@ -369,3 +370,12 @@ def test_standard_input_is_read_once_and_relative_to_the_current_folder(images, 
         monkeypatch.setattr("sys.stdin", type("Stdin", (), {"buffer": redirected})())
         [sample] = read_manifest("/dev/stdin")
     assert (sample.image_path, sample.source) == (Path.cwd() / "a.png", "stdin:1")
+
+
+def test_an_instruction_holding_the_image_placeholder_is_refused(images, tmp_path):
+    # LLaMA-Factory and ms-swift read every "<image>" in a turn's text as an image: their view
+    # of such a row would count two images where there is one.
+    samples = [TrainingSample("good", images / "a.png", "Gut")]
+    with pytest.raises(OptionError, match=r"instruction \(--instruction\) holds <image>"):
+        export(samples, "vlm", output_dir=tmp_path / "out", progress=False, instruction="Lies <image> vor")
+    assert not (tmp_path / "out").exists()

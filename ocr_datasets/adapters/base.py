@@ -6,10 +6,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..features import Features
-from ..options import ViewOptions
+from ..options import IMAGE_PLACEHOLDER, ViewOptions
 
-# Where an image goes in a turn's text, for LLaMA-Factory and ms-swift (one per image, in order).
-IMAGE_PLACEHOLDER = "<image>"
 # LLaMA-Factory's list of the datasets in its dataset_dir (here, the batch folder).
 LLAMAFACTORY_DATASET_INFO = "dataset_info.json"
 
