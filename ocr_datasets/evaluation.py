@@ -57,7 +57,7 @@ def evaluate_predictions(
     ``reference_chars``.
     """
     batch_dir = Path(batch)
-    manifest = read_batch_manifest(batch_dir)
+    manifest = read_batch_manifest(batch_dir, required=("format", "splits"))
     split = _chosen_split(batch_dir, manifest["splits"], split)
     adapter = get_adapter(manifest["format"])
     references = dict(_references(batch_dir, adapter, split))

@@ -11,17 +11,28 @@ import pyarrow.parquet as pq
 import yaml
 
 from .adapters import get_adapter
-from .errors import InputNotFoundError
+from .errors import InputError, InputNotFoundError
 from .manifest import MANIFEST_NAME
 from .sources.gt_folder import LINE_TEXT_SUFFIX
 from .writer import DUPLICATES_NAME, REJECTED_NAME
 
 
-def read_batch_manifest(batch: str | Path) -> dict[str, Any]:
+def read_batch_manifest(batch: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The manifest of ``batch``, which must hold the keys ``required``."""
     path = Path(batch) / MANIFEST_NAME
     if not path.is_file():
         raise InputNotFoundError(f"{batch} is not a batch folder: it has no {MANIFEST_NAME}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    fix = "ocr-datasets verify names what else differs; export the batch again"
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"{path} is not JSON ({error}): {fix}") from None
+    if not isinstance(manifest, dict):
+        raise InputError(f"{path} is not a JSON object: {fix}")
+    missing = [key for key in required if key not in manifest]
+    if missing:
+        raise InputError(f"{path}: the key(s) {', '.join(missing)} are missing: {fix}")
+    return manifest
 
 
 def verify_batch(batch: str | Path) -> list[str]:

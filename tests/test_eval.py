@@ -337,3 +337,24 @@ def test_cli_names_the_line_that_is_not_utf8(fraktur, test_lines, tmp_path):
     stderr = failed_cleanly(run_cli("eval", fraktur["trocr"], "--predictions", predictions))
 
     assert f"{predictions}:{len(lines) + 1} is not UTF-8 text (byte 0xFC at column 22)" in stderr
+
+
+@pytest.mark.parametrize(
+    ("manifest", "what"),
+    [
+        ('{"format": "trocr"}', "the key(s) splits are missing"),
+        ("{not json", "is not JSON"),
+        ("[]", "is not a JSON object"),
+    ],
+)
+def test_cli_names_a_batch_whose_manifest_is_damaged(manifest, what, tmp_path):
+    batch = tmp_path / "trocr" / "b1"
+    batch.mkdir(parents=True)
+    (batch / "manifest.json").write_text(manifest, encoding="utf-8")
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text('{"id": "a", "text": "x"}\n', encoding="utf-8")
+
+    stderr = failed_cleanly(run_cli("eval", batch, "--predictions", predictions))
+
+    assert f"{batch / 'manifest.json'}" in stderr and what in stderr
+    assert "ocr-datasets verify" in stderr
