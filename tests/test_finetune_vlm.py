@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from support.data import line_gt_samples
+from support.data import line_gt_batch, line_gt_samples
 from support.data import run_script as run_named_script
 
 from ocr_datasets import export, load_batch
@@ -20,16 +20,8 @@ LINE_COUNT = 24
 @pytest.fixture(scope="module")
 def batch_dir(line_gt_copy, tmp_path_factory) -> Path:
     """Real lines as a vlm batch, whole works split into train and validation."""
-    result = export(
-        line_gt_samples(line_gt_copy)[:LINE_COUNT],
-        "vlm",
-        batch_id="fraktur-vlm",
-        output_dir=tmp_path_factory.mktemp("exports"),
-        split="train=0.7,validation=0.3",
-        group_by="work",
-        progress=False,
-    )
-    return Path(result.export_path)
+    exports = tmp_path_factory.mktemp("exports")
+    return line_gt_batch(line_gt_copy, exports, "vlm", "fraktur-vlm", LINE_COUNT, split="train=0.7,validation=0.3")
 
 
 def run_script(*arguments: str) -> subprocess.CompletedProcess:
@@ -73,3 +65,19 @@ def test_script_refuses_a_batch_of_another_format(line_gt_copy, tmp_path):
     completed = run_script(trocr_batch.export_path, "--tiny", "--output", str(tmp_path / "run"))
     assert completed.returncode != 0
     assert "not a vlm batch" in completed.stderr and "--format vlm" in completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refused"),
+    [
+        (("--eval-batch-size", "0"), "--eval-batch-size: '0' is not a whole number of 1 or more"),
+        (("--batch-size", "-1"), "--batch-size: '-1' is not a whole number of 1 or more"),
+        (("--lora-targets", " , "), "--lora-targets: ' , ' names no projection"),
+    ],
+)
+def test_script_refuses_arguments_that_would_fail_only_after_training(arguments, refused, tmp_path):
+    # Before: range() refused an eval batch size of 0 after training, and peft an empty target list
+    # after the model had loaded.
+    completed = run_script(str(tmp_path / "batch"), "--tiny", "--output", str(tmp_path / "run"), *arguments)
+    assert completed.returncode == 2 and refused in completed.stderr, completed.stderr
+    assert not (tmp_path / "run").exists()

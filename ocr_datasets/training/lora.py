@@ -5,21 +5,30 @@ from __future__ import annotations
 
 import argparse
 
+from ..options import positive_int
+
 DTYPES = ("bfloat16", "float32")
 
 
 def add_lora_arguments(parser: argparse.ArgumentParser, *, default_targets: str, adapted: str) -> None:
     """The LoRA group; ``adapted`` says which projections of the language model the targets name."""
     lora = parser.add_argument_group("LoRA")
-    lora.add_argument("--lora-r", type=int, default=16, help="rank of the LoRA matrices (default: 16)")
-    lora.add_argument("--lora-alpha", type=int, default=32, help="LoRA scaling alpha (default: 32)")
+    lora.add_argument("--lora-r", type=positive_int, default=16, help="rank of the LoRA matrices (default: 16)")
+    lora.add_argument("--lora-alpha", type=positive_int, default=32, help="LoRA scaling alpha (default: 32)")
     lora.add_argument("--lora-dropout", type=float, default=0.05, help="dropout on the LoRA input (default: 0.05)")
     lora.add_argument(
         "--lora-targets",
+        type=_projection_names,
         default=default_targets,
         help=f"comma-separated projection names adapted in {adapted} (default: {default_targets}); "
         "the vision encoder stays frozen",
     )
+
+
+def _projection_names(value: str) -> str:
+    if not any(name.strip() for name in value.split(",")):
+        raise argparse.ArgumentTypeError(f"{value!r} names no projection: give names such as q_proj,v_proj")
+    return value
 
 
 def add_training_arguments(parser: argparse.ArgumentParser, *, dtype_help: str) -> argparse._ArgumentGroup:
@@ -29,10 +38,10 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, dtype_help: str) 
     training.add_argument(
         "--max-steps", type=int, default=-1, help="stop after this many optimizer steps; overrides --epochs"
     )
-    training.add_argument("--batch-size", type=int, default=1, help="rows per device and step (default: 1)")
+    training.add_argument("--batch-size", type=positive_int, default=1, help="rows per device and step (default: 1)")
     training.add_argument(
         "--gradient-accumulation-steps",
-        type=int,
+        type=positive_int,
         default=8,
         help="steps whose gradients are summed before an update (default: 8)",
     )
@@ -40,10 +49,15 @@ def add_training_arguments(parser: argparse.ArgumentParser, *, dtype_help: str) 
         "--learning-rate", type=float, default=2e-4, help="peak learning rate of AdamW (default: 2e-4)"
     )
     training.add_argument(
-        "--max-length", type=int, default=None, help="truncate rows to this many tokens (default: no truncation)"
+        "--max-length",
+        type=positive_int,
+        default=None,
+        help="truncate rows to this many tokens (default: no truncation)",
     )
     training.add_argument("--dtype", choices=DTYPES, default="bfloat16", help=dtype_help)
-    training.add_argument("--logging-steps", type=int, default=10, help="log the loss every N steps (default: 10)")
+    training.add_argument(
+        "--logging-steps", type=positive_int, default=10, help="log the loss every N steps (default: 10)"
+    )
     training.add_argument(
         "--seed", type=int, default=0, help="seed for data order and LoRA initialisation (default: 0)"
     )
@@ -54,9 +68,11 @@ def add_validation_arguments(parser: argparse.ArgumentParser) -> argparse._Argum
     """The validation group (returned, for a script's own additions)."""
     validation = parser.add_argument_group("validation")
     validation.add_argument(
-        "--max-new-tokens", type=int, default=128, help="longest generated answer per line (default: 128)"
+        "--max-new-tokens", type=positive_int, default=128, help="longest generated answer per line (default: 128)"
     )
-    validation.add_argument("--eval-batch-size", type=int, default=4, help="rows generated together (default: 4)")
+    validation.add_argument(
+        "--eval-batch-size", type=positive_int, default=4, help="rows generated together (default: 4)"
+    )
     return validation
 
 
