@@ -4,8 +4,12 @@ parameter, flag, format and source kind is documented where a user looks for it.
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib.metadata
 import inspect
 import re
+import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -71,3 +75,20 @@ def test_readme_is_short_and_links_every_page():
     assert len(readme.splitlines()) <= 150
     for page in DOCS.glob("*.md"):
         assert f"docs/{page.name}" in readme, f"README does not link docs/{page.name}"
+
+
+@pytest.mark.parametrize("script", sorted(path.name for path in (ROOT / "scripts").glob("finetune_*.py")))
+def test_what_a_finetune_script_imports_comes_with_the_train_extra(script):
+    # docs/training.md installs ocr-datasets[train] for the scripts: a package they import that
+    # only the test extra brings fails a user's run after the model has loaded.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    wanted = [*project["dependencies"], *project["optional-dependencies"]["train"]]
+    installed = {re.split(r"[<>=!\[; ]", requirement, maxsplit=1)[0].lower() for requirement in wanted}
+    tree = ast.parse((ROOT / "scripts" / script).read_text(encoding="utf-8"))
+    modules = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    modules |= {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 0}
+    distributions = importlib.metadata.packages_distributions()
+    for module in (
+        {name.partition(".")[0] for name in modules if name} - set(sys.stdlib_module_names) - {"ocr_datasets"}
+    ):
+        assert {name.lower() for name in distributions[module]} & installed, f"{script} imports {module}"
