@@ -24,44 +24,27 @@ import argparse
 import sys
 from pathlib import Path
 
+from ocr_datasets.options import positive_int
 from ocr_datasets.training.common import announce_predictions
 from ocr_datasets.training.lora import (
     add_lora_arguments,
     add_training_arguments,
     add_validation_arguments,
     lora_config,
+    parsed,
+    script_parser,
 )
 
 
-def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "batch_dir", type=Path, help="an exported llama_vision batch folder (<export folder>/llama-vision/<batch id>)"
-    )
-    parser.add_argument(
-        "--output",
-        type=Path,
-        required=True,
-        help="folder for the LoRA adapter (adapter_config.json, adapter_model.safetensors) and the processor",
-    )
-    base = parser.add_mutually_exclusive_group(required=True)
-    base.add_argument(
-        "--model",
-        type=Path,
-        help="local folder of a Llama 3.2 Vision checkpoint "
-        "(config.json, *.safetensors, tokenizer and processor files), "
-        "e.g. a downloaded copy of meta-llama/Llama-3.2-11B-Vision-Instruct; never fetched from the Hub",
-    )
-    base.add_argument(
-        "--tiny",
-        action="store_true",
-        help="instead of a real model, a tiny random Mllama whose tokenizer is trained on the batch "
-        "(saved to OUTPUT/tiny-base): "
-        "checks the whole pipeline on a CPU in a minute; it learns nothing useful",
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = script_parser(
+        __doc__,
+        batch="an exported llama_vision batch folder (<export folder>/llama-vision/<batch id>)",
+        output="folder for the LoRA adapter (adapter_config.json, adapter_model.safetensors) and the processor",
+        model="local folder of a Llama 3.2 Vision checkpoint (config.json, *.safetensors, tokenizer and processor "
+        "files), e.g. a downloaded copy of meta-llama/Llama-3.2-11B-Vision-Instruct; never fetched from the Hub",
+        tiny="instead of a real model, a tiny random Mllama whose tokenizer is trained on the batch (saved to "
+        "OUTPUT/tiny-base): checks the whole pipeline on a CPU in a minute; it learns nothing useful",
     )
     add_lora_arguments(
         parser,
@@ -78,12 +61,12 @@ def parse_args() -> argparse.Namespace:
     )
     validation = add_validation_arguments(parser)
     validation.add_argument(
-        "--eval-limit", type=int, default=None, help="transcribe only the first N validation rows (default: all)"
+        "--eval-limit",
+        type=positive_int,
+        default=None,
+        help="transcribe only the first N validation rows (default: all)",
     )
-    args = parser.parse_args()
-    if args.tiny:
-        args.dtype = "float32"
-    return args
+    return parsed(parser, argv)
 
 
 def text_parts(rows) -> list[str]:

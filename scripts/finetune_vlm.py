@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ocr_datasets.training.common import announce_predictions
 from ocr_datasets.training.lora import (
@@ -35,33 +34,19 @@ from ocr_datasets.training.lora import (
     add_training_arguments,
     add_validation_arguments,
     lora_config,
+    parsed,
+    script_parser,
 )
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("batch_dir", type=Path, help="an exported vlm batch folder (<export folder>/vlm/<batch id>)")
-    parser.add_argument(
-        "--output",
-        type=Path,
-        required=True,
-        help="folder for the LoRA adapter, the processor and predictions-validation.jsonl",
-    )
-    base = parser.add_mutually_exclusive_group(required=True)
-    base.add_argument(
-        "--model",
-        type=Path,
-        help="local folder of a vision-language checkpoint (config.json, *.safetensors, processor files with a "
+    parser = script_parser(
+        __doc__,
+        batch="an exported vlm batch folder (<export folder>/vlm/<batch id>)",
+        output="folder for the LoRA adapter, the processor and predictions-validation.jsonl",
+        model="local folder of a vision-language checkpoint (config.json, *.safetensors, processor files with a "
         "chat template); never fetched from the Hub",
-    )
-    base.add_argument(
-        "--tiny",
-        action="store_true",
-        help="instead of a real model, a tiny random Qwen2.5-VL whose tokenizer is trained on the batch "
+        tiny="instead of a real model, a tiny random Qwen2.5-VL whose tokenizer is trained on the batch "
         "(weights saved to OUTPUT/tiny-base): checks the whole pipeline on a CPU; it learns nothing useful",
     )
     add_lora_arguments(parser, default_targets="q_proj,k_proj,v_proj,o_proj", adapted="the language model's attention")
@@ -76,10 +61,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="keep activations instead of recomputing them (TRL's default recomputes: less memory, more time)",
     )
     add_validation_arguments(parser)
-    args = parser.parse_args(argv)
-    if args.tiny:
-        args.dtype = "float32"
-    return args
+    return parsed(parser, argv)
 
 
 def load_base(args: argparse.Namespace, train):

@@ -4,10 +4,36 @@ their command-line arguments and the LoRA configuration."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..options import positive_int
 
 DTYPES = ("bfloat16", "float32")
+
+
+def script_parser(doc: str, *, batch: str, output: str, model: str, tiny: str) -> argparse.ArgumentParser:
+    """A fine-tune script's parser: the first paragraph of its ``doc`` as description, the rest
+    as epilog; its ``batch`` folder, ``--output`` folder, and either ``--model`` (a local folder,
+    never fetched from the Hub) or ``--tiny`` (what each means to the script: the helps given)."""
+    parser = argparse.ArgumentParser(
+        description=doc.split("\n\n")[0],
+        epilog="\n\n".join(doc.split("\n\n")[1:]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("batch_dir", type=Path, help=batch)
+    parser.add_argument("--output", type=Path, required=True, help=output)
+    base = parser.add_mutually_exclusive_group(required=True)
+    base.add_argument("--model", type=Path, help=model)
+    base.add_argument("--tiny", action="store_true", help=tiny)
+    return parser
+
+
+def parsed(parser: argparse.ArgumentParser, argv: list[str] | None = None) -> argparse.Namespace:
+    """The arguments; a tiny model always trains in float32."""
+    args = parser.parse_args(argv)
+    if args.tiny:
+        args.dtype = "float32"
+    return args
 
 
 def add_lora_arguments(parser: argparse.ArgumentParser, *, default_targets: str, adapted: str) -> None:
