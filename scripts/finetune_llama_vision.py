@@ -33,6 +33,7 @@ from ocr_datasets.training.lora import (
     lora_config,
     parsed,
     script_parser,
+    trainer_arguments,
 )
 
 
@@ -116,34 +117,15 @@ def with_lora(model, args: argparse.Namespace):
 
 
 def train(model, processor, train_rows, args: argparse.Namespace) -> None:
-    import torch
     from transformers import Trainer, TrainingArguments
 
     from ocr_datasets.training import LlamaVisionCollator
 
-    checkpointing = {}
-    if args.gradient_checkpointing:
-        # Newer transformers 5 releases call it activation checkpointing and warn on the old name,
-        # which older 5.x releases still need.
-        prefix = "activation" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient"
-        checkpointing = {f"{prefix}_checkpointing": True, f"{prefix}_checkpointing_kwargs": {"use_reentrant": False}}
     training_args = TrainingArguments(
-        output_dir=str(args.output / "trainer"),
-        num_train_epochs=args.epochs,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        learning_rate=args.learning_rate,
+        **trainer_arguments(args, TrainingArguments, use_reentrant=False),
         warmup_steps=0,
-        logging_steps=args.logging_steps,
-        **checkpointing,
-        # Pinning needs an accelerator; on a CPU it only warns.
-        dataloader_pin_memory=torch.cuda.is_available(),
         # The collator reads the raw messages and images columns, which are no model arguments.
         remove_unused_columns=False,
-        save_strategy="no",
-        report_to="none",
-        seed=args.seed,
     )
     Trainer(
         model=model,

@@ -36,6 +36,7 @@ from ocr_datasets.training.lora import (
     lora_config,
     parsed,
     script_parser,
+    trainer_arguments,
 )
 
 
@@ -85,26 +86,9 @@ def load_base(args: argparse.Namespace, train):
 
 
 def train(model, processor, train_rows, args: argparse.Namespace):
-    import torch
     from trl import SFTConfig, SFTTrainer
 
-    config = SFTConfig(
-        output_dir=str(args.output / "trainer"),
-        num_train_epochs=args.epochs,
-        max_steps=args.max_steps,
-        per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        learning_rate=args.learning_rate,
-        max_length=args.max_length,
-        bf16=args.dtype == "bfloat16",
-        gradient_checkpointing=args.gradient_checkpointing,
-        logging_steps=args.logging_steps,
-        # Pinning needs an accelerator; on a CPU it only warns.
-        dataloader_pin_memory=torch.cuda.is_available(),
-        save_strategy="no",
-        report_to="none",
-        seed=args.seed,
-    )
+    config = SFTConfig(**trainer_arguments(args, SFTConfig), max_length=args.max_length, bf16=args.dtype == "bfloat16")
     # Prompt-completion rows: SFTTrainer's vision collator sets completion_only_loss by itself.
     trainer = SFTTrainer(
         model=model,

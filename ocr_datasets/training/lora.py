@@ -102,6 +102,37 @@ def add_validation_arguments(parser: argparse.ArgumentParser) -> argparse._Argum
     return validation
 
 
+def trainer_arguments(args: argparse.Namespace, config_class: type, **checkpointing_kwargs) -> dict:
+    """The keyword arguments of ``config_class`` (transformers' ``TrainingArguments``, or TRL's
+    ``SFTConfig`` built on it) that the training options give, with the settings both scripts
+    want on any machine; checkpointing (with ``checkpointing_kwargs``, if any) under the name the
+    installed transformers gives it."""
+    import torch
+
+    # Newer transformers 5 releases call it activation checkpointing and warn on the old name,
+    # which older 5.x releases still need.
+    fields = config_class.__dataclass_fields__  # type: ignore[attr-defined]
+    prefix = "activation" if "activation_checkpointing" in fields else "gradient"
+    checkpointing: dict = {f"{prefix}_checkpointing": args.gradient_checkpointing}
+    if args.gradient_checkpointing and checkpointing_kwargs:
+        checkpointing[f"{prefix}_checkpointing_kwargs"] = checkpointing_kwargs
+    return {
+        "output_dir": str(args.output / "trainer"),
+        "num_train_epochs": args.epochs,
+        "max_steps": args.max_steps,
+        "per_device_train_batch_size": args.batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "learning_rate": args.learning_rate,
+        "logging_steps": args.logging_steps,
+        **checkpointing,
+        # Pinning needs an accelerator; on a CPU it only warns.
+        "dataloader_pin_memory": torch.cuda.is_available(),
+        "save_strategy": "no",
+        "report_to": "none",
+        "seed": args.seed,
+    }
+
+
 def lora_config(args: argparse.Namespace, language_model: str):
     """peft's ``LoraConfig`` from the LoRA arguments, adapting only the modules under a module named
     by the regex ``language_model``: vision encoders have projections of the same names."""
