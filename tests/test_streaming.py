@@ -183,6 +183,31 @@ def test_a_ledger_remembers_each_key_with_its_first_value(on_disk, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_ledger_moves_its_keys_into_sqlite_once_it_holds_more_than_it_keeps_in_memory(tmp_path):
+    path = tmp_path / "seen.sqlite"
+    ledger = Ledger(path, keys_in_memory=4)
+    assert ledger.remember("ids", "b", 1) == (True, 1)
+    assert ledger.remember("ids", "a", 2) == (True, 2)
+    ledger.add("paths", [("z", "1"), ("y", "2")])
+    assert not path.exists()  # four keys: held in memory
+    assert ledger.remember("ids", "c", 3) == (True, 3)
+    assert path.exists()
+    assert ledger.remember("ids", "a", 9) == (False, 2)  # remembered before the move
+    assert ledger.remember("ids", "d", 4) == (True, 4)
+    assert ledger.remember("ids", "d", 5) == (False, 4)
+    ledger.add("paths", [("x", "3"), ("z", "4")])
+    assert list(ledger.items("paths")) == [("x", "3"), ("y", "2"), ("z", "1")]
+    ledger.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_ledger_in_memory_lists_a_table_in_the_order_sqlite_does():
+    ledger = Ledger(keys_in_memory=100)
+    ledger.add("paths", [("b/é", "1"), ("b/z", "2"), ("B/a", "3"), ("b/a", "4"), ("b/a", "5")])
+    assert list(ledger.items("paths")) == [("B/a", "3"), ("b/a", "4"), ("b/z", "2"), ("b/é", "1")]
+    assert list(ledger.items("none")) == []
+
+
 class _FailingKeeper:
     """An ImageKeeper whose disk fills up at the sixth sample."""
 
