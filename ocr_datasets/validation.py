@@ -5,18 +5,20 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import importlib.abc
 import io
 import itertools
 import math
 import multiprocessing
 import re
 import signal
+import sys
 import unicodedata
 import warnings
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sized
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Literal, NamedTuple, Protocol, TypeVar, cast
@@ -452,7 +454,9 @@ def _image_checker(
     # Windows (which has no fork). datasets' own pool starts its workers the same way. A spawned
     # worker imports this module afresh and is sent each sample pickled (a CroppedSample with
     # its CropOptions too), so neither may depend on what the parent process holds.
-    with multiprocessing.get_context().Pool(processes, initializer=_leave_interrupts_to_the_main_process) as pool:
+    with multiprocessing.get_context().Pool(
+        processes, initializer=_start_worker, initargs=(check.spool is not None,)
+    ) as pool:
         workers = TaskWorkers(_PoolTasks(pool, processes))
         yield workers.checker(checked_chunk), workers
 
@@ -564,6 +568,40 @@ def _checked_chunk(numbered: tuple[int, list[_ToCheck]], check: ImageCheck) -> l
         assert check.spool is not None
         check.spool(number, spooled)
     return results
+
+
+def _start_worker(builds_arrow_rows: bool) -> None:
+    _leave_interrupts_to_the_main_process()
+    if builds_arrow_rows:
+        _spare_pyarrow_the_pandas_import()
+
+
+def _spare_pyarrow_the_pandas_import() -> None:
+    # pyarrow imports pandas (0.3 s) the first time it builds an array from Python objects, only
+    # to ask whether they are pandas objects, which a worker's rows never are. Asked once with
+    # pandas out of reach, pyarrow answers no from then on, and still imports pandas where it
+    # needs it (to_pandas). Not in the main process: a caller's own arrays may be pandas objects.
+    if "pandas" in sys.modules:
+        return
+    import pyarrow
+
+    sys.meta_path.insert(0, _NO_PANDAS)
+    try:
+        # pyarrow takes the ImportError as "no pandas"; should a version not, it asks again later.
+        with suppress(ImportError):
+            pyarrow.array([0])
+    finally:
+        sys.meta_path.remove(_NO_PANDAS)
+
+
+class _NoPandasFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] == "pandas":
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+_NO_PANDAS = _NoPandasFinder()
 
 
 def _leave_interrupts_to_the_main_process() -> None:

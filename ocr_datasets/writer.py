@@ -192,11 +192,6 @@ class BatchWriter:
         _check_line_folder_names(adapters, self._split_names)
 
     def __enter__(self) -> BatchWriter:
-        # pyarrow imports pandas on the first array it builds from Python objects (~0.2 s of
-        # CPU). Built here, before validation's worker processes are forked, that array spares
-        # each of them the import when it builds the rows it spools (measured at 10,000 lines:
-        # 0.26 s less CPU for a first export, 0.17 s for a re-export).
-        pa.array([0])
         first = self.export_root / self.adapters[0].folder
         # Made for this export: removed again if it fails, so that a failed export leaves nothing.
         folders = [self.export_root, *(self.export_root / adapter.folder for adapter in self.adapters)]

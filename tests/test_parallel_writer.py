@@ -4,7 +4,9 @@ views in chunk order. Whatever the number of processes, the batches are the same
 
 from __future__ import annotations
 
-from support.data import batch_files, lines_with_twins, split_cases, split_options
+from pathlib import Path
+
+from support.data import batch_files, lines_with_twins, run_python, split_cases, split_options
 
 from ocr_datasets import export_all, validation, verify_batch
 
@@ -32,3 +34,45 @@ def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, 
             assert b'"text": "Zeile 12"' in b"".join(files[name] for name in files if name.endswith(".jsonl"))
     # Nothing of the export's own working files is left beside the batches.
     assert sorted(path.name for path in tmp_path.rglob(".*")) == [".ocr-datasets"]
+
+
+def test_worker_processes_spool_their_rows_without_importing_pandas(tmp_path):
+    # pyarrow imports pandas (0.3 s) on the first array it builds from Python objects; the
+    # workers build one per chunk. An audit hook, inherited by the forked workers, notes each
+    # process that imports pandas.
+    output = run_python(
+        f"""
+        import os, sys
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        importers = set()
+        sys.addaudithook(lambda event, args: event == "import" and args[0] == "pandas" and importers.add(os.getpid()))
+        from support.data import numbered_lines
+        from ocr_datasets import export, validation
+        validation._MIN_IMAGES_PER_PROCESS = 1
+        validation.TaskWorkers.busy = lambda self: False  # every chunk written by a worker
+        lines = numbered_lines(600)
+        result = export(lines, "trocr", batch_id="b", output_dir={str(tmp_path)!r}, num_proc=2, progress=False)
+        assert result.sample_count == 600
+        with open({str(tmp_path / "importers")!r}, "a") as file:
+            file.write(" ".join(map(str, importers)))
+        print(os.getpid())
+        """
+    )
+    main = int(output.split()[-1])
+    importers = {int(pid) for pid in (tmp_path / "importers").read_text().split()}
+    assert importers == set(), f"main {main}, importers {importers}"
+
+
+def test_a_worker_spared_the_pandas_import_still_converts_to_pandas():
+    output = run_python(
+        """
+        import sys
+        from ocr_datasets import validation
+        validation._start_worker(True)
+        import pyarrow
+        pyarrow.array(["a line"])
+        print("pandas" in sys.modules)
+        print(type(pyarrow.table({"text": ["a line"]}).to_pandas()).__name__)
+        """
+    )
+    assert output.split() == ["False", "DataFrame"]
