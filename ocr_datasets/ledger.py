@@ -10,8 +10,8 @@ from typing import Any
 
 # Keys a ledger holds in dicts before it moves them into sqlite: a few megabytes. A dict
 # lookup takes a tenth of a microsecond; an sqlite statement takes microseconds and lets the
-# validation pool's threads take the GIL from the main process, whose work an export waits on
-# (6 % of a 10,000-line re-export's time, scripts/bench.py's reexport row).
+# validation pool's threads take the GIL from the main process, whose work a re-export waits
+# on (10,000 lines: 2.84 s in sqlite, 2.40 s in dicts, medians of five alternating runs).
 KEYS_IN_MEMORY = 50_000
 
 

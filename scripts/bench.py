@@ -37,9 +37,8 @@ the pool, so a million take ~25 s). The time making the corpus took is printed.
 disk (/dev/shm) takes the disk out of the figures, and holds a million files. Nothing is
 deleted until every round is done (see `measure`). --only KEY,... runs only those rows, by key:
 startup, cp, original, trocr, parquet, llama_vision, generic, all (both --format all rows),
-reexport, reexport-parquet,
-reexport-no-cache, validation-1, validation, ketos (with --ketos) and decode (both decode
-rows). A big N needs it: the decode rows hold every image in memory, and the decode and
+reexport, reexport-parquet, reexport-no-cache, validation-1, validation, ketos (with --ketos)
+and decode (both decode rows). A big N needs it: the decode rows hold every image in memory, and the decode and
 validation rows only take time.
 
 After the table, each target of issue 16 with its measured ratio and "met" or "NOT met" (a
