@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-# Keys a ledger holds in dicts before it moves them into sqlite: a few megabytes. A dict
+# Keys a ledger holds in dicts before it moves them into sqlite: ~10 MB. A dict
 # lookup takes a tenth of a microsecond; an sqlite statement takes microseconds and lets the
 # validation pool's threads take the GIL from the main process, whose work a re-export waits
 # on (10,000 lines: 2.84 s in sqlite, 2.40 s in dicts, medians of five alternating runs).
@@ -17,15 +17,17 @@ KEYS_IN_MEMORY = 50_000
 
 class Ledger:
     """Sets of keys, each key with the value it was first remembered with (the keys of a table
-    are all text or all bytes). Up to ``keys_in_memory`` keys in all are held in dicts; beyond
+    are all text or all bytes; keys and values are what sqlite stores: text without lone
+    surrogates, bytes, numbers, None). Up to ``keys_in_memory`` keys in all (by default
+    ``KEYS_IN_MEMORY``) are held in dicts; beyond
     that every key moves into an sqlite database: a file at ``path`` (in an export's staging
     folder, so that a million samples cost a few megabytes of memory, not hundreds), or in memory
     when ``path`` is None (still a fraction of what Python's dicts take). The file is scratch: no
     journal, no syncing, removed by ``close``."""
 
-    def __init__(self, path: Path | None = None, keys_in_memory: int = KEYS_IN_MEMORY):
+    def __init__(self, path: Path | None = None, keys_in_memory: int | None = None):
         self.path = path
-        self._keys_in_memory = keys_in_memory
+        self._keys_in_memory = KEYS_IN_MEMORY if keys_in_memory is None else keys_in_memory
         self._memory: dict[str, dict[Any, Any]] | None = {}
         self._keys = 0
         self._db: sqlite3.Connection | None = None
@@ -90,6 +92,7 @@ class Ledger:
         return self._db
 
     def close(self) -> None:
+        self._memory = None
         if self._db is not None:
             self._db.close()
         if self.path is not None:

@@ -6,12 +6,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.data import batch_files, lines_with_twins
 
 import ocr_datasets.validation as validation
-from ocr_datasets import TrainingSample, validate
+from ocr_datasets import TrainingSample, export_all, ledger, validate
 from ocr_datasets.ledger import Ledger
 from ocr_datasets.packed import BLOCK_SIZE, PackedSamples, unpack_block
 from ocr_datasets.sources.crop import CropOptions, CroppedSample
@@ -170,15 +172,24 @@ def test_a_generator_is_validated_as_it_is_read_with_duplicates_and_conflicts_fo
     assert listed.duplicates == report.duplicates
 
 
+# A ledger in dicts, and one in sqlite from its first key (an export's past 50,000 keys).
+in_dicts_and_in_sqlite = pytest.mark.parametrize("keys_in_memory", [None, 0], ids=["dicts", "sqlite"])
+
+
+@in_dicts_and_in_sqlite
 @pytest.mark.parametrize("on_disk", [False, True])
-def test_a_ledger_remembers_each_key_with_its_first_value(on_disk, tmp_path):
-    ledger = Ledger(tmp_path / "seen.sqlite" if on_disk else None)
+def test_a_ledger_remembers_each_key_with_its_first_value(on_disk, keys_in_memory, tmp_path):
+    ledger = Ledger(tmp_path / "seen.sqlite" if on_disk else None, keys_in_memory=keys_in_memory)
     assert ledger.remember("ids", "a", "samples.jsonl:1") == (True, "samples.jsonl:1")
     assert ledger.remember("ids", "b", None) == (True, None)
     assert ledger.remember("ids", "a", "samples.jsonl:9") == (False, "samples.jsonl:1")
+    assert ledger.remember("ids", "b", "samples.jsonl:3") == (False, None)
     assert ledger.remember("images", b"\x00" * 16, 4) == (True, 4)
     assert ledger.remember("images", b"\x00" * 16, 8) == (False, 4)
     assert ledger.remember("ids", b"a", 1) == (True, 1)  # bytes and text are different keys
+    ledger.add("paths", (pair for pair in [("z", "1"), ("y", "2"), ("z", "3")]))
+    assert list(ledger.items("paths")) == [("y", "2"), ("z", "1")]
+    assert list(ledger.items("never written")) == []
     ledger.close()
     assert list(tmp_path.iterdir()) == []
 
@@ -201,11 +212,16 @@ def test_a_ledger_moves_its_keys_into_sqlite_once_it_holds_more_than_it_keeps_in
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_ledger_in_memory_lists_a_table_in_the_order_sqlite_does():
-    ledger = Ledger(keys_in_memory=100)
-    ledger.add("paths", [("b/é", "1"), ("b/z", "2"), ("B/a", "3"), ("b/a", "4"), ("b/a", "5")])
-    assert list(ledger.items("paths")) == [("B/a", "3"), ("b/a", "4"), ("b/z", "2"), ("b/é", "1")]
-    assert list(ledger.items("none")) == []
+def test_a_ledger_in_dicts_lists_a_table_in_the_order_sqlite_does():
+    paths = [("b/é", "1"), ("b/\U0001d400", "2"), ("b/\uffff", "3"), ("B/a", "4"), ("b/a", "5"), ("b/a\u0301", "6")]
+    listed = []
+    for keys_in_memory in (None, 0):
+        ledger = Ledger(keys_in_memory=keys_in_memory)
+        ledger.add("paths", paths)
+        listed.append(list(ledger.items("paths")))
+        ledger.close()
+    assert listed[0] == listed[1]
+    assert [key for key, _ in listed[0]] == ["B/a", "b/a", "b/a\u0301", "b/é", "b/\uffff", "b/\U0001d400"]
 
 
 class _FailingKeeper:
@@ -226,3 +242,21 @@ def test_validation_that_fails_midway_leaves_no_ledger_in_its_scratch_folder(tmp
     with pytest.raises(OSError, match="No space left"):
         validate([sample(number) for number in range(20)], keep_image=_FailingKeeper(), scratch=tmp_path)
     assert [path.suffix for path in tmp_path.iterdir()] == [".bin"]
+
+
+def test_an_export_whose_ledgers_are_in_sqlite_writes_the_same_batches(monkeypatch, tmp_path):
+    # Past its first 50,000 keys (a corpus of ~25,000 lines) a ledger holds them in sqlite, which
+    # stores no lone surrogates: a repeated id is named with where its first sample was read, a
+    # manifest whose file name is not UTF-8.
+    first, *others = lines_with_twins()
+    repeated = dataclasses.replace(others[0], id=first.id)
+    samples = [dataclasses.replace(first, source="\udcff.jsonl:1"), *others, repeated]
+    options = {"skip_invalid": True, "progress": False}
+    in_dicts = export_all(samples, batch_id="dicts", output_dir=tmp_path, **options)
+    monkeypatch.setattr(ledger, "KEYS_IN_MEMORY", 0)
+    in_sqlite = export_all(samples, batch_id="sqlite", output_dir=tmp_path, **options)
+
+    for one, other in zip(in_dicts, in_sqlite, strict=True):
+        assert batch_files(one) == batch_files(other)
+    rejected = (Path(in_sqlite[0].export_path) / "rejected.jsonl").read_text(encoding="utf-8")
+    assert "id is used by an earlier sample (\\\\udcff.jsonl:1)" in rejected
