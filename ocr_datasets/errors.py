@@ -39,3 +39,9 @@ class ExportWriteError(OcrDatasetsError, OSError):
 
 class EngineError(OcrDatasetsError, RuntimeError):
     """The engine running an export's tasks failed (a Ray worker or node was lost): nothing was published."""
+
+
+def first_line(error: BaseException) -> str:
+    """The first line of what ``error`` says (its type's name if it says nothing), for a message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -97,7 +97,10 @@ _JPEG_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7]")
 
 def without_private_metadata(data: bytes) -> bytes:
     """``data`` with orientation applied and no private metadata (see the module's docstring)."""
-    if _clean_png(data):
+    png_kept = _png_without_chunks(data) if data.startswith(PNG_SIGNATURE) else None
+    if png_kept is data and not _png_to_open(data):
+        # Nothing to drop, no orientation to apply (Pillow finds one only in chunks that are
+        # dropped), known without opening it: for a PNG, Pillow's getexif decodes the whole image.
         return data
     with Image.open(io.BytesIO(data)) as image:
         if _needs_turning(image) or is_deep_greyscale(image):
@@ -105,8 +108,8 @@ def without_private_metadata(data: bytes) -> bytes:
         if image.format in _JPEG_FORMATS:
             cleaned = _jpeg_without_segments(data)
             return png_bytes(image) if cleaned is None else cleaned
-        if image.format == "PNG":
-            return _png_without_chunks(data)
+        if png_kept is not None:
+            return png_kept
         return png_bytes(image) if _must_reencode(image) else data
 
 
@@ -160,15 +163,13 @@ def _holds_text(value) -> bool:
     )
 
 
-def _clean_png(data: bytes) -> bool:
-    """Whether ``data`` is a PNG that holds only the chunks kept and 8-bit (or shallower) pixels:
-    nothing to drop, no orientation to apply (Pillow finds one only in chunks that are dropped)
-    and no deep greyscale to scale, known without opening it (for a PNG, Pillow's ``getexif``
-    decodes the whole image)."""
-    if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 26:
-        return False
+def _png_to_open(data: bytes) -> bool:
+    """Whether the PNG ``data`` must be opened all the same: its greyscale is 16-bit (scaled to
+    8), or its header is not where the format puts it (Pillow judges it)."""
+    if data[12:16] != b"IHDR" or len(data) < 26:
+        return True
     bit_depth, colour_type = data[24], data[25]
-    return not (colour_type == 0 and bit_depth == 16) and _png_without_chunks(data) is data
+    return colour_type == 0 and bit_depth == 16
 
 
 def _png_without_chunks(data: bytes) -> bytes:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from .errors import EngineError, OptionError
+from .errors import EngineError, OptionError, first_line
 from .notices import note, warn
 from .options import RAY_INSTALL
 from .workers import available_cores
@@ -105,7 +105,7 @@ def _joined(ray: Any, address: str) -> Iterator[None]:
         ray.init(address=address, log_to_driver=False, configure_logging=False)
     except (ConnectionError, ValueError, RuntimeError, ray.exceptions.RayError) as error:
         raise EngineError(
-            f"could not join the Ray cluster at {address} ({_first_line(error)}), so nothing was published: check "
+            f"could not join the Ray cluster at {address} ({first_line(error)}), so nothing was published: check "
             "the address (ray status on the cluster's head node shows it) and, for a cluster with token "
             "authentication, that RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (its token) are set here too"
         ) from None
@@ -186,7 +186,7 @@ def _local_instance(ray: Any, folder: str, cpus: int) -> Iterator[None]:
         except Exception as error:
             ray.shutdown()  # what did start
             raise EngineError(
-                f"could not start a local Ray instance ({_first_line(error)}), so nothing was published"
+                f"could not start a local Ray instance ({first_line(error)}), so nothing was published"
             ) from error
         note(f"started a local Ray instance with {cpus} CPUs, for this export only")
         try:
@@ -283,7 +283,7 @@ class RayPending(Generic[T]):
             # A local instance's logs go with its session folder.
             logs = "; if it recurs, see the Ray logs of the cluster's nodes" if self._joined else ""
             raise EngineError(
-                f"a Ray task was lost ({type(error).__name__}: {_first_line(error)}), so the export stopped and "
+                f"a Ray task was lost ({type(error).__name__}: {first_line(error)}), so the export stopped and "
                 f"published nothing: run it again{logs}"
             ) from None
 
@@ -298,11 +298,6 @@ def _run(function: Callable[[Any], T], argument: Any, folder: str) -> T:
                 "folder every node sees at the same path, or give every path absolute and shared"
             ) from None
     return function(argument)
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _remove(folder: Path) -> None:

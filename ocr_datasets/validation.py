@@ -61,7 +61,7 @@ from .problems import (
     Problem,
 )
 from .progress import progress_bar
-from .samples import SampleError, TrainingSample, pickled_as_its_fields
+from .samples import SampleError, TrainingSample, pickled_as_its_fields, printable
 from .verdicts import Verdict, VerdictCache
 from .workers import worker_count
 
@@ -674,12 +674,6 @@ class _SharedImages:
                 report.accepted.append(item)
 
 
-def _storable_text(source: object) -> str | None:
-    # Where a sample was read, as the ledger can store it past its first keys (in sqlite): text
-    # without lone surrogates, which a file name that is not UTF-8 holds.
-    return None if source is None else str(source).encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 def _text_digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big")
 
@@ -708,7 +702,10 @@ def _checked_fields(sample: TrainingSample, form: str, group_by: str | None, see
     elif LONE_SURROGATE.search(sample.id):
         problems.append(surrogate_problem(ID_LONE_SURROGATE, sample.id, "id"))
     else:
-        new, first = seen.remember("ids", sample.id, _storable_text(sample.source))
+        # Where it was read, as the ledger can store it past its first keys (sqlite takes no lone
+        # surrogate, which a file name that is not UTF-8 holds).
+        source = None if sample.source is None else printable(str(sample.source))
+        new, first = seen.remember("ids", sample.id, source)
         if not new:
             problems.append(
                 Problem(

@@ -29,10 +29,15 @@ def read_batch_manifest(batch: str | Path, required: tuple[str, ...] = ()) -> di
         raise InputError(f"{path} is not JSON ({error}): {fix}") from None
     if not isinstance(manifest, dict):
         raise InputError(f"{path} is not a JSON object: {fix}")
-    missing = [key for key in required if key not in manifest]
+    missing = _missing_keys(manifest, required)
     if missing:
-        raise InputError(f"{path}: the key(s) {', '.join(missing)} are missing: {fix}")
+        raise InputError(f"{path}: {missing}: {fix}")
     return manifest
+
+
+def _missing_keys(manifest: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    missing = [key for key in keys if key not in manifest]
+    return f"the key(s) {', '.join(missing)} are missing" if missing else None
 
 
 def verify_batch(batch: str | Path) -> list[str]:
@@ -44,11 +49,9 @@ def verify_batch(batch: str | Path) -> list[str]:
     """
     batch = Path(batch)
     manifest = read_batch_manifest(batch)
-    missing = [
-        key for key in ("format", "sample_count", "counts", "splits", "checksums", "config_name") if key not in manifest
-    ]
+    missing = _missing_keys(manifest, ("format", "sample_count", "counts", "splits", "checksums", "config_name"))
     if missing:
-        return [f"{MANIFEST_NAME}: the key(s) {', '.join(missing)} are missing"]
+        return [f"{MANIFEST_NAME}: {missing}"]
     return (
         _checksum_problems(batch, manifest["checksums"])
         + _count_problems(batch, manifest)

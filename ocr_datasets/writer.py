@@ -34,6 +34,7 @@ from .adapters.base import LLAMAFACTORY_DATASET_INFO, llamafactory_dataset_info
 from .canonical import CANONICAL_SCHEMA, RowsFingerprint, canonical_batch, exported_image_bytes
 from .card import dataset_card
 from .errors import BatchExistsError, ExportWriteError, OptionError
+from .features import Features
 from .images import data_url
 from .ledger import Ledger
 from .manifest import MANIFEST_NAME, ExportResult, build_manifest, result_from_manifest, write_manifest
@@ -869,7 +870,7 @@ class _ChunkPlan:
     names: list[list[str] | None]
     scratch: str
     number: int
-    parquet_shards: bool = False
+    parquet_shards: bool
 
 
 @dataclass(frozen=True)
@@ -884,7 +885,7 @@ class _WrittenSplit:
     view: str | None
     text_chat_view: str | None
     files: list[tuple[str, str, int]]
-    shards: list[tuple[str, str, int]] = field(default_factory=list)
+    shards: list[tuple[str, str, int]]
 
 
 def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
@@ -982,19 +983,15 @@ def _write_shards(
     holds ``max_shard_bytes``: their paths in the batch (numbered in order when the batch is
     complete), sha256 and sizes."""
     shards: list[tuple[str, str, int]] = []
-    writer = file = None
+    shard = None
     for start in range(0, rows.num_rows, ROWS_PER_ROW_GROUP):
-        if writer is None:
+        if shard is None:
             path = f"data/.{name}-{len(shards)}.parquet"
-            file = _HashingFile(Path(target.staging, path))
-            writer = pq.ParquetWriter(file, adapter.features.arrow_schema, **adapter.features.parquet_column_options)
-        writer.write_table(rows.slice(start, ROWS_PER_ROW_GROUP))
-        assert file is not None
-        if file.size >= target.max_shard_bytes or start + ROWS_PER_ROW_GROUP >= rows.num_rows:
-            writer.close()
-            file.close()
-            shards.append((path, file.digest.hexdigest(), file.size))
-            writer = file = None
+            shard = _Shard(Path(target.staging, path), adapter.features)
+        shard.write(rows.slice(start, ROWS_PER_ROW_GROUP))
+        if shard.size >= target.max_shard_bytes or start + ROWS_PER_ROW_GROUP >= rows.num_rows:
+            shards.append((path, *shard.close()))
+            shard = None
     return shards
 
 
@@ -1047,8 +1044,6 @@ class _FormatOutput:
         self.options = options
         self.data_files: dict[str, list[str]] = {}
         self.checksums: dict[str, dict[str, object]] = {}
-        self._schema = adapter.features.arrow_schema
-        self._parquet_options = adapter.features.parquet_column_options
         self._splits: dict[str, _SplitOutput] = {}
         # The image file names given so far, told apart as a case-insensitive disk would.
         self._names = Ledger(scratch / f"names-{adapter.name}.sqlite")
@@ -1133,9 +1128,7 @@ class _FormatOutput:
     def close_files(self) -> None:
         """Close every file without completing the batch (it failed, or is discarded)."""
         files = [
-            file
-            for output in self._splits.values()
-            for file in (output.writer, output.file, output.view, output.text_chat_view)
+            file for output in self._splits.values() for file in (output.shard, output.view, output.text_chat_view)
         ]
         for file in (*files, self._names):
             if file is not None:
@@ -1189,22 +1182,19 @@ class _FormatOutput:
             return
         rows = pa.concat_tables(output.pending)
         output.pending, output.pending_rows = [], 0
-        if output.writer is None:
-            shard = f"data/.{split}-{len(output.shards):05d}.parquet"
-            output.shards.append(shard)
-            output.file = _HashingFile(self.staging / shard)
-            output.writer = pq.ParquetWriter(output.file, self._schema, **self._parquet_options)
-        output.writer.write_table(rows, ROWS_PER_ROW_GROUP)
-        assert output.file is not None
-        if output.file.size >= self.target.max_shard_bytes:
+        if output.shard is None:
+            path = f"data/.{split}-{len(output.shards):05d}.parquet"
+            output.shards.append(path)
+            output.shard = _Shard(self.staging / path, self.adapter.features)
+        output.shard.write(rows)
+        if output.shard.size >= self.target.max_shard_bytes:
             self._close_shard(output)
 
     def _close_shard(self, output: _SplitOutput) -> None:
-        if output.writer is not None and output.file is not None:
-            output.writer.close()
-            output.file.close()
-            self.checksums[output.shards[-1]] = {"sha256": output.file.digest.hexdigest(), "bytes": output.file.size}
-            output.writer = output.file = None
+        if output.shard is not None:
+            sha256, size = output.shard.close()
+            self.checksums[output.shards[-1]] = {"sha256": sha256, "bytes": size}
+            output.shard = None
 
     def _unique_name(self, name: str, sample_id: str) -> str:
         """``name``, unless a file of the batch already has it: ids that differ only in case
@@ -1226,11 +1216,34 @@ class _SplitOutput:
 
     pending: list[pa.Table] = field(default_factory=list)
     pending_rows: int = 0
-    writer: pq.ParquetWriter | None = None
-    file: _HashingFile | None = None
+    shard: _Shard | None = None
     shards: list[str] = field(default_factory=list)
     view: BinaryIO | None = None
     text_chat_view: BinaryIO | None = None
+
+
+class _Shard:
+    """A parquet file being written in a format's rows groups, its sha256 and size taken as it
+    is written (nothing is read back)."""
+
+    def __init__(self, path: Path, features: Features):
+        self._file = _HashingFile(path)
+        self._writer = pq.ParquetWriter(self._file, features.arrow_schema, **features.parquet_column_options)
+
+    @property
+    def size(self) -> int:
+        return self._file.size
+
+    def write(self, rows: pa.Table) -> None:
+        self._writer.write_table(rows, ROWS_PER_ROW_GROUP)
+
+    def close(self) -> tuple[str, int]:
+        """Close it (its file even if its footer cannot be written): its sha256 and size."""
+        try:
+            self._writer.close()
+        finally:
+            self._file.close()
+        return self._file.digest.hexdigest(), self._file.size
 
 
 class _HashingFile(io.RawIOBase):

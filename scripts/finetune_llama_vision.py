@@ -24,6 +24,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ocr_datasets.adapters.chat import answer_text
 from ocr_datasets.options import positive_int
 from ocr_datasets.training.common import announce_predictions
 from ocr_datasets.training.lora import (
@@ -146,7 +147,7 @@ def report_validation_cer(model, processor, rows, args: argparse.Namespace) -> N
     predictions = transcribe(
         model, processor, rows, max_new_tokens=args.max_new_tokens, batch_size=args.eval_batch_size
     )
-    references = [row["messages"][-1]["content"][0]["text"] for row in rows]
+    references = [answer_text(row["messages"]) for row in rows]
     for reference, prediction in list(zip(references, predictions, strict=True))[:3]:
         print(f"  reference:  {reference}\n  prediction: {prediction}")
     cer = character_error_rate(references, predictions)

@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ocr_datasets.adapters.chat import answer_text
 from ocr_datasets.training.common import announce_predictions
 from ocr_datasets.training.lora import (
     add_lora_arguments,
@@ -72,7 +73,7 @@ def load_base(args: argparse.Namespace, train):
         instruction = train[0]["prompt"][0]["content"][-1]["text"]
         # The processor stays in memory (reloading Qwen2.5-VL's needs torchvision); the base weights
         # are saved so that the adapter can be attached to them again.
-        processor, model = tiny_qwen2_5_vl([row[0]["content"][0]["text"] for row in train["completion"]], instruction)
+        processor, model = tiny_qwen2_5_vl([answer_text(turns) for turns in train["completion"]], instruction)
         model.save_pretrained(args.output / "tiny-base")
         return processor, model
     import torch

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import first_line
 from ..problems import (
     LINE_FILE_NAME_NOT_UTF8,
     LINE_METADATA_INVALID,
@@ -220,7 +221,7 @@ def _parse_problem(error: Exception) -> str:
     problem = getattr(error, "problem", None)
     if problem and mark is not None:
         return f"{problem} at line {mark.line + 1}"
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    return first_line(error)
 
 
 def _shown_name(name: str) -> str:
