@@ -152,35 +152,43 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
         VerdictCache(cache_path(root), ImageCheck(options.keep_image_metadata).context()) if options.cache else None
     )
     engine = _engine(options)
-    with (
-        progress_bars(progress),
-        closing(verdicts) if verdicts is not None else nullcontext(),
-        BatchWriter(root, adapters, batch_id, options, verdicts) as writer,
-        # Through validation and writing (where validation's use of it finds it running); a
-        # local instance keeps its session beside the verdict cache, out of the batches.
-        engine.tasks(root / CACHE_FOLDER) if engine is not None else nullcontext() as tasks,
-    ):
-        report = _validated(
-            samples, options, verdicts=verdicts, keep_image=writer, scratch=writer.scratch, engine=engine
-        )
-        checked_splits = assign_splits(
-            report.accepted,
-            options.split,
-            options.group_by,
-            options.seed,
-            options.split_strategy,
-            options.allow_empty_splits,
-            spill_to=writer.scratch,
-        )
-        contents = BatchContents(
-            splits=checked_splits,
-            statistics={name: split_statistics(items) for name, items in checked_splits.items()},
-            counts=report.counts,
-            rejected=report.rejected,
-            duplicates=report.duplicates,
-            image_checks={"decoded": report.images_decoded, "verdicts_from_cache": report.verdicts_reused},
-        )
-        return writer.write(contents, tasks)
+    writer: BatchWriter | None = None
+    try:
+        with (
+            progress_bars(progress),
+            closing(verdicts) if verdicts is not None else nullcontext(),
+            BatchWriter(root, adapters, batch_id, options, verdicts) as writer,
+            # Through validation and writing (where validation's use of it finds it running); a
+            # local instance keeps its session beside the verdict cache, out of the batches.
+            engine.tasks(root / CACHE_FOLDER) if engine is not None else nullcontext() as tasks,
+        ):
+            report = _validated(
+                samples, options, verdicts=verdicts, keep_image=writer, scratch=writer.scratch, engine=engine
+            )
+            checked_splits = assign_splits(
+                report.accepted,
+                options.split,
+                options.group_by,
+                options.seed,
+                options.split_strategy,
+                options.allow_empty_splits,
+                spill_to=writer.scratch,
+            )
+            contents = BatchContents(
+                splits=checked_splits,
+                statistics={name: split_statistics(items) for name, items in checked_splits.items()},
+                counts=report.counts,
+                rejected=report.rejected,
+                duplicates=report.duplicates,
+                image_checks={"decoded": report.images_decoded, "verdicts_from_cache": report.verdicts_reused},
+            )
+            return writer.write(contents, tasks)
+    except KeyboardInterrupt:
+        # Once the batches are published, Ctrl-C cuts short only the tidying up (closing the
+        # verdict cache, stopping a local Ray instance), which needs no undoing.
+        if writer is None or writer.published is None:
+            raise
+        return writer.published
 
 
 def _with_option_keywords(function, only_build: bool = False):

@@ -88,16 +88,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Whatever output is left goes nowhere, so the interpreter's last flush has no pipe to fail on.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except KeyboardInterrupt:
-        # Raised only before an export published (after, Ctrl-C cuts short its tidying up, and
-        # it returns): it has removed what it had written.
-        print("ocr-datasets: interrupted: nothing was published", file=sys.stderr)
+    except (KeyboardInterrupt, _InterruptedOncePublished) as interrupt:
+        _exit_with_the_code_returned()
+        if isinstance(interrupt, _InterruptedOncePublished):
+            print(f"ocr-datasets: interrupted after publishing {interrupt}", file=sys.stderr)
+        else:
+            # Raised only before an export published (after, Ctrl-C cuts short its tidying up,
+            # and it returns): it has removed what it had written.
+            print("ocr-datasets: interrupted: nothing was published", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     except (OcrDatasetsError, OSError) as error:
         # What the user can fix, and what the machine refused (a full disk, a permission); any
         # other exception is a bug, and its traceback is what a report of it needs.
         print(f"ocr-datasets: error: {in_cli_terms(str(error))}", file=sys.stderr)
         return 2
+
+
+class _InterruptedOncePublished(Exception):
+    """Ctrl-C while an export's summary was printed: its batches (the message) are in place."""
+
+
+def _exit_with_the_code_returned() -> None:
+    """Make a handled Ctrl-C end the process with the code ``main`` returns.
+
+    CPython (3.8 to 3.13 at least) remembers an interrupt that left code run by ``exec`` (as the
+    dataclasses and named tuples of a module imported mid-export are made) even once it is
+    handled and, run with ``python -m``, kills itself with SIGINT at exit instead of returning
+    the exit code. Running code with ``exec`` again clears that memory.
+    """
+    exec("")
 
 
 def _python_names() -> frozenset[str]:
@@ -337,6 +356,14 @@ def _run_export(args: argparse.Namespace) -> int:
         results = api.export_all(samples, args.batch_id, args.output, progress=progress, **options)
     else:
         results = [api.export(samples, args.format, args.batch_id, args.output, progress=progress, **options)]
+    try:
+        _print_summary(results)
+    except KeyboardInterrupt:
+        raise _InterruptedOncePublished(", ".join(result.export_path for result in results)) from None
+    return 0
+
+
+def _print_summary(results: list[ExportResult]) -> None:
     for result in results:
         splits = ", ".join(f"{split} {count}" for split, count in result.read_manifest()["splits"].items())
         print(f"{result.export_format}: {result.sample_count} samples in {result.export_path} ({splits})")
@@ -350,7 +377,6 @@ def _run_export(args: argparse.Namespace) -> int:
     for result in results:
         # load_batch is load_dataset offline, with its cache inside the export folder.
         print(f'from ocr_datasets import load_batch; dataset = load_batch("{Path(result.export_path).resolve()}")')
-    return 0
 
 
 def _run_list(args: argparse.Namespace) -> int:

@@ -178,6 +178,8 @@ class BatchWriter:
         self._made_folders: list[Path] = []
         self._token = ""
         self._outputs: list[_FormatOutput] = []
+        # What write published, once it has: a Ctrl-C after that cuts short only the tidying up.
+        self.published: list[ExportResult] | None = None
         # The chunks spooled (their numbers, and how many rows each holds), and the split each
         # row was written to while validation ran (see _destinations): a few bytes a row.
         self._chunk_numbers = array("q")
@@ -316,11 +318,13 @@ class BatchWriter:
             for output in self._outputs:
                 output.close_files()
             shutil.rmtree(self.scratch)
+            results = [
+                result_from_manifest(batch.final / MANIFEST_NAME, manifest)
+                for batch, manifest in zip(self._staged, manifests, strict=True)
+            ]
             _publish(self.export_root, self._token, self.batch_id, self._staged, self.options.overwrite)
-        return [
-            result_from_manifest(batch.final / MANIFEST_NAME, manifest)
-            for batch, manifest in zip(self._staged, manifests, strict=True)
-        ]
+            self.published = results
+        return results
 
     def _write_after_validation(
         self, chunks: Iterable[tuple[str, bytes | bytearray]], rows: int, workers: Workers | None

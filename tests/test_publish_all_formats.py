@@ -17,20 +17,23 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.cli import run_cli
 from test_atomic_batches import export_in_a_small_mount
 
 from ocr_datasets import export_all, list_exports, read_manifest, verify_batch
 from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 from ocr_datasets.cli import main
 from ocr_datasets.example import write_example_manifest
+from ocr_datasets.manifest import ExportResult
 from ocr_datasets.verdicts import CACHE_FOLDER
-from ocr_datasets.writer import STAGING_SUFFIX, clean_leftovers
+from ocr_datasets.writer import STAGING_SUFFIX, BatchWriter, clean_leftovers
 
 # Kills, interrupts and full disks in subprocesses: a minute in all.
 pytestmark = pytest.mark.slow
 
 FOLDERS = tuple(get_adapter(name).folder for name in FORMAT_NAMES)
 INTERRUPTED = "ocr-datasets: interrupted: nothing was published\n"
+INTERRUPTED_ONCE_PUBLISHED = "ocr-datasets: interrupted after publishing "
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
 
 
@@ -132,8 +135,11 @@ def assert_interrupted_or_done(
     process: subprocess.Popen, stderr: str, root: Path, batch_id: str, before: dict[str, bytes | None]
 ) -> None:
     """After Ctrl-C: one line and exit 130, with every format as it was (the export put back
-    what it had done itself, before any clean-up); or the export was done."""
-    if process.returncode == 130:
+    what it had done itself, before any clean-up) or, once it had published, with every new
+    batch in place; or the export was done."""
+    if process.returncode == 130 and stderr.startswith(INTERRUPTED_ONCE_PUBLISHED):
+        assert whole_set(root, batch_id, before) == "new"
+    elif process.returncode == 130:
         assert stderr == INTERRUPTED
         assert whole_set(root, batch_id, before) == "before"
     else:
@@ -320,6 +326,59 @@ def test_ctrl_c_while_worker_processes_run_prints_one_line_and_exits_130(moment,
         for _ in range(50):
             os.killpg(process.pid, 0)
             time.sleep(0.1)
+
+
+def test_ctrl_c_in_code_python_runs_with_exec_still_exits_130(example_manifest, tmp_path):
+    # A module imported mid-export makes its dataclasses and named tuples with exec(). CPython
+    # remembers an interrupt that left exec'd code and, run with -m, killed the command with
+    # SIGINT at exit (status -2) after it had printed its line and returned 130.
+    (tmp_path / "interrupted_in_exec.py").write_text(
+        """
+import os, signal, sys, time
+from ocr_datasets import api, cli
+
+def export_all(*args, **kwargs):
+    exec("os.kill(os.getpid(), signal.SIGINT)\\ntime.sleep(30)")
+
+api.export_all = export_all
+sys.exit(cli.main(sys.argv[1:]))
+"""
+    )
+    command = [sys.executable, "-m", "interrupted_in_exec", "export", "--input", example_manifest]
+    process = start([*command, "--format", "all", "--output", tmp_path / "exports"], cwd=tmp_path)
+    _, stderr = finished(process)
+    assert (process.returncode, stderr) == (130, INTERRUPTED)
+
+
+def test_ctrl_c_once_published_cuts_short_only_the_tidying_up(example_manifest, tmp_path, monkeypatch):
+    tidy_up = BatchWriter.__exit__
+
+    def interrupted_while_tidying_up(self, *error):
+        tidy_up(self, *error)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(BatchWriter, "__exit__", interrupted_while_tidying_up)
+    try:
+        results = export_all(read_manifest(example_manifest), batch_id="b1", output_dir=tmp_path, progress=False)
+    except KeyboardInterrupt:
+        pytest.fail("the export was interrupted although its batches were published")
+    assert [result.export_format for result in results] == list(FORMAT_NAMES)
+    for result in results:
+        assert verify_batch(result.export_path) == []
+
+
+def test_ctrl_c_while_the_summary_prints_names_what_was_published(example_manifest, tmp_path, monkeypatch):
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ExportResult, "read_manifest", interrupted)
+    completed = run_cli(
+        "export", "--input", example_manifest, "--format", "all", "--output", tmp_path, "--batch-id", "b1", "--quiet"
+    )
+    published = ", ".join(str(tmp_path / folder / "b1") for folder in FOLDERS)
+    assert (completed.returncode, completed.stderr) == (130, f"{INTERRUPTED_ONCE_PUBLISHED}{published}\n")
+    for folder in FOLDERS:
+        assert verify_batch(tmp_path / folder / "b1") == []
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_batch(example_manifest, tmp_path):
