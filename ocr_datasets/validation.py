@@ -141,12 +141,10 @@ class TaskEngine(Protocol):
 
 
 class Workers(Tasks, Protocol):
-    """Validation's worker processes, as an ``ImageKeeper`` may use them besides."""
+    """Validation's worker processes, as an ``ImageKeeper`` may use them besides; or none
+    (``in_this_process``: what is submitted runs here, at once)."""
 
-    def busy(self) -> bool:
-        """Whether the workers are still checking the images this process is about to wait for
-        (so that what it does now costs no time), or there are none."""
-        ...
+    in_this_process: bool
 
 
 class ImageKeeper(Protocol):
@@ -484,6 +482,8 @@ class TaskWorkers:
     """``Tasks`` as ``Workers``, and the chunks of images sent to them whose results this
     process has not taken yet (``ahead``), in order."""
 
+    in_this_process = False
+
     def __init__(self, tasks: Tasks):
         self._tasks = tasks
         self.parallelism = tasks.parallelism
@@ -497,9 +497,6 @@ class TaskWorkers:
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         return self._tasks.submit(function, argument, retriable=retriable)
-
-    def busy(self) -> bool:
-        return not self.ahead or not self.ahead[0].ready()
 
     def checker(
         self, checked_chunk: Callable[[tuple[int, list[_ToCheck]]], list[_ImageResult]]
@@ -524,12 +521,10 @@ class _NoWorkers:
     parallelism = 1
     chunk_size = _CHUNK
     writes_parquet = False
+    in_this_process = True
 
     def submit(self, function: Callable[[Any], T], argument: Any, *, retriable: bool = False) -> Pending[T]:
         return run_here(function, argument)
-
-    def busy(self) -> bool:
-        return True
 
 
 def run_here(function: Callable[[Any], T], argument: Any) -> Pending[T]:

@@ -297,7 +297,7 @@ class BatchWriter:
         else here."""
         with self._errors_named(self.export_root):
             destination, samples_digest = _destinations(contents.splits, self._split_names, len(self._written))
-            workers = _Unoccupied(tasks) if tasks is not None else None
+            workers = TaskWorkers(tasks) if tasks is not None else None
             exported = len(destination) - destination.count(0)
             if self._split_of is None:
                 self._write_after_validation(self._spooled_chunks(destination), exported, workers)
@@ -753,14 +753,6 @@ def _destinations(
     return destination, fingerprint.hexdigest()
 
 
-class _Unoccupied(TaskWorkers):
-    """An engine's ``Tasks`` as ``Workers`` once validation is done: they check no image, so
-    every chunk goes to them."""
-
-    def busy(self) -> bool:
-        return False
-
-
 _Taken = TypeVar("_Taken", pa.Table, pa.ChunkedArray, pa.Array)
 
 # Chunks handed to the workers whose files are not written into the batches yet: enough that
@@ -776,14 +768,15 @@ def _chunks_writing(workers: Workers | None) -> int:
 class _ChunkWriting:
     """Chunks of canonical rows (Arrow IPC files in ``scratch``) written into every format's
     batch: what takes a Python step per row (projecting, image files, view lines, line files) by
-    ``_write_chunk``, in a worker process when the workers have checked the images this process
-    is to take next (it is the busier one), else here; and, chunk after chunk in order, what only
-    this process may decide or write: the image file names, the parquet files (from the
-    projected rows; workers that write parquet themselves, see ``Tasks``, write each chunk's
-    shards, which this process numbers), the views (the chunk's lines appended) and the ledger
-    of the files written. So the batches are the same however many workers there are, and
-    wherever a chunk was written (with parquet-writing workers, the same rows in the same
-    order)."""
+    ``_write_chunk``, in a worker process if there are any (this process, which reads the input
+    and writes the parquet and views, is the busier one even while they decode images, and
+    building Arrow rows from Python objects would have it import pandas); and, chunk after chunk
+    in order, what only this process may decide or write: the image file names, the parquet
+    files (from the projected rows; workers that write parquet themselves, see ``Tasks``, write
+    each chunk's shards, which this process numbers), the views (the chunk's lines appended) and
+    the ledger of the files written. So the batches are the same however many workers there
+    are, and wherever a chunk was written (with parquet-writing workers, the same rows in the
+    same order)."""
 
     def __init__(self, outputs: list[_FormatOutput], split_names: list[str], scratch: Path, workers: Workers | None):
         self._outputs = outputs
@@ -811,7 +804,7 @@ class _ChunkWriting:
         for split in dict.fromkeys(splits):
             for output in self._outputs:
                 output.open_split(split)
-        here = self._workers is None or self._workers.busy()
+        here = self._workers is None or self._workers.in_this_process
         plan = _ChunkPlan(
             here=here,
             rows=rows,
@@ -826,9 +819,8 @@ class _ChunkWriting:
         )
         self._chunks += 1
         self.rows_written += len(selected)
-        workers = self._workers
         self._writing.append(
-            workers.submit(_write_chunk, plan) if workers is not None and not here else run_here(_write_chunk, plan)
+            run_here(_write_chunk, plan) if self._workers is None else self._workers.submit(_write_chunk, plan)
         )
         while self._writing and (self._writing[0].ready() or len(self._writing) > self._in_flight):
             self._merge(self._writing.popleft().get())

@@ -15,10 +15,8 @@ from ocr_datasets import export_all, validation, verify_batch
 def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, late_conflict, monkeypatch, tmp_path):
     options = split_options(strategy)
     serial = export_all(lines_with_twins(late_conflict), batch_id="serial", output_dir=tmp_path, num_proc=1, **options)
-    # A pool even for a few hundred images, and every chunk written by its workers (as when the
-    # main process is the busier one).
+    # A pool even for a few hundred images.
     monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 1)
-    monkeypatch.setattr(validation.TaskWorkers, "busy", lambda self: False)
     pooled = export_all(lines_with_twins(late_conflict), batch_id="pooled", output_dir=tmp_path, num_proc=2, **options)
 
     for alone, together in zip(serial, pooled, strict=True):
@@ -36,11 +34,11 @@ def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, 
     assert sorted(path.name for path in tmp_path.rglob(".*")) == [".ocr-datasets"]
 
 
-def test_worker_processes_spool_their_rows_without_importing_pandas(tmp_path):
+def test_with_worker_processes_no_process_imports_pandas(tmp_path):
     # pyarrow imports pandas (0.3 s) on the first array it builds from Python objects; the
-    # workers build one per chunk. An audit hook, inherited by the forked workers, notes each
-    # process that loads pandas for real (pandas.core: a refused import of pandas is an event
-    # too).
+    # workers build them, for every chunk, and the main process none. An audit hook, inherited
+    # by the forked workers, notes each process that loads pandas for real (pandas.core: a
+    # refused import of pandas is an event too).
     importers = tmp_path / "importers"
     output = run_python(
         f"""
@@ -56,7 +54,6 @@ def test_worker_processes_spool_their_rows_without_importing_pandas(tmp_path):
         from support.data import numbered_lines
         from ocr_datasets import export, validation
         validation._MIN_IMAGES_PER_PROCESS = 1
-        validation.TaskWorkers.busy = lambda self: False  # every chunk written by a worker
         lines = numbered_lines(600)
         result = export(lines, "trocr", batch_id="b", output_dir={str(tmp_path / "out")!r}, num_proc=2, progress=False)
         assert result.sample_count == 600

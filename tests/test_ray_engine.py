@@ -26,7 +26,7 @@ import pytest
 from support.cli import run_cli, succeeded
 from support.data import batch_files, line_gt_samples, line_png, lines_with_twins, repo_copy, split_cases, split_options
 
-from ocr_datasets import TrainingSample, export, export_all, read_samples, validation, verify_batch
+from ocr_datasets import TrainingSample, export, export_all, read_samples, verify_batch
 from ocr_datasets.cli import main
 from ocr_datasets.errors import EngineError, OptionError
 from ocr_datasets.manifest import result_from_manifest
@@ -112,8 +112,6 @@ def short_temp_dir():
 def test_every_format_built_on_ray_is_the_local_batch(strategy, late_conflict, monkeypatch, tmp_path):
     options = split_options(strategy) | {"cache": False}
     local = export_all(synthetic_samples(late_conflict), batch_id="local", output_dir=tmp_path, **options)
-    # Every chunk's files written by a Ray task, as when the driver is the busier one.
-    monkeypatch.setattr(validation.TaskWorkers, "busy", lambda self: False)
     on_ray = export_all(
         synthetic_samples(late_conflict), batch_id="ray", output_dir=tmp_path, engine="ray", num_proc=2, **options
     )
