@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +30,57 @@ def read_batch_manifest(batch: str | Path, required: tuple[str, ...] = ()) -> di
         raise InputError(f"{path} is not JSON ({error}): {fix}") from None
     if not isinstance(manifest, dict):
         raise InputError(f"{path} is not a JSON object: {fix}")
-    missing = _missing_keys(manifest, required)
-    if missing:
-        raise InputError(f"{path}: {missing}: {fix}")
+    problem = _key_problem(manifest, required)
+    if problem:
+        raise InputError(f"{path}: {problem}: {fix}")
     return manifest
 
 
-def _missing_keys(manifest: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+# What each key the tools read holds in a manifest an export wrote, checked before it is read,
+# so that a manifest edited by hand is named instead of failing with a traceback.
+_KEY_SHAPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
+    "format": ("a format name", lambda value: isinstance(value, str)),
+    "sample_count": ("a count", _is_count),
+    "counts": (
+        "an object of the counts input, exported, rejected and duplicates",
+        lambda value: (
+            isinstance(value, dict)
+            and all(_is_count(value.get(name)) for name in ("input", "exported", "rejected", "duplicates"))
+        ),
+    ),
+    "splits": (
+        "an object of split names and their counts",
+        lambda value: isinstance(value, dict) and all(_is_count(count) for count in value.values()),
+    ),
+    "checksums": (
+        "an object of file names, each with its sha256 and bytes",
+        lambda value: (
+            isinstance(value, dict)
+            and all(
+                isinstance(entry, dict) and isinstance(entry.get("sha256"), str) and _is_count(entry.get("bytes"))
+                for entry in value.values()
+            )
+        ),
+    ),
+    "config_name": ("a configuration name", lambda value: isinstance(value, str)),
+}
+
+
+def _key_problem(manifest: dict[str, Any], keys: tuple[str, ...]) -> str | None:
+    """Which of ``keys`` the manifest lacks, else which holds what no export writes; None if neither."""
     missing = [key for key in keys if key not in manifest]
-    return f"the key(s) {', '.join(missing)} are missing" if missing else None
+    if missing:
+        return f"the key(s) {', '.join(missing)} are missing"
+    misshapen = [
+        f"{key} is not {_KEY_SHAPES[key][0]}"
+        for key in keys
+        if key in _KEY_SHAPES and not _KEY_SHAPES[key][1](manifest[key])
+    ]
+    return "; ".join(misshapen) or None
 
 
 def verify_batch(batch: str | Path) -> list[str]:
@@ -49,9 +92,9 @@ def verify_batch(batch: str | Path) -> list[str]:
     """
     batch = Path(batch)
     manifest = read_batch_manifest(batch)
-    missing = _missing_keys(manifest, ("format", "sample_count", "counts", "splits", "checksums", "config_name"))
-    if missing:
-        return [f"{MANIFEST_NAME}: {missing}"]
+    problem = _key_problem(manifest, ("format", "sample_count", "counts", "splits", "checksums", "config_name"))
+    if problem:
+        return [f"{MANIFEST_NAME}: {problem}"]
     return (
         _checksum_problems(batch, manifest["checksums"])
         + _count_problems(batch, manifest)

@@ -285,6 +285,35 @@ def test_verify_console_script_exits_1_for_a_damaged_batch(damaged_copy):
     assert all(start in completed.stderr for start in expected), completed.stderr
 
 
+# A key the tools read, holding what no export writes (a manifest edited by hand): named, not a traceback.
+MISSHAPEN = [
+    ("splits", ["train", "test"], "splits is not an object of split names and their counts"),
+    ("counts", {"exported": 20}, "counts is not an object of the counts input, exported, rejected and duplicates"),
+    ("checksums", {"data.json": "0" * 64}, "checksums is not an object of file names, each with its sha256 and bytes"),
+    ("sample_count", "20", "sample_count is not a count"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), MISSHAPEN, ids=[key for key, _, _ in MISSHAPEN])
+def test_verify_names_a_manifest_key_that_holds_what_no_export_writes(key, value, problem, damaged_copy):
+    write_manifest(damaged_copy, read_manifest(damaged_copy) | {key: value})
+
+    assert verify_batch(damaged_copy) == [f"manifest.json: {problem}"]
+
+
+def test_eval_of_a_batch_whose_splits_are_misshapen_exits_2_naming_the_key(damaged_copy, tmp_path):
+    write_manifest(damaged_copy, read_manifest(damaged_copy) | {"splits": ["train", "test"]})
+    predictions = tmp_path / "predictions.jsonl"
+    predictions.write_text('{"id": "x", "prediction": "Zeile"}\n', encoding="utf-8")
+
+    completed = run_cli("eval", damaged_copy, "--predictions", predictions)
+
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.startswith(
+        f"ocr-datasets: error: {damaged_copy / 'manifest.json'}: splits is not an object of split names and their counts"
+    )
+
+
 # --- not a batch ------------------------------------------------------------------------------------
 
 
