@@ -81,7 +81,9 @@ class RayEngine:
             ) from None
         with ExitStack() as stack:
             if ray.is_initialized():
-                # The caller's own session (a notebook that called ray.init): used, and left running.
+                # The caller's own session (a notebook that called ray.init): used, and left
+                # running; options for another would be silently ignored, so they are refused.
+                self._check_nothing_for_another_session()
                 note("runs on the Ray session this process started (ray.init) as it is")
                 joined = True
             elif self.address is not None:
@@ -97,6 +99,23 @@ class RayEngine:
             _running.append(tasks)
             stack.callback(_running.pop)
             yield tasks
+
+    def _check_nothing_for_another_session(self) -> None:
+        given = [
+            flag
+            for flag, value in (
+                ("ray_address (--ray-address)", self.address),
+                ("ray_temp_dir (--ray-temp-dir)", self.session_parent),
+                ("num_proc (--num-proc)", self.num_cpus),
+            )
+            if value is not None
+        ]
+        if given:
+            raise OptionError(
+                f"this process runs a Ray session already (ray.init), which the export uses as it is: "
+                f"{', '.join(given)} cannot apply to it; leave {'them' if len(given) > 1 else 'it'} out, "
+                "or call ray.shutdown() first"
+            )
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -26,7 +27,7 @@ import pytest
 from support.cli import run_cli, succeeded
 from support.data import batch_files, line_gt_samples, line_png, lines_with_twins, repo_copy, split_cases, split_options
 
-from ocr_datasets import TrainingSample, export, export_all, read_samples, verify_batch
+from ocr_datasets import TrainingSample, export, export_all, list_exports, read_samples, verify_batch
 from ocr_datasets.cli import main
 from ocr_datasets.errors import EngineError, OptionError
 from ocr_datasets.manifest import result_from_manifest
@@ -362,6 +363,15 @@ def test_an_export_runs_on_the_ray_session_its_caller_started_and_leaves_it(
     monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
     ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=short_temp_dir, log_to_driver=False)
     try:
+        # Options for another session would be ignored: refused, and the caller's session left running.
+        for option, flag in [
+            ({"ray_address": "127.0.0.1:1"}, "ray_address (--ray-address)"),
+            ({"num_proc": 1}, "num_proc (--num-proc)"),
+            ({"ray_temp_dir": str(tmp_path / "sessions")}, "ray_temp_dir (--ray-temp-dir)"),
+        ]:
+            with pytest.raises(OptionError, match=re.escape(f"{flag} cannot apply to it")):
+                export(read_samples(example_manifest), "trocr", output_dir=tmp_path, engine="ray", **option)
+            assert ray.is_initialized() and list_exports(output_dir=tmp_path) == []
         with pytest.warns(UserWarning, match=r"runs on the Ray session this process started \(ray.init\) as it is"):
             on_ray = export(read_samples(example_manifest), "trocr", batch_id="ray", output_dir=tmp_path, engine="ray")
         assert ray.is_initialized()
