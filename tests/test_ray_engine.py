@@ -110,7 +110,7 @@ def short_temp_dir():
 
 @pytest.mark.slow  # each export starts a local Ray instance (~4 s)
 @split_cases
-def test_every_format_built_on_ray_is_the_local_batch(strategy, late_conflict, monkeypatch, tmp_path):
+def test_every_format_built_on_ray_is_the_local_batch(strategy, late_conflict, tmp_path):
     options = split_options(strategy) | {"cache": False}
     local = export_all(synthetic_samples(late_conflict), batch_id="local", output_dir=tmp_path, **options)
     on_ray = export_all(
@@ -209,7 +209,6 @@ def test_a_worker_killed_mid_export_publishes_the_whole_batch_or_nothing(line_gt
     )
 
 
-@pytest.mark.slow
 def links_into(folder: Path) -> set[Path]:
     """The short links in the temporary folder that lead into ``folder``: not another test's."""
     links = set()
@@ -220,6 +219,7 @@ def links_into(folder: Path) -> set[Path]:
     return links
 
 
+@pytest.mark.slow
 def test_the_local_instance_stays_in_the_export_folder_and_on_this_machine(
     example_manifest, refuse_network, monkeypatch, tmp_path
 ):

@@ -309,9 +309,8 @@ def test_eval_of_a_batch_whose_splits_are_misshapen_exits_2_naming_the_key(damag
     completed = run_cli("eval", damaged_copy, "--predictions", predictions)
 
     assert completed.returncode == 2, completed.stderr
-    assert completed.stderr.startswith(
-        f"ocr-datasets: error: {damaged_copy / 'manifest.json'}: splits is not an object of split names and their counts"
-    )
+    problem = "splits is not an object of split names and their counts"
+    assert completed.stderr.startswith(f"ocr-datasets: error: {damaged_copy / 'manifest.json'}: {problem}")
 
 
 # --- not a batch ------------------------------------------------------------------------------------
