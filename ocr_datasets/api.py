@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .adapters import ADAPTERS, ALL_FORMATS, FORMAT_NAMES, get_adapter
 from .canonical import rows_fingerprint
-from .errors import OptionError
+from .errors import InterruptedAfterPublishing, OptionError
 from .manifest import MANIFEST_NAME, ExportResult, result_from_manifest
 from .names import check_batch_id
 from .notices import warn
@@ -184,11 +184,10 @@ def _export(samples, adapters, batch_id, output_dir, options: ExportOptions, pro
             )
             return writer.write(contents, tasks)
     except KeyboardInterrupt:
-        # Once the batches are published, Ctrl-C cuts short only the tidying up (closing the
-        # verdict cache, stopping a local Ray instance), which needs no undoing.
-        if writer is None or writer.published is None:
+        published = writer.published() if writer is not None else None
+        if published is None:
             raise
-        return writer.published
+        raise InterruptedAfterPublishing(published) from None
 
 
 def _with_option_keywords(function, only_build: bool = False):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from . import __version__
 from .adapters import ALL_FORMATS, FORMAT_NAMES
-from .errors import OcrDatasetsError
+from .errors import InterruptedAfterPublishing, OcrDatasetsError
 from .notices import Notice
 from .options import ExportOptions, ViewOptions, add_flags
 from .sources import SOURCE_KINDS, CropOptions, read_samples
@@ -88,13 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Whatever output is left goes nowhere, so the interpreter's last flush has no pipe to fail on.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (KeyboardInterrupt, _InterruptedOncePublished) as interrupt:
+    except KeyboardInterrupt as interrupt:
         _exit_with_the_code_returned()
-        if isinstance(interrupt, _InterruptedOncePublished):
+        if isinstance(interrupt, InterruptedAfterPublishing):
             print(f"ocr-datasets: interrupted after publishing {interrupt}", file=sys.stderr)
         else:
-            # Raised only before an export published (after, Ctrl-C cuts short its tidying up,
-            # and it returns): it has removed what it had written.
+            # An export interrupted before it published has removed what it had written.
             print("ocr-datasets: interrupted: nothing was published", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     except (OcrDatasetsError, OSError) as error:
@@ -102,10 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # other exception is a bug, and its traceback is what a report of it needs.
         print(f"ocr-datasets: error: {in_cli_terms(str(error))}", file=sys.stderr)
         return 2
-
-
-class _InterruptedOncePublished(Exception):
-    """Ctrl-C while an export's summary was printed: its batches (the message) are in place."""
 
 
 def _exit_with_the_code_returned() -> None:
@@ -358,8 +353,10 @@ def _run_export(args: argparse.Namespace) -> int:
         results = [api.export(samples, args.format, args.batch_id, args.output, progress=progress, **options)]
     try:
         _print_summary(results)
+        # Here, not at exit: with the output a file or a pipe, this is where the summary is written.
+        sys.stdout.flush()
     except KeyboardInterrupt:
-        raise _InterruptedOncePublished(", ".join(result.export_path for result in results)) from None
+        raise InterruptedAfterPublishing(results) from None
     return 0
 
 

@@ -8,6 +8,11 @@ prints as one line with exit status 2. Anything else is a bug, and the CLI lets 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .manifest import ExportResult
+
 
 class OcrDatasetsError(Exception):
     """A problem the user can fix, said with its fix."""
@@ -39,6 +44,16 @@ class ExportWriteError(OcrDatasetsError, OSError):
 
 class EngineError(OcrDatasetsError, RuntimeError):
     """The engine running an export's tasks failed (a Ray worker or node was lost): nothing was published."""
+
+
+class InterruptedAfterPublishing(KeyboardInterrupt):
+    """Ctrl-C once the export had published its batches: they are in place (``results``, one
+    ``ExportResult`` a format), and only the tidying up after was cut short, which the next
+    export finishes."""
+
+    def __init__(self, results: list[ExportResult]):
+        super().__init__(", ".join(result.export_path for result in results))
+        self.results = results
 
 
 def first_line(error: BaseException) -> str:

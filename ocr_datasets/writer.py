@@ -178,8 +178,10 @@ class BatchWriter:
         self._made_folders: list[Path] = []
         self._token = ""
         self._outputs: list[_FormatOutput] = []
-        # What write published, once it has: a Ctrl-C after that cuts short only the tidying up.
-        self.published: list[ExportResult] | None = None
+        # What write is publishing, and the sha256 of each batch's manifest as staged: whether
+        # it is in place is read from the folders (see published), not from how far code got.
+        self._results: list[ExportResult] = []
+        self._staged_manifests: list[str | None] = []
         # The chunks spooled (their numbers, and how many rows each holds), and the split each
         # row was written to while validation ran (see _destinations): a few bytes a row.
         self._chunk_numbers = array("q")
@@ -318,13 +320,21 @@ class BatchWriter:
             for output in self._outputs:
                 output.close_files()
             shutil.rmtree(self.scratch)
-            results = [
+            self._results = [
                 result_from_manifest(batch.final / MANIFEST_NAME, manifest)
                 for batch, manifest in zip(self._staged, manifests, strict=True)
             ]
+            self._staged_manifests = [_file_sha256(batch.staging / MANIFEST_NAME) for batch in self._staged]
             _publish(self.export_root, self._token, self.batch_id, self._staged, self.options.overwrite)
-            self.published = results
-        return results
+        return self._results
+
+    def published(self) -> list[ExportResult] | None:
+        """The results of the batches ``write`` published, if every one is in place now (an
+        interrupt may land at any moment of publishing, or after it); else None."""
+        if not self._results:
+            return None
+        in_place = [_file_sha256(batch.final / MANIFEST_NAME) for batch in self._staged]
+        return self._results if in_place == self._staged_manifests else None
 
     def _write_after_validation(
         self, chunks: Iterable[tuple[str, bytes | bytearray]], rows: int, workers: Workers | None
@@ -586,6 +596,7 @@ def _publish(export_root: Path, token: str, batch_id: str, staged: list[_Staged]
     ]
     swapping = export_root / _journal_name(token, "swapping")
     committed = export_root / _journal_name(token, "committed")
+    tidying = False
     try:
         with swapping.open("x", encoding="utf-8") as journal:
             json.dump([asdict(move) for move in moves], journal)
@@ -603,20 +614,21 @@ def _publish(export_root: Path, token: str, batch_id: str, staged: list[_Staged]
                     "export again with another batch id"
                 ) from None
         swapping.rename(committed)
+        tidying = True
         _remove_set_aside(export_root, moves)
         committed.unlink()
     except BaseException as error:
-        # Told by the journal's name rather than by how far this code got: an interruption can
-        # land just after the rename that commits.
-        if not committed.exists():
+        # Told by the journal's name as well as by how far this code got: an interruption can
+        # land just after the rename that commits, or just after the unlink that removes it.
+        if not tidying and not committed.exists():
             # If undoing fails too, the journal stays for the next export to undo.
             _undo(export_root, moves)
             swapping.unlink(missing_ok=True)
             raise
-        if not isinstance(error, (KeyboardInterrupt, OSError)):
+        if not isinstance(error, OSError):
             raise
-        # Published already, and only tidying up was cut short: what is left of the old batches,
-        # and the journal, the next export removes.
+        # Published already, and only tidying up failed: what is left of the old batches, and
+        # the journal, the next export removes.
 
 
 def _recover(export_root: Path, journal: Path, state: str) -> None:
@@ -770,7 +782,7 @@ class _ChunkWriting:
     batch: what takes a Python step per row (projecting, image files, view lines, line files) by
     ``_write_chunk``, in a worker process if there are any (this process, which reads the input
     and writes the parquet and views, is the busier one even while they decode images, and
-    building Arrow rows from Python objects would have it import pandas); and, chunk after chunk
+    building Arrow rows from Python objects would make it import pandas); and, chunk after chunk
     in order, what only this process may decide or write: the image file names, the parquet
     files (from the projected rows; workers that write parquet themselves, see ``Tasks``, write
     each chunk's shards, which this process numbers), the views (the chunk's lines appended) and
@@ -885,8 +897,8 @@ class _WrittenSplit:
 
 
 def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
-    """Write a chunk's rows in a worker process (see ``_ChunkWriting``): per format and split,
-    the projected rows, the image or line files, and the view lines."""
+    """Write a chunk's rows, in a worker process or this one (see ``_ChunkWriting``): per format
+    and split, the projected rows, the image or line files, and the view lines."""
     with pa.OSFile(plan.rows) as source:
         canonical = _rows_taken(pa.ipc.open_file(source).read_all(), plan.selected)
     os.remove(plan.rows)

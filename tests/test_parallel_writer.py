@@ -34,11 +34,12 @@ def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, 
     assert sorted(path.name for path in tmp_path.rglob(".*")) == [".ocr-datasets"]
 
 
-def test_with_worker_processes_no_process_imports_pandas(tmp_path):
-    # pyarrow imports pandas (0.3 s) on the first array it builds from Python objects; the
-    # workers build them, for every chunk, and the main process none. An audit hook, inherited
-    # by the forked workers, notes each process that loads pandas for real (pandas.core: a
-    # refused import of pandas is an event too).
+def test_with_worker_processes_writing_the_chunks_no_process_imports_pandas(tmp_path):
+    # pyarrow imports pandas (0.3 s) on the first array it builds from Python objects; while
+    # validation runs (one split, or the hash strategy) the workers build them, for every chunk,
+    # and the main process none. An audit hook, inherited by the forked workers, notes each
+    # process that loads pandas for real (pandas.core: a refused import of pandas is an event
+    # too).
     importers = tmp_path / "importers"
     output = run_python(
         f"""

@@ -23,6 +23,7 @@ from test_atomic_batches import export_in_a_small_mount
 from ocr_datasets import export_all, list_exports, read_manifest, verify_batch
 from ocr_datasets.adapters import FORMAT_NAMES, get_adapter
 from ocr_datasets.cli import main
+from ocr_datasets.errors import InterruptedAfterPublishing
 from ocr_datasets.example import write_example_manifest
 from ocr_datasets.manifest import ExportResult
 from ocr_datasets.verdicts import CACHE_FOLDER
@@ -330,8 +331,8 @@ def test_ctrl_c_while_worker_processes_run_prints_one_line_and_exits_130(moment,
 
 def test_ctrl_c_in_code_python_runs_with_exec_still_exits_130(example_manifest, tmp_path):
     # A module imported mid-export makes its dataclasses and named tuples with exec(). CPython
-    # remembers an interrupt that left exec'd code and, run with -m, killed the command with
-    # SIGINT at exit (status -2) after it had printed its line and returned 130.
+    # remembers an interrupt that left exec'd code and, run with -m, kills the process with
+    # SIGINT at exit (status -2) even once it is handled and main returned 130.
     (tmp_path / "interrupted_in_exec.py").write_text(
         """
 import os, signal, sys, time
@@ -350,7 +351,7 @@ sys.exit(cli.main(sys.argv[1:]))
     assert (process.returncode, stderr) == (130, INTERRUPTED)
 
 
-def test_ctrl_c_once_published_cuts_short_only_the_tidying_up(example_manifest, tmp_path, monkeypatch):
+def test_ctrl_c_once_published_says_so_with_the_batches_in_place(example_manifest, tmp_path, monkeypatch):
     tidy_up = BatchWriter.__exit__
 
     def interrupted_while_tidying_up(self, *error):
@@ -358,13 +359,29 @@ def test_ctrl_c_once_published_cuts_short_only_the_tidying_up(example_manifest, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(BatchWriter, "__exit__", interrupted_while_tidying_up)
-    try:
-        results = export_all(read_manifest(example_manifest), batch_id="b1", output_dir=tmp_path, progress=False)
-    except KeyboardInterrupt:
-        pytest.fail("the export was interrupted although its batches were published")
-    assert [result.export_format for result in results] == list(FORMAT_NAMES)
-    for result in results:
+    with pytest.raises(InterruptedAfterPublishing) as interrupted:
+        export_all(read_manifest(example_manifest), batch_id="b1", output_dir=tmp_path, progress=False)
+    assert [result.export_format for result in interrupted.value.results] == list(FORMAT_NAMES)
+    for result in interrupted.value.results:
         assert verify_batch(result.export_path) == []
+
+
+def test_ctrl_c_as_the_committed_journal_is_removed_keeps_the_new_batches(example_manifest, tmp_path, monkeypatch):
+    # The interrupt raised when the unlink returns: the journal that told "committed" is gone.
+    export_all(read_manifest(example_manifest), batch_id="b1", output_dir=tmp_path, progress=False)
+    before = manifests(tmp_path, "b1")
+    unlink = Path.unlink
+
+    def interrupted_once_removed(path, *args, **kwargs):
+        unlink(path, *args, **kwargs)
+        if path.name.endswith(".committed"):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "unlink", interrupted_once_removed)
+    with pytest.raises(InterruptedAfterPublishing):
+        export_all(read_manifest(example_manifest), batch_id="b1", output_dir=tmp_path, progress=False, overwrite=True)
+    monkeypatch.undo()
+    assert whole_set(tmp_path, "b1", before) == "new"
 
 
 def test_ctrl_c_while_the_summary_prints_names_what_was_published(example_manifest, tmp_path, monkeypatch):
