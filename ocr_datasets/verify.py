@@ -11,28 +11,36 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
-from .adapters import get_adapter
+from .adapters import FORMAT_NAMES, get_adapter
 from .errors import InputError, InputNotFoundError
 from .manifest import MANIFEST_NAME
+from .options import NORMALIZATION_FORMS
 from .sources.gt_folder import LINE_TEXT_SUFFIX
 from .writer import DUPLICATES_NAME, REJECTED_NAME
 
+_FIX = "ocr-datasets verify names what else differs; export the batch again"
+
 
 def read_batch_manifest(batch: str | Path, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The manifest of ``batch``, which must hold the keys ``required``."""
+    """The manifest of ``batch``, which must hold the keys ``required``, each key as an export
+    writes it."""
+    manifest = _manifest_object(batch)
+    problem = _key_problem(manifest, required)
+    if problem:
+        raise InputError(f"{Path(batch) / MANIFEST_NAME}: {problem}: {_FIX}")
+    return manifest
+
+
+def _manifest_object(batch: str | Path) -> dict[str, Any]:
     path = Path(batch) / MANIFEST_NAME
     if not path.is_file():
         raise InputNotFoundError(f"{batch} is not a batch folder: it has no {MANIFEST_NAME}")
-    fix = "ocr-datasets verify names what else differs; export the batch again"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"{path} is not JSON ({error}): {fix}") from None
+        raise InputError(f"{path} is not JSON ({error}): {_FIX}") from None
     if not isinstance(manifest, dict):
-        raise InputError(f"{path} is not a JSON object: {fix}")
-    problem = _key_problem(manifest, required)
-    if problem:
-        raise InputError(f"{path}: {problem}: {fix}")
+        raise InputError(f"{path} is not a JSON object: {_FIX}")
     return manifest
 
 
@@ -43,7 +51,7 @@ def _is_count(value: Any) -> bool:
 # What each key the tools read holds in a manifest an export wrote, checked before it is read,
 # so that a manifest edited by hand is named instead of failing with a traceback.
 _KEY_SHAPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
-    "format": ("a format name", lambda value: isinstance(value, str)),
+    "format": (f"one of the formats {', '.join(FORMAT_NAMES)}", lambda value: value in FORMAT_NAMES),
     "sample_count": ("a count", _is_count),
     "counts": (
         "an object of the counts input, exported, rejected and duplicates",
@@ -67,18 +75,28 @@ _KEY_SHAPES: dict[str, tuple[str, Callable[[Any], bool]]] = {
         ),
     ),
     "config_name": ("a configuration name", lambda value: isinstance(value, str)),
+    "options": (
+        f"an object of the export's options (normalize {', '.join(NORMALIZATION_FORMS[:-1])} or "
+        f"{NORMALIZATION_FORMS[-1]})",
+        lambda value: isinstance(value, dict) and value.get("normalize", "NFC") in NORMALIZATION_FORMS,
+    ),
+    "statistics": (
+        "an object of split names, each an object of figures",
+        lambda value: isinstance(value, dict) and all(isinstance(figures, dict) for figures in value.values()),
+    ),
 }
 
 
-def _key_problem(manifest: dict[str, Any], keys: tuple[str, ...]) -> str | None:
-    """Which of ``keys`` the manifest lacks, else which holds what no export writes; None if neither."""
-    missing = [key for key in keys if key not in manifest]
+def _key_problem(manifest: dict[str, Any], required: tuple[str, ...]) -> str | None:
+    """Which of the keys ``required`` the manifest lacks, else which key holds what no export
+    writes; None if neither."""
+    missing = [key for key in required if key not in manifest]
     if missing:
         return f"the key(s) {', '.join(missing)} are missing"
     misshapen = [
-        f"{key} is not {_KEY_SHAPES[key][0]}"
-        for key in keys
-        if key in _KEY_SHAPES and not _KEY_SHAPES[key][1](manifest[key])
+        f"{key} is not {description}"
+        for key, (description, holds_what_an_export_writes) in _KEY_SHAPES.items()
+        if key in manifest and not holds_what_an_export_writes(manifest[key])
     ]
     return "; ".join(misshapen) or None
 
@@ -91,7 +109,7 @@ def verify_batch(batch: str | Path) -> list[str]:
     the JSONL views and reports, and checks that the counts add up and the card points at the data.
     """
     batch = Path(batch)
-    manifest = read_batch_manifest(batch)
+    manifest = _manifest_object(batch)
     problem = _key_problem(manifest, ("format", "sample_count", "counts", "splits", "checksums", "config_name"))
     if problem:
         return [f"{MANIFEST_NAME}: {problem}"]
@@ -105,7 +123,7 @@ def verify_batch(batch: str | Path) -> list[str]:
 def inspect_batch(batch: str | Path) -> dict[str, Any]:
     """The batch's figures, as its card shows them: counts, splits, and per split the alphabet,
     text lengths, image sizes and OCR baseline."""
-    manifest = read_batch_manifest(batch)
+    manifest = read_batch_manifest(batch, required=("format", "counts", "splits"))
     return {key: manifest.get(key) for key in ("format", "batch_id", "created_at", "counts", "splits")} | {
         "statistics": manifest.get("statistics", {})
     }

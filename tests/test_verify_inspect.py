@@ -291,6 +291,13 @@ MISSHAPEN = [
     ("counts", {"exported": 20}, "counts is not an object of the counts input, exported, rejected and duplicates"),
     ("checksums", {"data.json": "0" * 64}, "checksums is not an object of file names, each with its sha256 and bytes"),
     ("sample_count", "20", "sample_count is not a count"),
+    ("format", "tesseract", "format is not one of the formats trocr, llama_vision, generic, vlm, line_gt"),
+    (
+        "options",
+        {"normalize": "nfc"},
+        "options is not an object of the export's options (normalize NFC, NFD, NFKC or none)",
+    ),
+    ("statistics", {"train": []}, "statistics is not an object of split names, each an object of figures"),
 ]
 
 
@@ -301,16 +308,17 @@ def test_verify_names_a_manifest_key_that_holds_what_no_export_writes(key, value
     assert verify_batch(damaged_copy) == [f"manifest.json: {problem}"]
 
 
-def test_eval_of_a_batch_whose_splits_are_misshapen_exits_2_naming_the_key(damaged_copy, tmp_path):
-    write_manifest(damaged_copy, read_manifest(damaged_copy) | {"splits": ["train", "test"]})
+@pytest.mark.parametrize(("key", "value", "problem"), MISSHAPEN, ids=[key for key, _, _ in MISSHAPEN])
+def test_eval_and_inspect_of_a_misshapen_manifest_exit_2_naming_the_key(key, value, problem, damaged_copy, tmp_path):
+    write_manifest(damaged_copy, read_manifest(damaged_copy) | {key: value})
     predictions = tmp_path / "predictions.jsonl"
     predictions.write_text('{"id": "x", "prediction": "Zeile"}\n', encoding="utf-8")
 
-    completed = run_cli("eval", damaged_copy, "--predictions", predictions)
+    for command in (["eval", damaged_copy, "--predictions", predictions], ["inspect", damaged_copy]):
+        completed = run_cli(*command)
 
-    assert completed.returncode == 2, completed.stderr
-    problem = "splits is not an object of split names and their counts"
-    assert completed.stderr.startswith(f"ocr-datasets: error: {damaged_copy / 'manifest.json'}: {problem}")
+        assert completed.returncode == 2, (command, completed.stderr)
+        assert completed.stderr.startswith(f"ocr-datasets: error: {damaged_copy / 'manifest.json'}: {problem}")
 
 
 # --- not a batch ------------------------------------------------------------------------------------
