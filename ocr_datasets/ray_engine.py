@@ -83,7 +83,7 @@ class RayEngine:
             if ray.is_initialized():
                 # The caller's own session (a notebook that called ray.init): used, and left
                 # running; options for another would be silently ignored, so they are refused.
-                self._check_nothing_for_another_session()
+                self._refuse_options_for_another_session()
                 note("runs on the Ray session this process started (ray.init) as it is")
                 joined = True
             elif self.address is not None:
@@ -100,7 +100,7 @@ class RayEngine:
             stack.callback(_running.pop)
             yield tasks
 
-    def _check_nothing_for_another_session(self) -> None:
+    def _refuse_options_for_another_session(self) -> None:
         given = [
             flag
             for flag, value in (
