@@ -92,9 +92,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         _exit_with_the_code_returned()
         if isinstance(interrupt, InterruptedAfterPublishing):
             print(f"ocr-datasets: interrupted after publishing {interrupt}", file=sys.stderr)
-        else:
+        elif args.run is _run_export:
             # An export interrupted before it published has removed what it had written.
             print("ocr-datasets: interrupted: nothing was published", file=sys.stderr)
+        else:
+            print("ocr-datasets: interrupted", file=sys.stderr)
         return INTERRUPTED_EXIT_CODE
     except (OcrDatasetsError, OSError) as error:
         # What the user can fix, and what the machine refused (a full disk, a permission); any

@@ -311,3 +311,14 @@ def test_num_proc_must_be_a_whole_number_of_one_or_more(value, tmp_path, example
     assert completed.returncode == 2 and "Traceback" not in completed.stderr
     assert "error: argument --num-proc" in completed.stderr and "1 or more" in completed.stderr
     assert not root.exists()
+
+
+def test_ctrl_c_in_a_command_that_publishes_nothing_says_only_interrupted(tmp_path, monkeypatch):
+    from ocr_datasets import api
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "list_exports", interrupted)
+    completed = run_cli("list", "--output", tmp_path)
+    assert (completed.returncode, completed.stderr) == (130, "ocr-datasets: interrupted\n")
