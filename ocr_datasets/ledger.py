@@ -19,11 +19,11 @@ class Ledger:
     """Sets of keys, each key with the value it was first remembered with (the keys of a table
     are all text or all bytes; keys and values are what sqlite stores: text without lone
     surrogates, bytes, numbers, None). Up to ``keys_in_memory`` keys in all (by default
-    ``KEYS_IN_MEMORY``) are held in dicts; beyond
-    that every key moves into an sqlite database: a file at ``path`` (in an export's staging
-    folder, so that a million samples cost a few megabytes of memory, not hundreds), or in memory
-    when ``path`` is None (still a fraction of what Python's dicts take). The file is scratch: no
-    journal, no syncing, removed by ``close``."""
+    ``KEYS_IN_MEMORY``) are held in dicts; beyond that every key moves into an sqlite database:
+    a file at ``path`` (in an export's staging folder, so that a million samples cost a few
+    megabytes of memory, not hundreds), or in memory when ``path`` is None (still a fraction of
+    what Python's dicts take). The file is scratch: no journal, no syncing, removed by
+    ``close``."""
 
     def __init__(self, path: Path | None = None, keys_in_memory: int | None = None):
         self.path = path

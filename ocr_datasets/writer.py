@@ -325,7 +325,14 @@ class BatchWriter:
                 for batch, manifest in zip(self._staged, manifests, strict=True)
             ]
             self._staged_manifests = [_file_sha256(batch.staging / MANIFEST_NAME) for batch in self._staged]
-            _publish(self.export_root, self._token, self.batch_id, self._staged, self.options.overwrite)
+            _publish(
+                self.export_root,
+                self._token,
+                self.batch_id,
+                self._staged,
+                self._staged_manifests,
+                self.options.overwrite,
+            )
         return self._results
 
     def published(self) -> list[ExportResult] | None:
@@ -572,9 +579,17 @@ def _finish_for(export_root: Path, token: str) -> None:
                 shutil.rmtree(entry, ignore_errors=True)
 
 
-def _publish(export_root: Path, token: str, batch_id: str, staged: list[_Staged], overwrite: bool) -> None:
-    """Rename every finished batch into place, all or none; an old batch is replaced only now
-    that every new one is whole.
+def _publish(
+    export_root: Path,
+    token: str,
+    batch_id: str,
+    staged: list[_Staged],
+    manifest_sha256s: list[str | None],
+    overwrite: bool,
+) -> None:
+    """Rename every finished batch into place, all or none (``manifest_sha256s``: the sha256 of
+    each one's manifest, which tells it in place); an old batch is replaced only now that every
+    new one is whole.
 
     A journal naming every move is written first. If anything fails before every batch is in
     place, the moves done so far are undone here; if the process dies, the next export's
@@ -590,9 +605,9 @@ def _publish(export_root: Path, token: str, batch_id: str, staged: list[_Staged]
             staging=batch.staging.name,
             batch=batch_id,
             aside=f".{batch_id}.{token}{ASIDE_SUFFIX}" if batch.final.exists() else None,
-            manifest_sha256=_file_sha256(batch.staging / MANIFEST_NAME),
+            manifest_sha256=manifest_sha256,
         )
-        for batch in staged
+        for batch, manifest_sha256 in zip(staged, manifest_sha256s, strict=True)
     ]
     swapping = export_root / _journal_name(token, "swapping")
     committed = export_root / _journal_name(token, "committed")

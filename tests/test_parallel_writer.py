@@ -15,7 +15,8 @@ from ocr_datasets import export_all, validation, verify_batch
 def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, late_conflict, monkeypatch, tmp_path):
     options = split_options(strategy)
     serial = export_all(lines_with_twins(late_conflict), batch_id="serial", output_dir=tmp_path, num_proc=1, **options)
-    # A pool even for a few hundred images.
+    # A pool even for a few hundred images. Its workers write the chunks while validation runs
+    # (hash); with balanced, and after a late conflict, the main process writes them after it.
     monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 1)
     pooled = export_all(lines_with_twins(late_conflict), batch_id="pooled", output_dir=tmp_path, num_proc=2, **options)
 

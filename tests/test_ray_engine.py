@@ -213,7 +213,9 @@ def links_into(folder: Path) -> set[Path]:
     """The short links in the temporary folder that lead into ``folder``: not another test's."""
     links = set()
     for link in Path(tempfile.gettempdir()).glob("ocr-ray-*"):
-        with suppress(OSError):  # removed meanwhile by the export that made it
+        # OSError: removed meanwhile by the export that made it, or a folder (another test's
+        # ocr-ray-test-* session parent), which is no link.
+        with suppress(OSError):
             if folder in Path(os.readlink(link)).parents:
                 links.add(link)
     return links

@@ -298,6 +298,7 @@ MISSHAPEN = [
         "options is not an object of the export's options (normalize NFC, NFD, NFKC or none)",
     ),
     ("statistics", {"train": []}, "statistics is not an object of split names, each an object of figures"),
+    ("config_name", None, "config_name is not a configuration name"),
 ]
 
 
