@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
 from typing import cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -171,7 +171,9 @@ def expected_format(name) -> str | None:
     """The Pillow format a file name's suffix promises, if it is a suffix we know."""
     if name is None:
         return None
-    return _SUFFIX_FORMATS.get(PurePath(name).suffix.lower())
+    # splitext, not PurePath(name).suffix: the same suffix for every name we know, without
+    # parsing a path object for each image.
+    return _SUFFIX_FORMATS.get(os.path.splitext(name)[1].lower())
 
 
 def data_url(data: bytes, sample_id: str) -> str:
