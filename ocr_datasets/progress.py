@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from tqdm.auto import tqdm
+from tqdm.std import TqdmExperimentalWarning
+
+with warnings.catch_warnings():
+    # tqdm.auto's choice of bars for a notebook or a terminal, without tqdm.auto's asyncio half
+    # (25 ms of every run's start, for async iteration, which nothing here does); as tqdm.auto
+    # does, without the warning that the notebook's bars were chosen.
+    warnings.simplefilter("ignore", category=TqdmExperimentalWarning)
+    from tqdm.autonotebook import tqdm
 
 # The values datasets reads as true in HF_DATASETS_DISABLE_PROGRESS_BARS.
 _TRUE = {"1", "ON", "YES", "TRUE"}

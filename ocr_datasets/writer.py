@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import BinaryIO, TextIO, TypeVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import BaseFileLock, FileLock, Timeout
 
@@ -826,7 +825,11 @@ class _ChunkWriting:
             table = pa.ipc.open_file(source).read_all()
             # The image bytes stay where they are: only the ids and file names are read.
             ids = _rows_taken(table.column("id"), selected).to_pylist()
-            paths = _rows_taken(pc.struct_field(table.column("image"), "path"), selected).to_pylist()
+            # Each chunk's field, not pyarrow.compute's struct_field: importing pyarrow.compute
+            # took 25-40 ms of every export's start.
+            images = table.column("image").chunks
+            paths = _rows_taken(pa.chunked_array([chunk.field("path") for chunk in images], pa.string()), selected)
+            paths = paths.to_pylist()
             del table
         for split in dict.fromkeys(splits):
             for output in self._outputs:
