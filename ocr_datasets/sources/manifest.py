@@ -319,7 +319,8 @@ def _sample_from_record(record: dict[str, Any], location: str, base: Path) -> Tr
         )
     image_path = record.get("image_path")
     if isinstance(image_path, str) and image_path:
-        written, image_path = image_path, Path(image_path) if Path(image_path).is_absolute() else base / image_path
+        # An absolute path replaces base (pathlib's join), so no second Path is parsed to ask.
+        written, image_path = image_path, base / image_path
         if not image_path.exists():
             return _image_not_found(str(record_id), written, base, location)
     image_bytes = None
