@@ -2,24 +2,29 @@
 
 from __future__ import annotations
 
+import functools
 import statistics
 from array import array
 from collections import Counter
 from collections.abc import Iterable
 
-import regex
-from rapidfuzz.distance import Levenshtein
-
 from .validation import CheckedSample
-
-# An extended grapheme cluster (Unicode UAX #29): what a reader sees as one character, such as
-# u with a combining small letter e above (u + U+0364), or a letter with a decomposed accent.
-_GRAPHEME = regex.compile(r"\X")
 
 
 def graphemes(text: str) -> list[str]:
     """``text`` cut into extended grapheme clusters."""
-    return _GRAPHEME.findall(text)
+    return _grapheme().findall(text)
+
+
+# regex and rapidfuzz are imported where a line with OCR text is first measured (18 ms at the
+# start of an export, which most batches without OCR text never needed).
+@functools.cache
+def _grapheme():
+    import regex
+
+    # An extended grapheme cluster (Unicode UAX #29): what a reader sees as one character, such
+    # as u with a combining small letter e above (u + U+0364), or a letter with a decomposed accent.
+    return regex.compile(r"\X")
 
 
 def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | None]:
@@ -49,6 +54,8 @@ class ErrorRates:
     def add(self, reference: str, hypothesis: str) -> ErrorRates:
         """Count one more line; the counts of that line alone (so that a caller ranking lines
         does not measure them twice)."""
+        from rapidfuzz.distance import Levenshtein
+
         line = ErrorRates()
         reference_graphemes, reference_words = graphemes(reference), reference.split()
         line.lines = 1
