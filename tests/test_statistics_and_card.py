@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import statistics
 import unicodedata
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from PIL import Image, ImageDraw
 from support.data import LINE_GT_LINES, line_gt_samples
 
 from ocr_datasets import TrainingSample, export
-from ocr_datasets.statistics import error_rates
+from ocr_datasets.statistics import error_rates, split_statistics
+from ocr_datasets.validation import CheckedSample
+from ocr_datasets.verdicts import Verdict
 
 LONG_S = "\u017f"
 COMBINING_E = "\u0364"
@@ -109,6 +112,40 @@ def test_error_rates_of_several_lines_are_total_edits_over_total_reference_lengt
     assert rates["wer"] == pytest.approx(1 / 5)
     per_line_mean = sum(error_rates([pair])["cer"] for pair in pairs) / len(pairs)
     assert per_line_mean == pytest.approx(0.5) and rates["cer"] != pytest.approx(per_line_mean)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[7], [3, 9], [5, 5, 5, 2], [1, 4, 4, 8, 30], [2, 3], [10, 20, 20, 10, 15, 1], list(range(1, 1001)) * 2 + [7]],
+)
+def test_a_splits_distributions_are_those_statistics_gives_of_every_value(lengths):
+    # Counted per value rather than held one by one (a million lines held 24 MB of them, and
+    # the median sorted a copy of each): the same min, median (a middle value, or the mean of
+    # the two middle ones), mean and max, of the same types.
+    checked = [
+        CheckedSample(
+            TrainingSample(id=str(number), image_path=None, ground_truth="x" * length),
+            "0" * 64,
+            Verdict(length * 3 + 1, length % 7 + 1, "L", "PNG", False, "0" * 64, "PNG"),
+            number,
+        )
+        for number, length in enumerate(lengths)
+    ]
+
+    figures = split_statistics(reversed(checked))
+
+    for key, values in (
+        ("text_length", lengths),
+        ("image_width", [length * 3 + 1 for length in lengths]),
+        ("image_height", [length % 7 + 1 for length in lengths]),
+    ):
+        expected = {
+            "min": min(values),
+            "median": statistics.median(values),
+            "mean": round(statistics.fmean(values), 2),
+            "max": max(values),
+        }
+        assert figures[key] == expected and list(map(type, figures[key].values())) == list(map(type, expected.values()))
 
 
 # --- figures of an export of hand-made samples ---------------------------------------------------
