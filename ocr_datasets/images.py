@@ -171,8 +171,8 @@ def expected_format(name) -> str | None:
     """The Pillow format a file name's suffix promises, if it is a suffix we know."""
     if name is None:
         return None
-    # splitext, not PurePath(name).suffix: the same suffix for every name we know, without
-    # parsing a path object for each image.
+    # splitext, not PurePath(name).suffix, which parses a path object for each image: the same
+    # suffix for any file's name but one that starts with dots ("..png": none).
     return _SUFFIX_FORMATS.get(os.path.splitext(name)[1].lower())
 
 

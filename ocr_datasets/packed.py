@@ -30,8 +30,9 @@ class PackedSamples(Sequence[Item], Generic[Item]):
     a line costs about 1.3 KB; pickled and compressed in blocks, about 0.1 KB, so 100,000 lines
     do not take a hundred megabytes more than 10,000 do; with ``spill_to`` (a folder), the
     sealed blocks go to a file there, uncompressed (zlib took half of the 5.3 ms that packing a
-    block of 1,000 lines took, and a file's size is no process's memory), and only their ends
-    stay in memory, 8 bytes a block.
+    block of 1,000 lines took; the file is ~290 bytes a line, against ~110 compressed, which is
+    memory only where the export folder is on a RAM disk), and only their ends stay in memory,
+    8 bytes a block.
     Appending seals a block once it is full; iterating unpickles one block at a time, so each
     pass yields fresh copies of the samples, in which a ``pathlib.Path`` comes back as its text.
     """

@@ -27,6 +27,13 @@ def _grapheme():
     return regex.compile(r"\X")
 
 
+@functools.cache
+def _levenshtein():
+    from rapidfuzz.distance import Levenshtein
+
+    return Levenshtein
+
+
 def error_rates(pairs: Iterable[tuple[str, str]]) -> dict[str, float | None]:
     """Character and word error rate of hypotheses against references, over the whole corpus:
     total edit distance divided by total reference length. ``cer`` counts code points of the
@@ -54,16 +61,15 @@ class ErrorRates:
     def add(self, reference: str, hypothesis: str) -> ErrorRates:
         """Count one more line; the counts of that line alone (so that a caller ranking lines
         does not measure them twice)."""
-        from rapidfuzz.distance import Levenshtein
-
         line = ErrorRates()
         reference_graphemes, reference_words = graphemes(reference), reference.split()
         line.lines = 1
-        line.char_edits = Levenshtein.distance(reference, hypothesis)
+        levenshtein = _levenshtein()
+        line.char_edits = levenshtein.distance(reference, hypothesis)
         line.reference_chars = len(reference)
-        line.grapheme_edits = Levenshtein.distance(reference_graphemes, graphemes(hypothesis))
+        line.grapheme_edits = levenshtein.distance(reference_graphemes, graphemes(hypothesis))
         line.reference_graphemes = len(reference_graphemes)
-        line.word_edits = Levenshtein.distance(reference_words, hypothesis.split())
+        line.word_edits = levenshtein.distance(reference_words, hypothesis.split())
         line.reference_words = len(reference_words)
         for count in self._COUNTS:
             setattr(self, count, getattr(self, count) + getattr(line, count))
@@ -129,11 +135,12 @@ def _distribution(counts: Counter[int]) -> dict[str, float]:
     ends = list(itertools.accumulate(counts[value] for value in values))
     total = ends[-1]
 
-    def at(position: int) -> int:
+    def value_at(position: int) -> int:
+        # The value the sorted values would hold at ``position`` (from 0).
         return values[bisect.bisect_right(ends, position)]
 
     # statistics.median: the middle value, or the mean of the two middle ones.
-    low, high = at((total - 1) // 2), at(total // 2)
+    low, high = value_at((total - 1) // 2), value_at(total // 2)
     return {
         "min": values[0],
         "median": low if total % 2 else (low + high) / 2,

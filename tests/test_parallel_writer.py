@@ -41,7 +41,8 @@ def test_with_worker_processes_writing_the_chunks_no_process_imports_pandas(tmp_
     # and the main process none. An audit hook, inherited by the forked workers, notes each
     # process that loads pandas for real (pandas.core: a refused import of pandas is an event
     # too). Nor does the main process import pyarrow.compute (25-40 ms) or asyncio (tqdm.auto's,
-    # 25 ms): pandas imports the first, and nothing else of an export needs either; nor, with no
+    # 25 ms): pandas imports the first, and an export of one split without duplicates needs
+    # neither (a row left out or a second split takes rows, with pyarrow.compute); nor, with no
     # OCR text to measure, regex and rapidfuzz (18 ms).
     importers = tmp_path / "importers"
     output = run_python(
@@ -61,11 +62,12 @@ def test_with_worker_processes_writing_the_chunks_no_process_imports_pandas(tmp_
         lines = numbered_lines(600)
         result = export(lines, "trocr", batch_id="b", output_dir={str(tmp_path / "out")!r}, num_proc=2, progress=False)
         assert result.sample_count == 600
-        print(os.getpid(), *sorted(name for name in ("pyarrow.compute", "asyncio", "regex", "rapidfuzz") if name in sys.modules))
+        unneeded = ("pyarrow.compute", "asyncio", "regex", "rapidfuzz")
+        print(os.getpid(), *sorted(name for name in unneeded if name in sys.modules))
         """
     )
     main_process, *imported = output.split()
-    assert imported == []
+    assert imported == [], f"the export's process imported {imported}"
     assert not importers.exists(), f"pandas loaded by {importers.read_text().split()}, the export's is {main_process}"
 
 
