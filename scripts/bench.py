@@ -3,7 +3,9 @@
 First times the command's start-up (`ocr-datasets --help` and `--version`, which must not wait
 for datasets to import). Then builds a corpus of N line images in which every image is distinct
 (no two have the same sha256), and measures, each job in a fresh process and as the median of
---runs rounds (a round runs every job once):
+--runs rounds (a round runs every job once), its wall time and, beside it, the CPU time of its
+process and of the processes it waited for (worker processes, cp, ketos; not a Ray cluster's),
+which tells a row that worked more from one that waited more on a machine whose speed changes:
 
 - cp -r of the images: the floor;
 - the original service: copy every image and write a JSONL line per sample (reimplemented here);
@@ -93,14 +95,16 @@ LINE_GT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ocrd-line-g
 SYNTHETIC_POOL = 1000
 FOLDER_SIZE = 10000
 
-# Each measured job runs in a fresh interpreter and prints {"seconds": ..., "peak_rss_mb": ...}.
+# Each measured job runs in a fresh interpreter and prints {"seconds": ..., "cpu_seconds": ..., "peak_rss_mb": ...}.
 _MEASURE = """
 import json, resource, sys, time
-start = time.perf_counter()
+start, cpu_start = time.perf_counter(), time.process_time()
 {body}
 seconds = time.perf_counter() - start
-peak_kb = max(resource.getrusage(who).ru_maxrss for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-print(json.dumps({{"seconds": seconds, "peak_rss_mb": peak_kb / 1024}}))
+usage = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+cpu_seconds = time.process_time() - cpu_start + usage[1].ru_utime + usage[1].ru_stime
+peak_kb = max(each.ru_maxrss for each in usage)
+print(json.dumps({{"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_kb / 1024}}))
 """
 
 _ORIGINAL_SERVICE = """
@@ -301,7 +305,7 @@ Job = Callable[[Path], dict]
 
 
 def measure(jobs: list[tuple[str, str, Job]], runs: int, scratch: Path) -> list[dict]:
-    """Median wall time and largest peak RSS of each ``job(folder)`` over ``runs`` rounds, each
+    """Median wall and CPU time and largest peak RSS of each ``job(folder)`` over ``runs`` rounds, each
     run in a new folder of ``scratch``.
 
     Rounds run every job once, in turn, so that no job gets all its runs under one disk state.
@@ -320,6 +324,7 @@ def measure(jobs: list[tuple[str, str, Job]], runs: int, scratch: Path) -> list[
             "key": key,
             "name": name,
             "seconds": statistics.median(r["seconds"] for r in results[key]),
+            "cpu_seconds": statistics.median(r["cpu_seconds"] for r in results[key]),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results[key]),
         }
         for key, name, _ in jobs
@@ -561,7 +566,8 @@ def main() -> None:
         f"N = {args.count} {'synthetic' if args.synthetic else 'real'} lines, {corpus_bytes / 1e6:.0f} MB, median of "
         f"{args.runs} run(s)"
     )
-    print(f"{'':56} {'seconds':>8} {'samples/s':>10} {'MB/s':>7} {'peak MB':>8} {'x cp -r':>8} {'x orig.':>8}")
+    columns = {"seconds": 8, "CPU s": 7, "samples/s": 10, "MB/s": 7, "peak MB": 8, "x cp -r": 8, "x orig.": 8}
+    print(f"{'':56}", *(f"{name:>{width}}" for name, width in columns.items()))
     for row in rows:
         row |= {
             "samples_per_second": args.count / row["seconds"],
@@ -574,7 +580,8 @@ def main() -> None:
             for value in (row["ratio_to_cp"], row["ratio_to_original"])
         )
         print(
-            f"{row['name']:56} {row['seconds']:8.2f} {row['samples_per_second']:10.0f} {row['mb_per_second']:7.1f} "
+            f"{row['name']:56} {row['seconds']:8.2f} {row['cpu_seconds']:7.2f} {row['samples_per_second']:10.0f} "
+            f"{row['mb_per_second']:7.1f} "
             f"{row['peak_rss_mb']:8.0f}{ratios}".rstrip()
         )
 
