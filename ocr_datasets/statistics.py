@@ -119,7 +119,7 @@ def split_statistics(checked: Iterable[CheckedSample]) -> dict:
         return {"samples": 0}
     return {
         "samples": text_lengths.total(),
-        "characters": sum(alphabet.values()),
+        "characters": alphabet.total(),
         "alphabet": dict(sorted(alphabet.items(), key=lambda entry: (-entry[1], entry[0]))),
         "text_length": _distribution(text_lengths),
         "image_width": _distribution(widths),

@@ -95,7 +95,8 @@ LINE_GT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ocrd-line-g
 SYNTHETIC_POOL = 1000
 FOLDER_SIZE = 10000
 
-# Each measured job runs in a fresh interpreter and prints {"seconds": ..., "cpu_seconds": ..., "peak_rss_mb": ...}.
+# Each measured job runs in a fresh interpreter and prints its seconds, CPU seconds and peak RSS
+# as JSON: {"seconds": ..., "cpu_seconds": ..., "peak_rss_mb": ...}.
 _MEASURE = """
 import json, resource, sys, time
 start, cpu_start = time.perf_counter(), time.process_time()
@@ -305,8 +306,8 @@ Job = Callable[[Path], dict]
 
 
 def measure(jobs: list[tuple[str, str, Job]], runs: int, scratch: Path) -> list[dict]:
-    """Median wall and CPU time and largest peak RSS of each ``job(folder)`` over ``runs`` rounds, each
-    run in a new folder of ``scratch``.
+    """Median wall and CPU time and largest peak RSS of each ``job(folder)`` over ``runs``
+    rounds, each run in a new folder of ``scratch``.
 
     Rounds run every job once, in turn, so that no job gets all its runs under one disk state.
     Nothing is deleted until every round is done: after a folder of thousands of files is
@@ -581,8 +582,7 @@ def main() -> None:
         )
         print(
             f"{row['name']:56} {row['seconds']:8.2f} {row['cpu_seconds']:7.2f} {row['samples_per_second']:10.0f} "
-            f"{row['mb_per_second']:7.1f} "
-            f"{row['peak_rss_mb']:8.0f}{ratios}".rstrip()
+            f"{row['mb_per_second']:7.1f} {row['peak_rss_mb']:8.0f}{ratios}".rstrip()
         )
 
     if "trocr-ray" in by_key and "trocr" in by_key:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import io
 import json
 import re
-import statistics
 import unicodedata
 from pathlib import Path
+from statistics import fmean, median
 
 import datasets
 import pyarrow.parquet as pq
@@ -141,8 +141,8 @@ def test_a_splits_distributions_are_those_statistics_gives_of_every_value(length
     ):
         expected = {
             "min": min(values),
-            "median": statistics.median(values),
-            "mean": round(statistics.fmean(values), 2),
+            "median": median(values),
+            "mean": round(fmean(values), 2),
             "max": max(values),
         }
         assert figures[key] == expected and list(map(type, figures[key].values())) == list(map(type, expected.values()))
