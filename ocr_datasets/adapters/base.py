@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from ..features import Features
 from ..options import IMAGE_PLACEHOLDER, ViewOptions
+
+if TYPE_CHECKING:
+    # The features import pyarrow (0.2 s): the CLI reads the format names from this package
+    # before any adapter is asked for, and --help should not wait for it.
+    from ..features import Features
 
 # LLaMA-Factory's list of the datasets in its dataset_dir (here, the batch folder).
 LLAMAFACTORY_DATASET_INFO = "dataset_info.json"
