@@ -157,6 +157,7 @@ validate(read_manifest(sys.argv[1]), num_proc=int(sys.argv[2]) or None)
 """
 
 _LOAD_AND_DECODE = """
+import datasets  # load_batch imports it on its first call: an import, as pyarrow is Pillow's job's
 from ocr_datasets import load_batch
 start = time.perf_counter()  # both decode jobs are timed from after their imports
 rows = load_batch(sys.argv[2] + "/trocr/bench", cache_dir=sys.argv[2] + "/load-cache")["train"]
