@@ -36,8 +36,9 @@ an hour for a million; writing a file ~20 us: 100,000 lines took 4.3 s on /dev/s
 the pool, so a million take ~25 s). The time making the corpus took is printed.
 
 --scratch DIR holds the corpus and every job's output (default: the current folder): a RAM
-disk (/dev/shm) takes the disk out of the figures, and holds a million files. Nothing is
-deleted until every round is done (see `measure`). --only KEY,... runs only those rows, by key:
+disk (/dev/shm) takes the disk out of the figures, and holds a million files. On a disk,
+nothing is deleted until every round is done; on a RAM disk, each job's output is deleted once
+it is measured (see `measure`). --only KEY,... runs only those rows, by key:
 startup, cp, original, trocr, parquet, llama_vision, generic, all (both --format all rows),
 reexport, reexport-parquet, reexport-no-cache, validation-1, validation, ketos (with --ketos)
 and decode (both decode rows). A big N needs it: the decode rows hold every image in memory,
@@ -64,8 +65,8 @@ target whose rows did not run is left out; --json writes them too):
 
 Scale: the trocr export, with views and parquet only, of 100,000 and then of 1,000,000
 synthetic lines on a RAM disk, the second run comparing its peak RSS with the first's. A million
-lines take ~3.3 GB there, the parquet-only export as much again and trocr twice that, all kept
-until the end: ~13 GB of memory (check `df -h /dev/shm`; `--only parquet` needs half).
+lines take ~3.3 GB there, and the largest export, trocr, twice that until it is measured and
+deleted: ~10 GB of memory at once (check `df -h /dev/shm`; `--only parquet` needs ~7 GB).
 
     .venv/bin/python scripts/bench.py --synthetic --count 100000 --runs 1 --only trocr,parquet \\
         --scratch /dev/shm --json scale-100k.json
@@ -306,21 +307,48 @@ def run_job(body: str, *args: str, env: dict[str, str] | None = None) -> dict:
 Job = Callable[[Path], dict]
 
 
+def on_ram_disk(folder: Path) -> bool:
+    """Whether ``folder`` is on a RAM disk (tmpfs, as /dev/shm), by the mount table of Linux;
+    False where there is none to read."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    types = {}
+    for line in mounts:
+        _, mount_point, filesystem, *_ = line.split()
+        # The table escapes a space in a mount point as \040.
+        types[mount_point.replace("\\040", " ")] = filesystem
+    place = folder.resolve()
+    # The innermost mount holding it: the longest of the mount points it lies under.
+    mounted_at = max((point for point in types if place.is_relative_to(point)), key=len)
+    return types[mounted_at] in ("tmpfs", "ramfs")
+
+
 def measure(jobs: list[tuple[str, str, Job]], runs: int, scratch: Path) -> list[dict]:
     """Median wall and CPU time and largest peak RSS of each ``job(folder)`` over ``runs``
     rounds, each run in a new folder of ``scratch``.
 
     Rounds run every job once, in turn, so that no job gets all its runs under one disk state.
-    Nothing is deleted until every round is done: after a folder of thousands of files is
-    deleted, ext4 creates files ten times slower for a while (perf: ``ext4_create`` spends its
-    time in ``recently_deleted``, skipping the inodes just freed), so whichever job came after
-    a deletion paid for it: 10,000 creates took 0.4 s, or 5 s after a deletion."""
+    On a disk, nothing is deleted until every round is done: after a folder of thousands of
+    files is deleted, ext4 creates files ten times slower for a while (perf: ``ext4_create``
+    spends its time in ``recently_deleted``, skipping the inodes just freed), so whichever job
+    came after a deletion paid for it: 10,000 creates took 0.4 s, or 5 s after a deletion. On a
+    RAM disk a deletion costs nothing later, and what is kept is memory: a full run of 10,000
+    lines kept 18 GB on /dev/shm, leaving under 2 GB free by its third round, whose exports
+    took up to 60 % more CPU time than the same exports with the memory free. There, each job's
+    folder is deleted as soon as it is measured."""
     results: dict[str, list[dict]] = {key: [] for key, _, _ in jobs}
+    delete_at_once = on_ram_disk(scratch)
     with contextlib.ExitStack() as scratch_folders:
         for _ in range(runs):
             for key, _, job in jobs:
-                folder = scratch_folders.enter_context(tempfile.TemporaryDirectory(dir=scratch, prefix="bench-job-"))
-                results[key].append(job(Path(folder)))
+                folder = tempfile.TemporaryDirectory(dir=scratch, prefix="bench-job-")
+                if delete_at_once:
+                    with folder as path:
+                        results[key].append(job(Path(path)))
+                else:
+                    results[key].append(job(Path(scratch_folders.enter_context(folder))))
     return [
         {
             "key": key,
