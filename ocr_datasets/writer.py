@@ -792,17 +792,18 @@ def _chunks_writing(workers: Workers | None) -> int:
 
 
 class _ChunkWriting:
-    """Chunks of canonical rows (Arrow IPC files in ``scratch``) written into every format's
-    batch: what takes a Python step per row (projecting, image files, view lines, line files) by
+    """Chunks of canonical rows (Arrow IPC files in ``scratch``) written into every format's batch:
+    what takes a Python step per row (projecting, image files, view lines, line files) by
     ``_write_chunk``, in a worker process if there are any (this process, which reads the input
     and writes the parquet and views, is the busier one even while they decode images, and
     building Arrow rows from Python objects would make it import pandas); and, chunk after chunk
     in order, what only this process may decide or write: the image file names, the parquet
-    files (from the projected rows; workers that write parquet themselves, see ``Tasks``, write
-    each chunk's shards, which this process numbers), the views (the chunk's lines appended) and
-    the ledger of the files written. So the batches are the same however many workers there
-    are, and wherever a chunk was written (with parquet-writing workers, the same rows in the
-    same order)."""
+    files (from the projected rows, or, for a format that passes canonical columns on, from the
+    chunk's own; workers that write parquet themselves, see ``Tasks``, write each chunk's
+    shards, which this process numbers), the views (the chunk's lines appended) and the ledger
+    of the files written. So the batches are the same however many workers there are, and
+    wherever a chunk was written (with parquet-writing workers, the same rows in the same
+    order)."""
 
     def __init__(self, outputs: list[_FormatOutput], split_names: list[str], scratch: Path, workers: Workers | None):
         self._outputs = outputs
@@ -812,6 +813,9 @@ class _ChunkWriting:
         # A cluster's tasks write their chunk's parquet shards themselves (see ``Tasks``).
         self._parquet_in_chunks = workers is not None and workers.writes_parquet
         self._in_flight = _chunks_writing(workers)
+        # Formats whose parquet rows this process takes from the chunk's rows as they are,
+        # sparing a worker projecting them and writing them to a file for it to read.
+        self._taken_here = [output.passed_on is not None and not self._parquet_in_chunks for output in outputs]
         self._writing: deque[Pending[list[list[_WrittenSplit]]]] = deque()
         self._chunks = 0
         self.rows_written = 0
@@ -821,26 +825,33 @@ class _ChunkWriting:
         ``_destinations``); the file is removed once read."""
         selected = [index for index, code in enumerate(codes) if code]
         splits = [self._split_names[codes[index] - 1] for index in selected]
-        with pa.memory_map(rows) as source:
+        for split in dict.fromkeys(splits):
+            for output in self._outputs:
+                output.open_split(split)
+        # Read into memory where rows are taken here (a worker removes the file, which Windows
+        # refuses while it is mapped); else mapped, so that the image bytes stay where they are
+        # and only the ids and file names are read.
+        with pa.OSFile(rows) if any(self._taken_here) else pa.memory_map(rows) as source:
             table = pa.ipc.open_file(source).read_all()
-            # The image bytes stay where they are: only the ids and file names are read.
             ids = _rows_taken(table.column("id"), selected).to_pylist()
             # Each chunk's field, not pyarrow.compute's struct_field: importing pyarrow.compute
             # took 25-40 ms of an export's start (and a canonical image is never null).
             names = pa.chunked_array([chunk.field("path") for chunk in table.column("image").chunks], pa.string())
             paths = _rows_taken(names, selected).to_pylist()
+            for split in self._split_names:
+                taken = [row for row, name in zip(selected, splits, strict=True) if name == split]
+                for output, here in zip(self._outputs, self._taken_here, strict=True):
+                    if taken and here:
+                        output.add_rows(split, output.passed_on_rows(_rows_taken(table, taken)))
             del table
-        for split in dict.fromkeys(splits):
-            for output in self._outputs:
-                output.open_split(split)
-        here = self._workers is None or self._workers.in_this_process
         plan = _ChunkPlan(
-            here=here,
+            here=self._workers is None or self._workers.in_this_process,
             rows=rows,
             selected=selected,
             splits=splits,
             split_names=self._split_names,
             targets=[output.target for output in self._outputs],
+            projected=[not here for here in self._taken_here],
             names=[output.names(ids, paths) for output in self._outputs],
             scratch=self._scratch,
             number=self._chunks,
@@ -848,6 +859,10 @@ class _ChunkWriting:
         )
         self._chunks += 1
         self.rows_written += len(selected)
+        if not any(map(_writes_files, plan.targets)) and not any(plan.projected):
+            # Every format's rows are taken here, and no format writes files of them.
+            os.remove(rows)
+            return
         self._writing.append(
             run_here(_write_chunk, plan) if self._workers is None else self._workers.submit(_write_chunk, plan)
         )
@@ -882,9 +897,10 @@ class _FormatTarget:
 class _ChunkPlan:
     """A chunk of canonical rows to write (``_write_chunk``), in this process or not (``here``):
     the IPC file ``rows``, the rows taken from it (``selected``, in order) and the split of
-    each, and per format where to write them and the name of each row's image file (None where
-    no file is written); with ``parquet_shards``, its projected rows go to parquet shards of
-    their own, else back to the main process."""
+    each, and per format where to write them, whether to project its rows for the parquet
+    (``projected``: not where the main process takes them from the chunk) and the name of each
+    row's image file (None where no file is written); with ``parquet_shards``, its projected
+    rows go to parquet shards of their own, else back to the main process."""
 
     here: bool
     rows: str
@@ -892,6 +908,7 @@ class _ChunkPlan:
     splits: list[str]
     split_names: list[str]
     targets: list[_FormatTarget]
+    projected: list[bool]
     names: list[list[str] | None]
     scratch: str
     number: int
@@ -933,12 +950,23 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
         digests = rows.column(_SPOOLED_SHA256).to_pylist()
         known = {id(cell["bytes"]): digest for cell, digest in zip(columns["image"], digests, strict=True)}
         as_arrow = _ArrowColumns(canonical_rows, columns)
-        for target, names, splits in zip(plan.targets, plan.names, written, strict=True):
+        for target, projected, names, splits in zip(plan.targets, plan.projected, plan.names, written, strict=True):
+            if not projected and not _writes_files(target):
+                continue
             stem = os.path.join(plan.scratch, f"{target.format_name}-{plan.number}-{plan.split_names.index(split)}")
             given = None if names is None else [names[index] for index in taken]
             shards = f"{split}-{plan.number:07d}" if plan.parquet_shards and len(taken) >= _ROWS_FOR_A_SHARD else None
-            splits.append(_write_split_chunk(target, split, columns, as_arrow, known, given, stem, plan.here, shards))
+            splits.append(
+                _write_split_chunk(
+                    target, split, columns, as_arrow if projected else None, known, given, stem, plan.here, shards
+                )
+            )
     return written
+
+
+def _writes_files(target: _FormatTarget) -> bool:
+    """Whether a format writes files of a chunk's rows besides its parquet: views, line folders."""
+    return target.views or target.line_folders
 
 
 # A split's part of a chunk this long is written by a parquet-writing worker as shards of its
@@ -969,6 +997,22 @@ class _ArrowColumns:
         return pa.Table.from_arrays(arrays, schema=schema)
 
 
+def _columns_passed_on(adapter: FormatAdapter, options: ViewOptions) -> list[str] | None:
+    """The canonical column each of a format's columns is, in order, if its projection passes
+    every one on as it is (the very list it is given, as ``FormatAdapter.project`` says, and of
+    the same Arrow type); else None."""
+    canonical: dict[str, list] = {name: [] for name in CANONICAL_SCHEMA.names}
+    names = {id(values): name for name, values in canonical.items()}
+    projected = adapter.project(canonical, options)
+    passed_on = []
+    for column in adapter.features.arrow_schema:
+        name = names.get(id(projected[column.name]))
+        if name is None or CANONICAL_SCHEMA.field(name).type != column.type:
+            return None
+        passed_on.append(name)
+    return passed_on
+
+
 def _rows_taken(rows: _Taken, indices: list[int]) -> _Taken:
     """The ``rows`` at ``indices`` (increasing), with no copy when they are all of them: the
     common case (every row passed, one split), where a copy of the images would be for nothing."""
@@ -979,7 +1023,7 @@ def _write_split_chunk(
     target: _FormatTarget,
     split: str,
     columns: dict[str, list],
-    as_arrow: _ArrowColumns,
+    as_arrow: _ArrowColumns | None,
     known: dict[int, str],
     names: list[str] | None,
     stem: str,
@@ -987,20 +1031,23 @@ def _write_split_chunk(
     shards_named: str | None,
 ) -> _WrittenSplit:
     """A format's part of a chunk's rows of one split (``columns``, canonical; the sha256 of the
-    image bytes ``known`` by their identity)."""
+    image bytes ``known`` by their identity); its rows for the parquet too, unless ``as_arrow``
+    is None (the main process takes them from the chunk)."""
     adapter = get_adapter(target.format_name)
     projected = adapter.project(columns, target.view_options)
     schema = adapter.features.arrow_schema
-    rows: str | pa.Table | None = as_arrow(projected, schema)
+    rows: str | pa.Table | None = None
     shards: list[tuple[str, str, int]] = []
-    if shards_named is not None:
-        shards = _write_shards(rows, adapter, target, shards_named)
-        rows = None
-    elif not here:
-        # For the main process, which writes the parquet.
-        with pa.OSFile(stem + ".arrow", "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
-            writer.write_table(rows)
-        rows = stem + ".arrow"
+    if as_arrow is not None:
+        rows = as_arrow(projected, schema)
+        if shards_named is not None:
+            shards = _write_shards(rows, adapter, target, shards_named)
+            rows = None
+        elif not here:
+            # For the main process, which writes the parquet.
+            with pa.OSFile(stem + ".arrow", "wb") as sink, pa.ipc.new_file(sink, schema) as writer:
+                writer.write_table(rows)
+            rows = stem + ".arrow"
     view = stem + ".jsonl" if target.views else None
     text_chat_view = stem + ".chat.jsonl" if target.text_chat else None
     files: list[tuple[str, str, int]] = []
@@ -1098,6 +1145,9 @@ class _FormatOutput:
         # The image file names given so far, told apart as a case-insensitive disk would.
         self._names = Ledger(scratch / f"names-{adapter.name}.sqlite")
         views = (options.copy_images or options.include_base64) and not adapter.line_folder
+        # The canonical column each of the format's columns is, if its projection passes them
+        # all on as they are (as trocr's and generic's do): its rows are then the chunk's own.
+        self.passed_on = _columns_passed_on(adapter, options.view())
         self.target = _FormatTarget(
             format_name=adapter.name,
             staging=os.fspath(staging),
@@ -1153,10 +1203,7 @@ class _FormatOutput:
                 rows = pa.ipc.open_file(source).read_all()
             os.remove(path)
         if rows is not None:
-            output.pending.append(rows)
-            output.pending_rows += rows.num_rows
-            if output.pending_rows >= ROWS_PER_WRITE:
-                self._write(written.split, output)
+            self.add_rows(written.split, rows)
         for lines, view in ((written.view, output.view), (written.text_chat_view, output.text_chat_view)):
             if lines is not None:
                 assert view is not None
@@ -1165,6 +1212,20 @@ class _FormatOutput:
                 os.remove(lines)
         # "sha256 size": parsed again for the manifest in 0.12 µs, where JSON takes 0.9 µs.
         self._names.add("paths", ((path, f"{sha256} {size}") for path, sha256, size in written.files))
+
+    def add_rows(self, split: str, rows: pa.Table) -> None:
+        """Rows of the format for the split's parquet, written once enough of them wait."""
+        output = self._splits[split]
+        output.pending.append(rows)
+        output.pending_rows += rows.num_rows
+        if output.pending_rows >= ROWS_PER_WRITE:
+            self._write(split, output)
+
+    def passed_on_rows(self, canonical: pa.Table) -> pa.Table:
+        """The format's rows of canonical rows, for a format that passes canonical columns on."""
+        assert self.passed_on is not None
+        columns = [canonical.column(name) for name in self.passed_on]
+        return pa.Table.from_arrays(columns, schema=self.adapter.features.arrow_schema)
 
     def discard(self) -> None:
         """Drop what was written, leaving the staging folder as it was before."""

@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 from support.data import batch_files, lines_with_twins, run_python, split_cases, split_options
 
-from ocr_datasets import export_all, validation, verify_batch
+from ocr_datasets import ExportOptions, build_dataset, export_all, validation, verify_batch
+from ocr_datasets.adapters import get_adapter
 
 
 @split_cases
@@ -33,6 +36,41 @@ def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, 
             assert b'"text": "Zeile 12"' in b"".join(files[name] for name in files if name.endswith(".jsonl"))
     # Nothing of the export's own working files is left beside the batches.
     assert sorted(path.name for path in tmp_path.rglob(".*")) == [".ocr-datasets"]
+
+
+@split_cases
+def test_each_formats_parquet_holds_its_projection_of_the_canonical_rows(
+    strategy, late_conflict, monkeypatch, tmp_path
+):
+    # A format that passes canonical columns on as they are (trocr, generic) has its rows taken
+    # from each chunk's canonical rows by the main process; the others are projected by the
+    # workers. Either way they are what the format's projection makes of the canonical rows.
+    options = split_options(strategy)
+    monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 1)
+    results = export_all(lines_with_twins(late_conflict), output_dir=tmp_path, num_proc=2, **options)
+    built = build_dataset(
+        lines_with_twins(late_conflict), cache_dir=tmp_path / "built", skip_invalid=True, progress=False
+    )
+    canonical = {row["id"]: row for row in built.data.table.to_pylist()}
+
+    order = list(canonical)
+    for result in results:
+        adapter = get_adapter(result.export_format)
+        exported = 0
+        for shard in sorted(Path(result.export_path).glob("data/*.parquet")):
+            written = pq.read_table(shard)
+            ids = written.column("id").to_pylist()
+            projected = [
+                adapter.project({name: [value] for name, value in canonical[sample_id].items()}, ExportOptions().view())
+                for sample_id in ids
+            ]
+            expected = pa.Table.from_pylist(
+                [{name: values[0] for name, values in row.items()} for row in projected], schema=written.schema
+            )
+            assert written.to_pylist() == expected.to_pylist()
+            assert ids == sorted(ids, key=order.index), f"{shard.name}: not in input order"
+            exported += written.num_rows
+        assert exported == result.sample_count == len(canonical)
 
 
 def test_with_worker_processes_writing_the_chunks_no_process_imports_pandas(tmp_path):
