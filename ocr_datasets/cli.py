@@ -105,6 +105,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def run(argv: Sequence[str] | None = None) -> int:
+    """The ``ocr-datasets`` command: ``main``, then Python's exit with Ctrl-C ignored. By then
+    the work is done and its outcome printed; a Ctrl-C while Python's exit handlers run
+    (filelock's releases its locks there, multiprocessing's joins its workers) would only add a
+    traceback under it and change nothing."""
+    code = main(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
+
+
 def _exit_with_the_code_returned() -> None:
     """Make a handled Ctrl-C end the process with the code ``main`` returns.
 
@@ -496,4 +506,4 @@ def _run_example(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

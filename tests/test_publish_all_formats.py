@@ -351,6 +351,26 @@ sys.exit(cli.main(sys.argv[1:]))
     assert (process.returncode, stderr) == (130, INTERRUPTED)
 
 
+def test_ctrl_c_while_python_exits_after_the_command_is_ignored(example_manifest, tmp_path):
+    # Once the command has done its work and said so, Python's exit handlers run (filelock's
+    # releases its locks, multiprocessing's joins its workers): a Ctrl-C then printed "Exception
+    # ignored in atexit callback" and a traceback under the finished export's summary.
+    (tmp_path / "interrupted_at_exit.py").write_text(
+        """
+import atexit, os, signal, sys
+from ocr_datasets import cli
+
+atexit.register(lambda: os.kill(os.getpid(), signal.SIGINT))
+sys.exit(cli.run(sys.argv[1:]))
+"""
+    )
+    command = [sys.executable, "-m", "interrupted_at_exit", "export", "--input", example_manifest]
+    process = start([*command, "--format", "trocr", "--output", tmp_path / "exports", "--quiet"], cwd=tmp_path)
+    _, stderr = finished(process)
+    assert (process.returncode, stderr) == (0, "")
+    assert len(list((tmp_path / "exports" / "trocr").glob("*/manifest.json"))) == 1
+
+
 def test_ctrl_c_once_published_says_so_with_the_batches_in_place(example_manifest, tmp_path, monkeypatch):
     tidy_up = BatchWriter.__exit__
 
