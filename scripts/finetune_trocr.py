@@ -29,6 +29,7 @@ from transformers import (  # noqa: E402
     VisionEncoderDecoderModel,
 )
 
+from ocr_datasets.options import positive_int  # noqa: E402
 from ocr_datasets.training import TrOCRCollator, character_error_rate, load_batch  # noqa: E402
 from ocr_datasets.training.common import announce_predictions  # noqa: E402
 from ocr_datasets.training.trocr import prepare_trocr_model, tiny_trocr  # noqa: E402
@@ -47,7 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     parser.add_argument("--epochs", metavar="N", type=float, default=3.0, help="training epochs (default: 3)")
     parser.add_argument(
-        "--batch-size", metavar="N", type=int, default=8, help="lines per training and generation step (default: 8)"
+        "--batch-size",
+        metavar="N",
+        type=positive_int,
+        default=8,
+        help="lines per training and generation step (default: 8)",
     )
     parser.add_argument(
         "--learning-rate", metavar="X", type=float, default=5e-5, help="peak learning rate (default: 5e-5)"
@@ -55,7 +60,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--max-target-length",
         metavar="N",
-        type=int,
+        type=positive_int,
         default=128,
         help="label tokens per line; longer texts are cut (default: 128)",
     )

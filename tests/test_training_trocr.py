@@ -216,3 +216,19 @@ def test_script_fine_tunes_a_local_checkpoint_that_lacks_the_top_level_ids(
     assert_writes_predictions_that_eval_scores(completed, batch_dir, output, list(batch["validation"]["id"]))
     saved = json.loads((output / "config.json").read_text())
     assert all(saved[name] is not None for name in TOP_LEVEL_IDS)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refused"),
+    [
+        (("--batch-size", "0"), "--batch-size: '0' is not a whole number of 1 or more"),
+        (("--max-target-length", "-3"), "--max-target-length: '-3' is not a whole number of 1 or more"),
+    ],
+)
+def test_script_refuses_counts_below_one_before_loading_anything(arguments, refused, tmp_path):
+    # Before: a batch size of 0 reached range() after training, a traceback in place of a usage error.
+    completed = run_named_script(
+        "finetune_trocr.py", str(tmp_path / "batch"), "--tiny", "--output", str(tmp_path / "run"), *arguments
+    )
+    assert completed.returncode == 2 and refused in completed.stderr, completed.stderr
+    assert not (tmp_path / "run").exists()
