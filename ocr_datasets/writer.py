@@ -22,7 +22,7 @@ from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, TextIO, TypeVar
+from typing import BinaryIO, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -54,8 +54,7 @@ ROWS_PER_WRITE = 256
 ROWS_PER_ROW_GROUP = 100
 # What the export remembers of every sample while it runs, in the first format's staging folder.
 SCRATCH_NAME = ".scratch"
-# Verdicts on the images this export decoded, for the cache once the batch is complete.
-NEW_VERDICTS_NAME = ".new-verdicts.jsonl"
+# Verdicts stored in one transaction, once the batch is complete.
 VERDICTS_PER_STORE = 10_000
 _SPOOLED_SHA256 = "image_sha256"
 _SPOOL_SCHEMA = CANONICAL_SCHEMA.append(pa.field(_SPOOLED_SHA256, pa.string()))
@@ -171,7 +170,8 @@ class BatchWriter:
         self.batch_id = check_batch_id(batch_id)
         self.options = options
         self.verdicts = verdicts
-        self._new_verdicts: TextIO | None = None
+        # Verdicts on the images this export decoded, for the cache once the batch is complete.
+        self._new_verdicts: PackedSamples[tuple[str, Verdict]] | None = None
         self._staged: list[_Staged] = []
         self._lock: BaseFileLock | None = None
         self._made_folders: list[Path] = []
@@ -217,7 +217,7 @@ class BatchWriter:
                 self._staged.append(_Staged(_new_staging(where, self.batch_id, self._token), where / self.batch_id))
             self._outputs = self._new_outputs()
             if self.verdicts is not None:
-                self._new_verdicts = (staging / NEW_VERDICTS_NAME).open("w", encoding="utf-8")
+                self._new_verdicts = PackedSamples(spill_to=self.scratch)
 
     @property
     def spool(self) -> RowSpool:
@@ -239,9 +239,6 @@ class BatchWriter:
     def __exit__(self, error_type, error, traceback) -> None:
         # Closed before their folder is removed (Windows removes no open file); a disk that is
         # full fails their last write, which matters no more once the export has failed.
-        if self._new_verdicts is not None:
-            with suppress(OSError):
-                self._new_verdicts.close()
         for output in self._outputs:
             output.close_files()
         if error is not None:
@@ -284,7 +281,7 @@ class BatchWriter:
                 split = self._split_names.index(self._split_of(checked.sample)) + 1
             self._written.append(split)
             if decoded and self._new_verdicts is not None:
-                self._new_verdicts.write(json.dumps([checked.image_sha256, *checked.image]) + "\n")
+                self._new_verdicts.append((checked.image_sha256, checked.image))
 
     def _chunk_complete(self) -> None:
         """The last chunk received every sample it holds: written now, if the splits are known."""
@@ -396,13 +393,9 @@ class BatchWriter:
         (so a million of them are never in memory together), once the batch is complete."""
         if self._new_verdicts is None or self.verdicts is None:
             return
-        self._new_verdicts.close()
-        path = self._staged[0].staging / NEW_VERDICTS_NAME
-        with path.open(encoding="utf-8") as lines:
-            while window := list(itertools.islice(lines, VERDICTS_PER_STORE)):
-                entries = [json.loads(line) for line in window]
-                self.verdicts.store((sha256, Verdict(*values)) for sha256, *values in entries)
-        path.unlink()
+        verdicts = iter(self._new_verdicts)
+        while window := list(itertools.islice(verdicts, VERDICTS_PER_STORE)):
+            self.verdicts.store(window)
 
     @contextmanager
     def _errors_named(self, where: Path) -> Iterator[None]:
