@@ -106,12 +106,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """The ``ocr-datasets`` command: ``main``, then Python's exit with Ctrl-C ignored. By then
-    the work is done and its outcome printed; a Ctrl-C while Python's exit handlers run
-    (filelock's releases its locks there, multiprocessing's joins its workers) would only add a
-    traceback under it and change nothing."""
+    """The ``ocr-datasets`` command (the console script's entry, and ``python -m``; a program
+    calling the command in-process calls ``main``): ``main``, after which a Ctrl-C ends the
+    process at once, quietly, with the code ``main`` returned. By then the work is done and its
+    outcome printed; a Ctrl-C while Python's exit handlers run (filelock's releases its locks
+    there, multiprocessing's joins its workers) printed a traceback under it, and one into an
+    exit that hangs must still end it."""
     code = main(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, lambda signal_number, frame: os._exit(code))
     return code
 
 

@@ -821,9 +821,9 @@ class _ChunkWriting:
         for split in dict.fromkeys(splits):
             for output in self._outputs:
                 output.open_split(split)
-        # Read into memory where rows are taken here (a worker removes the file, which Windows
-        # refuses while it is mapped); else mapped, so that the image bytes stay where they are
-        # and only the ids and file names are read.
+        # Read into memory, images and all, where rows are taken here; else mapped, so that
+        # only the ids and file names are read. Nothing mapped outlives this block: a worker
+        # removes the file, which Windows refuses while it is mapped.
         with pa.OSFile(rows) if any(self._taken_here) else pa.memory_map(rows) as source:
             table = pa.ipc.open_file(source).read_all()
             ids = _rows_taken(table.column("id"), selected).to_pylist()
@@ -831,12 +831,9 @@ class _ChunkWriting:
             # took 25-40 ms of an export's start (and a canonical image is never null).
             names = pa.chunked_array([chunk.field("path") for chunk in table.column("image").chunks], pa.string())
             paths = _rows_taken(names, selected).to_pylist()
-            for split in self._split_names:
-                taken = [row for row, name in zip(selected, splits, strict=True) if name == split]
-                for output, here in zip(self._outputs, self._taken_here, strict=True):
-                    if taken and here:
-                        output.add_rows(split, output.passed_on_rows(_rows_taken(table, taken)))
-            del table
+            if any(self._taken_here):
+                self._take_rows(table, selected, splits)
+            del table, names
         plan = _ChunkPlan(
             here=self._workers is None or self._workers.in_this_process,
             rows=rows,
@@ -861,6 +858,18 @@ class _ChunkWriting:
         )
         while self._writing and (self._writing[0].ready() or len(self._writing) > self._in_flight):
             self._merge(self._writing.popleft().get())
+
+    def _take_rows(self, table: pa.Table, selected: list[int], splits: list[str]) -> None:
+        """The rows of a chunk (``table``) that go to each split, for the formats whose rows are
+        taken here (see ``_FormatOutput.passed_on``)."""
+        for split in self._split_names:
+            taken = [row for row, name in zip(selected, splits, strict=True) if name == split]
+            if not taken:
+                continue
+            rows = _rows_taken(table, taken)
+            for output, here in zip(self._outputs, self._taken_here, strict=True):
+                if here:
+                    output.add_rows(split, output.passed_on_rows(rows))
 
     def finish(self) -> None:
         """Wait for the chunks handed out and write what remains of them."""
@@ -912,7 +921,8 @@ class _ChunkPlan:
 class _WrittenSplit:
     """What ``_write_chunk`` wrote of a chunk's rows of one split in one format: the projected
     rows (an IPC file, the table itself when written in this process, or None when written to
-    ``shards``: path in the batch, sha256, size), the lines of its views (files in the scratch
+    ``shards``: path in the batch, sha256, size; None too for a format whose rows the main
+    process takes from the chunk), the lines of its views (files in the scratch
     folder, or None), and the files it wrote into the batch (path, sha256, size)."""
 
     split: str
@@ -925,7 +935,8 @@ class _WrittenSplit:
 
 def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
     """Write a chunk's rows, in a worker process or this one (see ``_ChunkWriting``): per format
-    and split, the projected rows, the image or line files, and the view lines."""
+    and split, the projected rows (where ``plan.projected`` asks for them), the image or line
+    files, and the view lines."""
     with pa.OSFile(plan.rows) as source:
         canonical = _rows_taken(pa.ipc.open_file(source).read_all(), plan.selected)
     os.remove(plan.rows)
@@ -970,24 +981,36 @@ _ROWS_FOR_A_SHARD = 500
 
 class _ArrowColumns:
     """A projection's columns as an Arrow table of its schema. A column the projection passed on
-    unchanged (the very list of the canonical columns, as ``trocr``, ``generic`` and ``line_gt``
-    pass the ids, texts or images) is taken from the canonical rows as it is: converting the
-    images from Python back to Arrow took the workers 0.135 s of CPU at 10,000 lines, more than
-    writing them to the main process's file (0.10 s). A projection is pure: it makes new lists
-    for what it changes and never changes the canonical ones."""
+    unchanged (the very list of the canonical columns, as ``line_gt`` passes the ids and texts,
+    and, where workers write parquet, ``trocr`` and ``generic`` everything) is taken from the
+    canonical rows as it is: converting the images from Python back to Arrow took the workers
+    0.135 s of CPU at 10,000 lines, more than writing them to the main process's file (0.10 s).
+    A projection is pure: it makes new lists for what it changes and never changes the
+    canonical ones."""
 
     def __init__(self, canonical: pa.Table, columns: dict[str, list]):
         self._canonical = canonical
-        self._names = {id(values): name for name, values in columns.items()}
+        self._names = _canonical_names(columns)
 
     def __call__(self, projected: dict[str, list], schema: pa.Schema) -> pa.Table:
         arrays = []
         for column in schema:
             values = projected[column.name]
-            name = self._names.get(id(values))
-            same = name is not None and self._canonical.schema.field(name).type == column.type
-            arrays.append(self._canonical.column(name) if same else pa.array(values, column.type))
+            name = _passed_on_as(values, column, self._names)
+            arrays.append(pa.array(values, column.type) if name is None else self._canonical.column(name))
         return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _canonical_names(columns: dict[str, list]) -> dict[int, str]:
+    """The canonical columns' names by the identity of their lists."""
+    return {id(values): name for name, values in columns.items()}
+
+
+def _passed_on_as(values: list, column: pa.Field, names: dict[int, str]) -> str | None:
+    """The canonical column a projected ``column`` is, if its ``values`` are that column's very
+    list (``names``: see ``_canonical_names``) and of its Arrow type; else None."""
+    name = names.get(id(values))
+    return name if name is not None and CANONICAL_SCHEMA.field(name).type == column.type else None
 
 
 def _columns_passed_on(adapter: FormatAdapter, options: ViewOptions) -> list[str] | None:
@@ -995,12 +1018,12 @@ def _columns_passed_on(adapter: FormatAdapter, options: ViewOptions) -> list[str
     every one on as it is (the very list it is given, as ``FormatAdapter.project`` says, and of
     the same Arrow type); else None."""
     canonical: dict[str, list] = {name: [] for name in CANONICAL_SCHEMA.names}
-    names = {id(values): name for name, values in canonical.items()}
+    names = _canonical_names(canonical)
     projected = adapter.project(canonical, options)
     passed_on = []
     for column in adapter.features.arrow_schema:
-        name = names.get(id(projected[column.name]))
-        if name is None or CANONICAL_SCHEMA.field(name).type != column.type:
+        name = _passed_on_as(projected[column.name], column, names)
+        if name is None:
             return None
         passed_on.append(name)
     return passed_on

@@ -81,6 +81,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -158,7 +159,9 @@ validate(read_manifest(sys.argv[1]), num_proc=int(sys.argv[2]) or None)
 """
 
 _LOAD_AND_DECODE = """
-import datasets  # load_batch imports it on its first call: an import, as pyarrow is Pillow's job's
+# load_batch imports datasets on its first call: imported before the clock starts, as the Pillow
+# row imports pyarrow.
+import datasets
 from ocr_datasets import load_batch
 start = time.perf_counter()  # both decode jobs are timed from after their imports
 rows = load_batch(sys.argv[2] + "/trocr/bench", cache_dir=sys.argv[2] + "/load-cache")["train"]
@@ -317,12 +320,12 @@ def on_ram_disk(folder: Path) -> bool:
     types = {}
     for line in mounts:
         _, mount_point, filesystem, *_ = line.split()
-        # The table escapes a space in a mount point as \040.
-        types[mount_point.replace("\\040", " ")] = filesystem
+        # The table writes a space, tab, newline or backslash in a mount point in octal (\040).
+        types[re.sub(r"\\([0-7]{3})", lambda code: chr(int(code[1], 8)), mount_point)] = filesystem
     place = folder.resolve()
     # The innermost mount holding it: the longest of the mount points it lies under.
-    mounted_at = max((point for point in types if place.is_relative_to(point)), key=len)
-    return types[mounted_at] in ("tmpfs", "ramfs")
+    mounted_at = max((point for point in types if place.is_relative_to(point)), key=len, default=None)
+    return mounted_at is not None and types[mounted_at] in ("tmpfs", "ramfs")
 
 
 def measure(jobs: list[tuple[str, str, Job]], runs: int, scratch: Path) -> list[dict]:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from support.data import batch_files, lines_with_twins, run_python, split_cases, split_options
 
-from ocr_datasets import ExportOptions, build_dataset, export_all, validation, verify_batch
+from ocr_datasets import FORMAT_NAMES, ExportOptions, build_dataset, export_all, validation, verify_batch, writer
 from ocr_datasets.adapters import get_adapter
 
 
@@ -38,14 +39,16 @@ def test_every_format_written_by_worker_processes_is_the_serial_batch(strategy, 
     assert sorted(path.name for path in tmp_path.rglob(".*")) == [".ocr-datasets"]
 
 
+@pytest.mark.parametrize("copy_images", [True, False], ids=["views", "parquet-only"])
 @split_cases
 def test_each_formats_parquet_holds_its_projection_of_the_canonical_rows(
-    strategy, late_conflict, monkeypatch, tmp_path
+    strategy, late_conflict, copy_images, monkeypatch, tmp_path
 ):
     # A format that passes canonical columns on as they are (trocr, generic) has its rows taken
-    # from each chunk's canonical rows by the main process; the others are projected by the
-    # workers. Either way they are what the format's projection makes of the canonical rows.
-    options = split_options(strategy)
+    # from each chunk's canonical rows by the main process (with no views, its chunks go to no
+    # worker at all); the others are projected by the workers. Either way they are what the
+    # format's projection makes of the canonical rows, in input order across a split's shards.
+    options = split_options(strategy) | {"copy_images": copy_images}
     monkeypatch.setattr(validation, "_MIN_IMAGES_PER_PROCESS", 1)
     results = export_all(lines_with_twins(late_conflict), output_dir=tmp_path, num_proc=2, **options)
     built = build_dataset(
@@ -56,9 +59,10 @@ def test_each_formats_parquet_holds_its_projection_of_the_canonical_rows(
     order = list(canonical)
     for result in results:
         adapter = get_adapter(result.export_format)
+        shards = sorted(Path(result.export_path).glob("data/*.parquet"))
         exported = 0
-        for shard in sorted(Path(result.export_path).glob("data/*.parquet")):
-            written = pq.read_table(shard)
+        for split in {shard.name.rsplit("-", 3)[0] for shard in shards}:
+            written = pa.concat_tables(pq.read_table(shard) for shard in shards if shard.name.startswith(f"{split}-"))
             ids = written.column("id").to_pylist()
             projected = [
                 adapter.project({name: [value] for name, value in canonical[sample_id].items()}, ExportOptions().view())
@@ -68,9 +72,26 @@ def test_each_formats_parquet_holds_its_projection_of_the_canonical_rows(
                 [{name: values[0] for name, values in row.items()} for row in projected], schema=written.schema
             )
             assert written.to_pylist() == expected.to_pylist()
-            assert ids == sorted(ids, key=order.index), f"{shard.name}: not in input order"
+            assert ids == sorted(ids, key=order.index), f"{result.export_format} {split}: not in input order"
             exported += written.num_rows
         assert exported == result.sample_count == len(canonical)
+
+
+def test_the_formats_whose_rows_are_the_canonical_rows_are_trocr_and_generic():
+    # Their parquet rows are taken from the chunks as they are; a format that projects no rows
+    # at all as the very lists it is given, whatever its options, would be taken too.
+    passed_on = {
+        name: writer._columns_passed_on(get_adapter(name), ExportOptions(**options).view())
+        for name in FORMAT_NAMES
+        for options in ({}, {"include_base64": True}, {"instruction": "Lies die Zeile."})
+    }
+    assert passed_on == {
+        "trocr": ["image", "ground_truth", "id"],
+        "generic": ["id", "image", "ground_truth", "ocr_text", "ocr_confidence", "metadata"],
+        "llama_vision": None,
+        "vlm": None,
+        "line_gt": None,
+    }
 
 
 def test_with_worker_processes_writing_the_chunks_no_process_imports_pandas(tmp_path):

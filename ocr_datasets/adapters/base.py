@@ -40,9 +40,10 @@ class FormatAdapter:
 
     def project(self, batch: dict[str, list], options: ViewOptions) -> dict[str, list]:
         """Canonical columns (a ``datasets`` batch) to this format's columns. A column passed on
-        as it is must be the very list given, whatever the rows (the writer then takes it from
-        the canonical Arrow rows: all of a format's rows, where every column is); any other is a
-        new list. A projection never changes the lists it is given."""
+        as it is must be the very list given, whatever the rows: the writer then takes it from
+        the canonical Arrow rows, and where every column is passed on (as the writer finds by
+        projecting no rows at all), it writes the canonical rows themselves without projecting
+        any. Any other column is a new list. A projection never changes the lists it is given."""
         raise NotImplementedError
 
     def view_record(self, row: dict[str, Any], images: list[ViewImage], options: ViewOptions) -> dict[str, Any]:
