@@ -809,6 +809,7 @@ class _ChunkWriting:
         # Formats whose parquet rows this process takes from the chunk's rows as they are,
         # sparing a worker projecting them and writing them to a file for it to read.
         self._taken_here = [output.passed_on is not None and not self._parquet_in_chunks for output in outputs]
+        self._takes_rows = any(self._taken_here)
         self._writing: deque[Pending[list[list[_WrittenSplit]]]] = deque()
         self._chunks = 0
         self.rows_written = 0
@@ -824,14 +825,14 @@ class _ChunkWriting:
         # Read into memory, images and all, where rows are taken here; else mapped, so that
         # only the ids and file names are read. Nothing mapped outlives this block: a worker
         # removes the file, which Windows refuses while it is mapped.
-        with pa.OSFile(rows) if any(self._taken_here) else pa.memory_map(rows) as source:
+        with pa.OSFile(rows) if self._takes_rows else pa.memory_map(rows) as source:
             table = pa.ipc.open_file(source).read_all()
             ids = _rows_taken(table.column("id"), selected).to_pylist()
             # Each chunk's field, not pyarrow.compute's struct_field: importing pyarrow.compute
             # took 25-40 ms of an export's start (and a canonical image is never null).
             names = pa.chunked_array([chunk.field("path") for chunk in table.column("image").chunks], pa.string())
             paths = _rows_taken(names, selected).to_pylist()
-            if any(self._taken_here):
+            if self._takes_rows:
                 self._take_rows(table, selected, splits)
             del table, names
         plan = _ChunkPlan(
@@ -849,7 +850,7 @@ class _ChunkWriting:
         )
         self._chunks += 1
         self.rows_written += len(selected)
-        if not any(map(_writes_files, plan.targets)) and not any(plan.projected):
+        if not any(map(_worker_writes, plan.targets, plan.projected)):
             # Every format's rows are taken here, and no format writes files of them.
             os.remove(rows)
             return
@@ -922,8 +923,8 @@ class _WrittenSplit:
     """What ``_write_chunk`` wrote of a chunk's rows of one split in one format: the projected
     rows (an IPC file, the table itself when written in this process, or None when written to
     ``shards``: path in the batch, sha256, size; None too for a format whose rows the main
-    process takes from the chunk), the lines of its views (files in the scratch
-    folder, or None), and the files it wrote into the batch (path, sha256, size)."""
+    process takes from the chunk), the lines of its views (files in the scratch folder, or
+    None), and the files it wrote into the batch (path, sha256, size)."""
 
     split: str
     rows: str | pa.Table | None
@@ -955,7 +956,7 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
         known = {id(cell["bytes"]): digest for cell, digest in zip(columns["image"], digests, strict=True)}
         as_arrow = _ArrowColumns(canonical_rows, columns)
         for target, projected, names, splits in zip(plan.targets, plan.projected, plan.names, written, strict=True):
-            if not projected and not _writes_files(target):
+            if not _worker_writes(target, projected):
                 continue
             stem = os.path.join(plan.scratch, f"{target.format_name}-{plan.number}-{plan.split_names.index(split)}")
             given = None if names is None else [names[index] for index in taken]
@@ -971,6 +972,12 @@ def _write_chunk(plan: _ChunkPlan) -> list[list[_WrittenSplit]]:
 def _writes_files(target: _FormatTarget) -> bool:
     """Whether a format writes files of a chunk's rows besides its parquet: views, line folders."""
     return target.views or target.line_folders
+
+
+def _worker_writes(target: _FormatTarget, projected: bool) -> bool:
+    """Whether ``_write_chunk`` has anything to write of a chunk for a format: its projected
+    rows, or its files."""
+    return projected or _writes_files(target)
 
 
 # A split's part of a chunk this long is written by a parquet-writing worker as shards of its
@@ -1067,7 +1074,7 @@ def _write_split_chunk(
     view = stem + ".jsonl" if target.views else None
     text_chat_view = stem + ".chat.jsonl" if target.text_chat else None
     files: list[tuple[str, str, int]] = []
-    if view is None and not target.line_folders:
+    if not _writes_files(target):
         return _WrittenSplit(split, rows, None, None, files, shards)
     with (
         open(view, "w", encoding="utf-8") if view is not None else nullcontext() as view_lines,

@@ -57,6 +57,7 @@ def test_each_formats_parquet_holds_its_projection_of_the_canonical_rows(
     canonical = {row["id"]: row for row in built.data.table.to_pylist()}
 
     order = list(canonical)
+    view = ExportOptions().view()
     for result in results:
         adapter = get_adapter(result.export_format)
         shards = sorted(Path(result.export_path).glob("data/*.parquet"))
@@ -65,7 +66,7 @@ def test_each_formats_parquet_holds_its_projection_of_the_canonical_rows(
             written = pa.concat_tables(pq.read_table(shard) for shard in shards if shard.name.startswith(f"{split}-"))
             ids = written.column("id").to_pylist()
             projected = [
-                adapter.project({name: [value] for name, value in canonical[sample_id].items()}, ExportOptions().view())
+                adapter.project({name: [value] for name, value in canonical[sample_id].items()}, view)
                 for sample_id in ids
             ]
             expected = pa.Table.from_pylist(

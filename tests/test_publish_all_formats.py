@@ -351,7 +351,7 @@ sys.exit(cli.main(sys.argv[1:]))
     assert (process.returncode, stderr) == (130, INTERRUPTED)
 
 
-def test_ctrl_c_while_python_exits_after_the_command_is_ignored(example_manifest, tmp_path):
+def test_ctrl_c_while_python_exits_after_the_command_ends_it_quietly_with_its_code(example_manifest, tmp_path):
     # Once the command has done its work and said so, Python's exit handlers run (filelock's
     # releases its locks, multiprocessing's joins its workers): a Ctrl-C then printed "Exception
     # ignored in atexit callback" and a traceback under the finished export's summary.
